@@ -1,0 +1,1 @@
+"""Budget-constrained allocation and energy-aware scheduling (later issues)."""

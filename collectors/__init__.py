@@ -1,0 +1,1 @@
+"""Readers of the world: power meters, Argo, Kubernetes, Prometheus (recorded or live)."""

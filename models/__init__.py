@@ -1,0 +1,1 @@
+"""Task-energy regressors (later issues)."""

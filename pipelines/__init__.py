@@ -1,0 +1,1 @@
+"""Dagster definitions, resources, assets and checks, and the jouletrace CLI."""

@@ -1,0 +1,36 @@
+"""Arrow schemas of the jouletrace trace model, and their validation."""
+
+from schemas.tables import (
+    DEVICE_KINDS,
+    MACHINES,
+    NODE_ENERGY_BALANCE,
+    POWER_SAMPLES,
+    PROVENANCES,
+    SCHEMA_VERSION,
+    TABLES,
+    TASK_ENERGY,
+    TASKS,
+    VALUE_KINDS,
+    WORKFLOWS,
+)
+from schemas.validation import SchemaError, check, conform, empty, validate, validate_path
+
+__all__ = [
+    "DEVICE_KINDS",
+    "MACHINES",
+    "NODE_ENERGY_BALANCE",
+    "POWER_SAMPLES",
+    "PROVENANCES",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TASKS",
+    "TASK_ENERGY",
+    "VALUE_KINDS",
+    "WORKFLOWS",
+    "SchemaError",
+    "check",
+    "conform",
+    "empty",
+    "validate",
+    "validate_path",
+]

@@ -1,0 +1,269 @@
+"""Build tables that conform to the trace model, and check tables and files against it.
+
+Errors name the file, the column and the first bad rows, so a user can find them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from schemas.tables import (
+    ENUMS,
+    KEYS,
+    NON_NEGATIVE,
+    ORDERED_TIMES,
+    TABLES,
+    UNIT_INTERVAL,
+)
+
+MAX_BAD_ROWS = 5
+
+
+class SchemaError(ValueError):
+    """A table or file does not match the trace model."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Problem:
+    source: str
+    table: str
+    column: str | None
+    message: str
+    rows: list[int] = field(default_factory=list)
+    values: list[object] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        where = f"{self.source}: table {self.table}"
+        if self.column:
+            where += f", column {self.column!r}"
+        text = f"{where}: {self.message}"
+        if self.rows:
+            shown = ", ".join(f"row {r}: {v!r}" for r, v in zip(self.rows, self.values, strict=False))
+            text += f" (first bad rows: {shown})"
+        return text
+
+
+def schema_of(table: str) -> pa.Schema:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise ValueError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}") from None
+
+
+def empty(table: str) -> pa.Table:
+    return schema_of(table).empty_table()
+
+
+def conform(table: str, data: pa.Table | Mapping[str, Iterable] | list[dict] | object) -> pa.Table:
+    """Return `data` as a pyarrow Table with exactly the schema of `table`.
+
+    Accepts a pyarrow Table, a pandas DataFrame, a dict of columns or a list of row dicts.
+    Missing nullable columns are filled with nulls; extra columns are an error; naive
+    timestamps are an error (the model is UTC only).
+    """
+    schema = schema_of(table)
+    if isinstance(data, list):
+        columns = {f.name: [row.get(f.name) for row in data] for f in schema}
+        extra = {k for row in data for k in row} - set(schema.names)
+        if extra:
+            raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
+        data = columns
+    if isinstance(data, Mapping):
+        extra = set(data) - set(schema.names)
+        if extra:
+            raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
+        n = max((len(v) for v in data.values()), default=0)
+        arrays = []
+        for f in schema:
+            if f.name in data:
+                arrays.append(_to_array(table, f, data[f.name]))
+            elif f.nullable:
+                arrays.append(pa.nulls(n, f.type))
+            else:
+                raise SchemaError([Problem("<memory>", table, f.name, "required column is missing")])
+        return pa.Table.from_arrays(arrays, schema=schema)
+    if not isinstance(data, pa.Table):
+        data = pa.Table.from_pandas(data, preserve_index=False)
+    extra = set(data.column_names) - set(schema.names)
+    if extra:
+        raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
+    arrays = []
+    for f in schema:
+        if f.name in data.column_names:
+            arrays.append(_cast(table, f, data[f.name]))
+        elif f.nullable:
+            arrays.append(pa.nulls(data.num_rows, f.type))
+        else:
+            raise SchemaError([Problem("<memory>", table, f.name, "required column is missing")])
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _to_array(table: str, f: pa.Field, values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return _cast(table, f, values)
+    if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
+        raise SchemaError([Problem("<memory>", table, f.name, "naive timestamps; the model is UTC only")])
+    try:
+        arr = pa.array(values, type=f.type, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = pa.array(values, from_pandas=True)
+    return _cast(table, f, arr)
+
+
+def _cast(table: str, f: pa.Field, arr) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_timestamp(f.type) and pa.types.is_timestamp(arr.type) and arr.type.tz is None:
+        raise SchemaError([Problem("<memory>", table, f.name, "naive timestamps; the model is UTC only")])
+    if arr.type == f.type:
+        return arr
+    try:
+        return arr.cast(f.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise SchemaError(
+            [Problem("<memory>", table, f.name, f"cannot store {arr.type} as {f.type}: {exc}")]
+        ) from None
+
+
+def check(table: str, data: pa.Table, source: str = "<memory>") -> list[Problem]:
+    """All problems of `data` against the schema and value rules of `table` (empty if valid)."""
+    schema = schema_of(table)
+    problems: list[Problem] = []
+    present = set(data.column_names)
+    for f in schema:
+        if f.name not in present:
+            problems.append(Problem(source, table, f.name, "column is missing"))
+    for name in present - set(schema.names):
+        problems.append(Problem(source, table, name, "column is not in the schema"))
+    if problems:
+        return problems
+    for f in schema:
+        col = data[f.name]
+        if not _same_type(col.type, f.type):
+            problems.append(Problem(source, table, f.name, f"type is {col.type}, expected {f.type}"))
+            continue
+        if not f.nullable and col.null_count:
+            problems.append(_rows(source, table, f.name, "null in a required column", pc.is_null(col), col))
+    if problems:
+        return problems
+    for name, allowed in ENUMS.get(table, {}).items():
+        col = data[name]
+        bad = pc.invert(pc.is_in(col, value_set=pa.array(allowed)))
+        bad = pc.and_(bad, pc.is_valid(col))
+        if pc.any(bad).as_py():
+            problems.append(_rows(source, table, name, f"value not one of {list(allowed)}", bad, col))
+    for name in NON_NEGATIVE.get(table, ()):
+        col = data[name]
+        bad = pc.fill_null(pc.less(col, 0), False)
+        if pa.types.is_floating(col.type):
+            bad = pc.or_(bad, pc.fill_null(pc.is_nan(col), False))
+        if pc.any(bad).as_py():
+            problems.append(_rows(source, table, name, "negative or NaN value", bad, col))
+    for name in UNIT_INTERVAL.get(table, ()):
+        col = data[name]
+        bad = pc.fill_null(pc.greater(col, 1.0), False)
+        if pc.any(bad).as_py():
+            problems.append(_rows(source, table, name, "value above 1", bad, col))
+    for start, end in ORDERED_TIMES.get(table, ()):
+        bad = pc.fill_null(pc.less(data[end], data[start]), False)
+        if pc.any(bad).as_py():
+            problems.append(_rows(source, table, end, f"{end} before {start}", bad, data[end]))
+    keys = KEYS.get(table)
+    if keys and data.num_rows:
+        counts = data.select(list(keys)).group_by(list(keys)).aggregate([([], "count_all")])
+        dup = counts.filter(pc.greater(counts["count_all"], 1))
+        if dup.num_rows:
+            first = {k: dup[k][0].as_py() for k in keys}
+            problems.append(
+                Problem(source, table, ",".join(keys), f"{dup.num_rows} duplicated keys, e.g. {first}")
+            )
+    return problems
+
+
+def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if actual == expected:
+        return True
+    # Large/dictionary string variants read back from Parquet are the same logical column.
+    if pa.types.is_string(expected):
+        return pa.types.is_large_string(actual) or (
+            pa.types.is_dictionary(actual) and pa.types.is_string(actual.value_type)
+        )
+    return False
+
+
+def _rows(source: str, table: str, column: str, message: str, mask, col) -> Problem:
+    idx = np.flatnonzero(np.asarray(pc.fill_null(mask, False)))
+    rows = [int(i) for i in idx[:MAX_BAD_ROWS]]
+    values = [col[i].as_py() for i in rows]
+    return Problem(source, table, column, f"{message} in {len(idx)} rows", rows, values)
+
+
+def validate(table: str, data: pa.Table, source: str = "<memory>") -> pa.Table:
+    """Raise SchemaError naming source, column and first bad rows; return `data` when valid."""
+    problems = check(table, data, source)
+    if problems:
+        raise SchemaError(problems)
+    return data
+
+
+def table_name_of(path: Path) -> str | None:
+    """Which table a Parquet file or table folder holds: its metadata, else its (parent) folder name."""
+    if path.is_file():
+        meta = pq.read_schema(path).metadata or {}
+        name = meta.get(b"jouletrace.table")
+        if name:
+            return name.decode()
+    for part in [path.stem, *[p.name for p in path.parents]]:
+        if part in TABLES:
+            return part
+    return None
+
+
+def validate_path(path: str | Path) -> dict[str, int]:
+    """Validate a Parquet file, a table folder, or a dataset root holding table folders.
+
+    Returns {table: rows checked}. Raises SchemaError listing every problem found.
+    Hive partition columns (folder names like ``date=2026-11-21``) are not part of the model
+    and are ignored.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_dir() and table_name_of(path) is None:
+        targets = [(p, p.name) for p in sorted(path.iterdir()) if p.is_dir() and p.name in TABLES]
+        if not targets:
+            raise ValueError(f"{path}: holds no table folders ({', '.join(TABLES)})")
+    else:
+        name = table_name_of(path)
+        if name is None:
+            raise ValueError(f"{path}: cannot tell which table it holds (no jouletrace.table metadata)")
+        targets = [(path, name)]
+    problems: list[Problem] = []
+    checked: dict[str, int] = {}
+    for target, name in targets:
+        files = [target] if target.is_file() else sorted(target.rglob("*.parquet"))
+        rows = 0
+        for file in files:
+            data = _read_without_partitions(file)
+            problems.extend(check(name, data, str(file)))
+            rows += data.num_rows
+        checked[name] = rows
+    if problems:
+        raise SchemaError(problems)
+    return checked
+
+
+def _read_without_partitions(file: Path) -> pa.Table:
+    return ds.dataset(file, format="parquet").to_table()
