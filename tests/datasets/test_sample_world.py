@@ -1,0 +1,398 @@
+"""The sample world, checked on real generated output: layout, Argo/Kubernetes fidelity, meters, truth."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import schemas
+from datasets.sample_world import SampleWorldSummary, generate
+from datasets.sample_world.argo import fnv1a32 as generator_fnv1a32
+
+SEED = 7
+RAPL_MAX_JOULES = 262143.328850
+SECOND_PRECISION = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+CONTAINER_ID = re.compile(r"^containerd://[0-9a-f]{64}$")
+READING_INTERVAL_SECONDS = MappingProxyType(
+    {"cpu-node-1": 1.0, "cpu-node-2": 5.0, "cpu-node-3": 15.0, "gpu-node-1": 1.0, "fpga-node-1": 1.0}
+)
+
+
+def fnv1a32(text: str) -> int:
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) % 2**32
+    return h
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> SampleWorldSummary:
+    return generate(tmp_path_factory.mktemp("world"), seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def workflows(world: SampleWorldSummary) -> list[dict]:
+    paths = sorted((world.out_dir / "argo" / "workflows").glob("*/*.json"))
+    return [json.loads(p.read_text()) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def pod_lists(world: SampleWorldSummary) -> dict[str, dict]:
+    paths = sorted((world.out_dir / "kubernetes" / "pods").glob("*/*.json"))
+    return {p.stem: json.loads(p.read_text()) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def power(world: SampleWorldSummary) -> pd.DataFrame:
+    tables = [pq.read_table(p).to_pandas() for p in sorted((world.out_dir / "power").glob("*.parquet"))]
+    return pd.concat(tables, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def truth(world: SampleWorldSummary) -> pd.DataFrame:
+    return pq.read_table(world.out_dir / "truth" / "task_energy.parquet").to_pandas()
+
+
+@pytest.fixture(scope="module")
+def host_of_task(pod_lists: dict[str, dict]) -> dict[str, str]:
+    return {
+        pod["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: pod["spec"]["nodeName"]
+        for pod_list in pod_lists.values()
+        for pod in pod_list["items"]
+    }
+
+
+def pod_nodes(workflow: dict) -> list[dict]:
+    return [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"]
+
+
+def test_hash_is_argos_fnv1a32(shared_data: Path):
+    """The test's and the generator's hash both reproduce the node ids of real Argo workflows."""
+    checked = 0
+    for path in sorted((shared_data / "argo").glob("*.json")):
+        workflow = json.loads(path.read_text())
+        name = workflow["metadata"]["name"]
+        for node_id, node in workflow["status"]["nodes"].items():
+            if node_id != name:
+                assert (
+                    node_id
+                    == f"{name}-{fnv1a32(node['name'])}"
+                    == f"{name}-{generator_fnv1a32(node['name'])}"
+                )
+                checked += 1
+    assert checked > 20
+
+
+def test_same_seed_gives_identical_files(world: SampleWorldSummary, tmp_path: Path):
+    again = generate(tmp_path / "again", seed=SEED)
+    assert again == SampleWorldSummary(**{**world.__dict__, "out_dir": again.out_dir})
+    assert files_of(again.out_dir) == files_of(world.out_dir)
+
+
+def test_other_seed_replaces_the_previous_world(world: SampleWorldSummary, tmp_path: Path):
+    folder = tmp_path / "reused"
+    shutil.copytree(world.out_dir, folder)
+    other = generate(folder, seed=SEED + 1)
+    before, after = files_of(world.out_dir), files_of(folder)
+    assert after != before
+    assert json.loads(after["manifest.json"])["seed"] == SEED + 1
+    workflow_files = sorted((folder / "argo" / "workflows").glob("*/*.json"))
+    pod_files = sorted((folder / "kubernetes" / "pods").glob("*/*.json"))
+    assert len(workflow_files) == len(pod_files) == other.n_workflows
+    assert [p.name for p in workflow_files] == [p.name for p in pod_files]
+    assert not list(folder.rglob("*.tmp"))
+
+
+def test_rejects_an_empty_world(tmp_path: Path):
+    with pytest.raises(ValueError):
+        generate(tmp_path, n_workflows=0)
+
+
+def test_size_and_span(world: SampleWorldSummary, workflows: list[dict], power: pd.DataFrame):
+    assert world.n_workflows == len(workflows) >= 20
+    assert world.n_tasks == sum(len(pod_nodes(w)) for w in workflows) >= 500
+    assert world.n_power_samples == len(power)
+    assert world.nodes == list(READING_INTERVAL_SECONDS)
+    assert world.start.tzinfo is not None and world.end.tzinfo is not None
+    assert timedelta(hours=1) <= world.end - world.start <= timedelta(hours=3)
+
+
+def test_manifest(world: SampleWorldSummary):
+    manifest = json.loads((world.out_dir / "manifest.json").read_text())
+    assert manifest == {
+        "cluster": "sample",
+        "provenance": "synthetic",
+        "generator": "jouletrace.sample_world",
+        "seed": SEED,
+        "created_at": manifest["created_at"],
+    }
+    assert SECOND_PRECISION.match(manifest["created_at"])
+
+
+def test_every_parquet_file_validates(world: SampleWorldSummary):
+    files = sorted(world.out_dir.rglob("*.parquet"))
+    assert [p.name for p in files] == sorted(
+        [f"{node}.parquet" for node in world.nodes] + ["task_energy.parquet"]
+    )
+    for path in files:
+        table = pq.read_table(path)
+        name = "task_energy" if path.parent.name == "truth" else "power_samples"
+        schemas.validate(name, table, str(path))
+        assert set(table["provenance"].to_pylist()) == {"synthetic"}
+
+
+def test_node_list(world: SampleWorldSummary):
+    nodes = json.loads((world.out_dir / "kubernetes" / "nodes.json").read_text())
+    assert (nodes["apiVersion"], nodes["kind"]) == ("v1", "NodeList")
+    by_name = {n["metadata"]["name"]: n for n in nodes["items"]}
+    assert list(by_name) == world.nodes
+    for name, node in by_name.items():
+        labels, annotations = node["metadata"]["labels"], node["metadata"]["annotations"]
+        assert labels["kubernetes.io/hostname"] == name
+        assert labels["feature.node.kubernetes.io/cpu-model.vendor_id"] == "Intel"
+        assert annotations["jouletrace.io/cpu-sockets"] == "2"
+        assert int(annotations["jouletrace.io/cpu-speed-mhz"]) > 1000
+        assert re.match(r"^\d+Ki$", node["status"]["capacity"]["memory"])
+        assert int(node["status"]["allocatable"]["cpu"]) == int(node["status"]["capacity"]["cpu"])
+    gpu = by_name["gpu-node-1"]
+    assert gpu["metadata"]["labels"]["nvidia.com/gpu.count"] == "2"
+    assert gpu["status"]["capacity"]["nvidia.com/gpu"] == "2"
+    fpga = by_name["fpga-node-1"]
+    assert fpga["metadata"]["annotations"]["jouletrace.io/fpga-models"] == "Xilinx Alveo U250"
+    assert fpga["status"]["capacity"]["xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_4_1-0"] == "1"
+    assert by_name["cpu-node-1"]["status"]["capacity"]["cpu"] == "32"
+
+
+def test_argo_nodes_follow_the_controllers_rules(workflows: list[dict]):
+    for workflow in workflows:
+        meta, nodes = workflow["metadata"], workflow["status"]["nodes"]
+        name = meta["name"]
+        assert re.match(rf"^{re.escape(meta['generateName'])}[a-z0-9]{{5}}$", name)
+        assert meta["labels"]["workflows.argoproj.io/completed"] == "true"
+        assert meta["labels"]["workflows.argoproj.io/phase"] == workflow["status"]["phase"]
+        assert meta["annotations"]["workflows.argoproj.io/pod-name-format"] == "v2"
+        assert nodes[name]["name"] == name and "boundaryID" not in nodes[name]
+        for node_id, node in nodes.items():
+            assert node["id"] == node_id
+            if node_id != name:
+                assert node_id == f"{name}-{fnv1a32(node['name'])}"
+                assert node["boundaryID"] in nodes
+            assert node["templateScope"] == f"local/{name}"
+            assert all(child in nodes for child in node.get("children", []))
+            assert all(out in nodes for out in node.get("outboundNodes", []))
+            assert SECOND_PRECISION.match(node["startedAt"]) and SECOND_PRECISION.match(node["finishedAt"])
+            assert node["startedAt"] <= node["finishedAt"]
+            if node["type"] == "Pod":
+                assert node["hostNodeName"] in READING_INTERVAL_SECONDS
+                assert node["outputs"]["exitCode"] == ("0" if node["phase"] == "Succeeded" else "1")
+            if node["type"] in ("DAG", "Steps"):
+                assert node["outboundNodes"]
+
+
+def test_every_pod_node_has_its_pod(workflows: list[dict], pod_lists: dict[str, dict]):
+    for workflow in workflows:
+        name = workflow["metadata"]["name"]
+        pods = {
+            p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p for p in pod_lists[name]["items"]
+        }
+        nodes = pod_nodes(workflow)
+        assert sorted(pods) == sorted(n["id"] for n in nodes)
+        for node in nodes:
+            pod = pods[node["id"]]
+            meta = pod["metadata"]
+            assert meta["name"] == f"{name}-{node['templateName']}-{fnv1a32(node['name'])}"
+            assert meta["labels"]["workflows.argoproj.io/workflow"] == name
+            assert meta["annotations"]["workflows.argoproj.io/node-name"] == node["name"]
+            assert pod["spec"]["nodeName"] == node["hostNodeName"]
+            assert pod["status"]["phase"] == node["phase"]
+            main = next(c for c in pod["spec"]["containers"] if c["name"] == "main")
+            requests = main["resources"]["requests"]
+            assert re.match(r"^\d+(m)?$", requests["cpu"]) and re.match(r"^\d+(Gi|Mi)$", requests["memory"])
+            gpu_ids = [g for g in meta["annotations"].get("jouletrace.io/gpu-ids", "").split(",") if g]
+            assert len(gpu_ids) == int(requests.get("nvidia.com/gpu", 0))
+            assert all(g.startswith("GPU-") for g in gpu_ids)
+            assert (node["hostNodeName"] == "gpu-node-1") or not gpu_ids
+            fpga_ids = meta["annotations"].get("jouletrace.io/fpga-ids")
+            assert (fpga_ids == "0000:af:00.0") == any(k.startswith("xilinx.com/fpga-") for k in requests)
+            for status in pod["status"]["containerStatuses"]:
+                assert CONTAINER_ID.match(status["containerID"])
+            main_state = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "main")
+            terminated = main_state["state"]["terminated"]
+            assert (terminated["startedAt"], terminated["finishedAt"]) == (
+                node["startedAt"],
+                node["finishedAt"],
+            )
+
+
+def test_retries_failure_steps_and_nested_dags(workflows: list[dict]):
+    retried = [
+        (w, n)
+        for w in workflows
+        for n in w["status"]["nodes"].values()
+        if n["type"] == "Retry" and len(n.get("children", [])) > 1
+    ]
+    recovered = [
+        n
+        for w, n in retried
+        if w["status"]["nodes"][n["children"][0]]["phase"] == "Failed"
+        and w["status"]["nodes"][n["children"][-1]]["phase"] == "Succeeded"
+    ]
+    assert len(recovered) >= 3
+    for workflow, node in retried:
+        name = workflow["metadata"]["name"]
+        attempts = [f"{node['name']}({i})" for i in range(len(node["children"]))]
+        assert node["children"] == [f"{name}-{fnv1a32(attempt)}" for attempt in attempts]
+
+    failed = [w for w in workflows if w["status"]["phase"] == "Failed"]
+    assert len(failed) == 1
+    nodes = failed[0]["status"]["nodes"]
+    exhausted = [n for n in nodes.values() if n["type"] == "Retry" and n["phase"] == "Failed"]
+    assert len(exhausted) == 1
+    assert all(nodes[c]["phase"] == "Failed" for c in exhausted[0]["children"])
+    skipped = [n for n in nodes.values() if n["type"] == "Skipped"]
+    assert skipped and all(n["phase"] == "Omitted" for n in skipped)
+    assert set(nodes[exhausted[0]["children"][-1]]["children"]) <= {n["id"] for n in skipped}
+
+    steps = [w for w in workflows if w["status"]["nodes"][w["metadata"]["name"]]["type"] == "Steps"]
+    assert steps
+    for workflow in steps:
+        name, nodes = workflow["metadata"]["name"], workflow["status"]["nodes"]
+        groups = sorted((n for n in nodes.values() if n["type"] == "StepGroup"), key=lambda n: n["name"])
+        assert nodes[name]["children"] == [groups[0]["id"]]
+        assert [g["name"] for g in groups] == [f"{name}[{i}]" for i in range(len(groups))]
+
+    nested = [
+        n
+        for w in workflows
+        for n in w["status"]["nodes"].values()
+        if n["type"] == "DAG" and "boundaryID" in n
+    ]
+    assert nested
+    assert all(n["outboundNodes"] and n["children"] for n in nested)
+
+
+def test_idle_before_and_after_all_tasks(world: SampleWorldSummary, workflows: list[dict]):
+    started = min(n["startedAt"] for w in workflows for n in pod_nodes(w))
+    finished = max(n["finishedAt"] for w in workflows for n in pod_nodes(w))
+    first_task = pd.Timestamp(started).to_pydatetime()
+    last_task = pd.Timestamp(finished).to_pydatetime()
+    assert first_task - world.start >= timedelta(seconds=120)
+    assert world.end - last_task >= timedelta(seconds=120)
+
+
+def test_readings_are_sorted_and_non_negative(world: SampleWorldSummary):
+    for path in sorted((world.out_dir / "power").glob("*.parquet")):
+        frame = pq.read_table(path).to_pandas()
+        assert (frame["value"] >= 0).all()
+        assert frame["host_node"].nunique() == 1 and frame["host_node"].iloc[0] == path.stem
+        devices = frame["device_id"].to_numpy()
+        changes = devices[1:] != devices[:-1]
+        assert changes.sum() == frame["device_id"].nunique() - 1, "each device's rows are contiguous"
+        for _, group in frame.groupby(["device_id", "value_kind"]):
+            assert group["timestamp"].is_monotonic_increasing
+
+
+def test_rapl_counters_wrap_within_range(power: pd.DataFrame):
+    rapl = power[power["source"] == "rapl"]
+    assert set(rapl["device_kind"]) == {"cpu_package", "dram"}
+    assert (rapl["counter_max_joules"] == RAPL_MAX_JOULES).all()
+    assert ((rapl["value"] >= 0) & (rapl["value"] < RAPL_MAX_JOULES)).all()
+    micro = rapl["value"].to_numpy() * 1e6
+    assert np.allclose(micro, np.round(micro), atol=1e-3), "quantised to 1 microjoule"
+    wraps = sum(
+        int((np.diff(g["value"].to_numpy()) < 0).sum()) for _, g in rapl.groupby(["host_node", "device_id"])
+    )
+    assert wraps >= 5
+    others = power[power["source"] != "rapl"]
+    assert others["counter_max_joules"].isna().all()
+
+
+def test_reading_intervals_and_agent_gap(world: SampleWorldSummary, power: pd.DataFrame):
+    gap_host, gap_start, gap_end = world.agent_gap
+    assert timedelta(seconds=80) <= gap_end - gap_start <= timedelta(seconds=100)
+    for (host, device), group in power.groupby(["host_node", "device_id"]):
+        times = group["timestamp"].drop_duplicates()
+        steps_seconds = times.diff().dt.total_seconds().dropna()
+        interval = READING_INTERVAL_SECONDS[host]
+        assert abs(steps_seconds.median() - interval) < 0.05, (host, device)
+        inside = times[(times > gap_start) & (times < gap_end)]
+        if host == gap_host:
+            assert inside.empty
+            assert steps_seconds.max() >= 80
+        else:
+            assert steps_seconds.max() < interval + 0.05
+
+
+def test_one_nvml_counter_resets_once(world: SampleWorldSummary, power: pd.DataFrame):
+    host, reset_device, at = world.counter_reset
+    counters = power[(power["source"] == "nvml") & (power["value_kind"] == "energy_counter_joules")]
+    assert counters["device_id"].nunique() == 2 and set(counters["host_node"]) == {host}
+    for device, group in counters.groupby("device_id"):
+        drops = np.flatnonzero(np.diff(group["value"].to_numpy()) < 0)
+        assert len(drops) == (1 if device == reset_device else 0)
+        if device == reset_device:
+            assert group["timestamp"].iloc[drops[0]] < at <= group["timestamp"].iloc[drops[0] + 1]
+            assert group["value"].iloc[drops[0] + 1] < 1000.0
+    gauges = power[(power["source"] == "nvml") & (power["value_kind"] == "power_watts")]
+    assert len(gauges) == len(counters)
+    assert (gauges["value"] > 40).all() and (gauges["value"] < 400).all()
+    assert (power.loc[power["source"] == "hwmon", "device_id"] == "0000:af:00.0").all()
+
+
+def test_truth_rows(truth: pd.DataFrame, workflows: list[dict], pod_lists: dict[str, dict]):
+    pods = {
+        p["metadata"]["annotations"]["workflows.argoproj.io/node-id"]: p
+        for pod_list in pod_lists.values()
+        for p in pod_list["items"]
+    }
+    uids = {w["metadata"]["name"]: w["metadata"]["uid"] for w in workflows}
+    assert set(truth["task_id"]) == set(pods)
+    assert (truth["method"] == "ground_truth").all() and (truth["provenance"] == "synthetic").all()
+    assert (truth["coverage"] == 1.0).all() and (truth["samples"] == 0).all()
+    assert (truth["uncertainty_joules"] == 0.0).all()
+    assert np.allclose(truth["energy_joules"], truth["dynamic_joules"] + truth["idle_joules"])
+    assert (truth["peak_power_watts"] >= truth["avg_power_watts"] * (1 - 1e-9)).all()
+    assert (truth["dynamic_joules"] > 0).all()
+    for task_id, rows in truth.groupby("task_id"):
+        pod = pods[task_id]
+        annotations = pod["metadata"]["annotations"]
+        assert set(rows["workflow_uid"]) == {
+            uids[pod["metadata"]["labels"]["workflows.argoproj.io/workflow"]]
+        }
+        expected = {"package-0", "package-1", "dram-0", "dram-1"}
+        expected |= {
+            d
+            for key in ("jouletrace.io/gpu-ids", "jouletrace.io/fpga-ids")
+            for d in annotations.get(key, "").split(",")
+            if d
+        }
+        assert set(rows["device_id"]) == expected
+
+
+def test_counters_read_idle_plus_task_energy(
+    world: SampleWorldSummary, power: pd.DataFrame, truth: pd.DataFrame, host_of_task: dict[str, str]
+):
+    """Between the first and last reading, a RAPL counter reads exactly idle x span + the tasks' dynamic energy."""
+    truth = truth.assign(host_node=truth["task_id"].map(host_of_task))
+    rapl = power[power["source"] == "rapl"]
+    for (host, device), group in rapl.groupby(["host_node", "device_id"]):
+        steps = np.diff(group["value"].to_numpy())
+        read_joules = float(np.sum(np.where(steps < 0, steps + RAPL_MAX_JOULES, steps)))
+        span_seconds = (group["timestamp"].iloc[-1] - group["timestamp"].iloc[0]).total_seconds()
+        tasks = truth[(truth["host_node"] == host) & (truth["device_id"] == device)]
+        assert read_joules >= tasks["energy_joules"].sum()
+        expected = world.idle_power_watts[host][device] * span_seconds + tasks["dynamic_joules"].sum()
+        assert read_joules == pytest.approx(expected, rel=0.005), (host, device)
