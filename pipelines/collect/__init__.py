@@ -1,0 +1,1 @@
+"""Collection stage: Argo runs, Kubernetes pods and nodes, power readings."""

@@ -1,0 +1,95 @@
+"""Collection assets: task runs (Argo + pods) -> machines -> power samples."""
+
+from datetime import timedelta
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collectors.argo import workflows_to_tables
+from collectors.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
+from pipelines.collect.resources import ArgoRunsResource, KubernetesResource, PowerReadingsResource
+
+# Readings this long before the first and after the last task let idle power be observed.
+READINGS_MARGIN = timedelta(minutes=10)
+
+
+@dg.multi_asset(
+    outs={
+        "workflow_runs": dg.AssetOut(
+            description="One row per Argo workflow run (`workflows` table).", kinds={"parquet"}
+        ),
+        "task_runs": dg.AssetOut(
+            description="One row per task attempt (`tasks` table): Argo nodes joined with their pods.",
+            kinds={"parquet"},
+        ),
+    },
+    group_name="collect",
+)
+def task_runs(context: dg.AssetExecutionContext, argo: ArgoRunsResource, kubernetes: KubernetesResource):
+    objects = argo.workflow_objects()
+    workflows, tasks = workflows_to_tables(objects, cluster=argo.cluster(), provenance=argo.provenance())
+    pods = [row for pod_list in kubernetes.pod_lists() for row in pods_to_table_rows(pod_list)]
+    names = dict(
+        zip(workflows["workflow_uid"].to_pylist(), workflows["workflow_name"].to_pylist(), strict=True)
+    )
+    tasks = join_pods(tasks, pods, names)
+    ran = pc.sum(pc.is_valid(tasks["host_node"])).as_py()
+    context.log.info(
+        f"parsed {workflows.num_rows} workflows, {tasks.num_rows} tasks ({ran} ran), {len(pods)} pods"
+    )
+    phases = workflows.group_by("phase").aggregate([([], "count_all")]).to_pylist()
+    yield dg.Output(
+        workflows,
+        output_name="workflow_runs",
+        metadata={
+            "dagster/row_count": workflows.num_rows,
+            "phases": dg.MetadataValue.json({p["phase"]: p["count_all"] for p in phases}),
+        },
+    )
+    yield dg.Output(
+        tasks,
+        output_name="task_runs",
+        metadata={"dagster/row_count": tasks.num_rows, "tasks_that_ran": ran, "pods": len(pods)},
+    )
+
+
+@dg.asset(group_name="collect", kinds={"parquet"}, deps=["task_runs"])
+def machines(context: dg.AssetExecutionContext, argo: ArgoRunsResource, kubernetes: KubernetesResource):
+    """Node hardware (`machines` table) from Kubernetes Node objects and their discovery labels."""
+    table = nodes_to_machines(kubernetes.node_list(), provenance=argo.provenance())
+    context.log.info(f"read {table.num_rows} nodes")
+    gpus = sum(len(m) for m in table["gpu_models"].to_pylist())
+    fpgas = sum(len(m) for m in table["fpga_models"].to_pylist())
+    return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "gpus": gpus, "fpgas": fpgas})
+
+
+def reading_window(tasks: pa.Table):
+    """Readings are needed from a margin before the first task start to a margin after the last end."""
+    start, end = pc.min(tasks["started_at"]).as_py(), pc.max(tasks["finished_at"]).as_py()
+    if start is None or end is None:
+        raise ValueError("task_runs has no task with start and finish times: nothing to read power for")
+    return start - READINGS_MARGIN, end + READINGS_MARGIN
+
+
+@dg.asset(group_name="collect", kinds={"parquet"})
+def power_samples(
+    context: dg.AssetExecutionContext, task_runs: pa.Table, machines: pa.Table, power: PowerReadingsResource
+):
+    """Raw power readings (`power_samples`) of every node over the window of the task runs."""
+    start, end = reading_window(task_runs)
+    nodes = sorted(set(machines["host_node"].to_pylist()))
+    table = power.power_samples(nodes, start, end)
+    series = table.group_by(["host_node", "device_kind", "device_id", "value_kind"]).aggregate(
+        [([], "count_all")]
+    )
+    context.log.info(f"read {table.num_rows} readings in {series.num_rows} series from {len(nodes)} nodes")
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "series": series.num_rows,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+        },
+    )

@@ -1,0 +1,133 @@
+"""`jouletrace demo`: the whole pipeline on the sample world, checked against its ground truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from datasets.accuracy import ErrorSummary, per_task_errors, summarize
+from datasets.reports import accuracy_plot_png, joules_by_device_kind
+from datasets.sample_world import generate
+from datasets.traces import read_table, write_bytes_atomic
+from pipelines.build import build_definitions
+from pipelines.settings import Settings
+
+# Sub-folders of --out that the demo owns and rebuilds on every run.
+DEMO_OUTPUTS = ("sample-world", "assets", "dataset", "report")
+
+
+@dataclass
+class DemoReport:
+    out_dir: str
+    dataset_dir: str
+    dagster_home: str
+    workflows: int
+    tasks: int
+    tasks_with_energy: int
+    power_samples: int
+    joules_by_device_kind: dict[str, float]
+    checks_passed: int
+    checks_failed: list[str]
+    accuracy: ErrorSummary
+    elapsed_seconds: float
+    plots: list[str]
+
+
+def dagster_instance(out_dir: Path) -> dg.DagsterInstance:
+    """A persistent instance under <out>/dagster_home, so `dagster dev` shows the demo's runs."""
+    home = (out_dir / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def run_demo(
+    out_dir: str | Path, workflows: int, seed: int, echo: Callable[[str], None] = print
+) -> DemoReport:
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    for name in DEMO_OUTPUTS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    settings = Settings.under(out_dir, seed=seed, workflows=workflows)
+
+    echo(f"[1/3] generating the sample world ({workflows} workflows, seed {seed}) in {settings.recorded_dir}")
+    world = generate(settings.recorded_dir, n_workflows=workflows, seed=seed)
+    echo(
+        f"      {world.n_workflows} workflows, {world.n_tasks} task attempts, {world.n_power_samples} readings"
+    )
+
+    echo("[2/3] materializing every asset and running every check in process")
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dagster_instance(out_dir) as instance:
+        result = job.execute_in_process(
+            instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+        )
+    evaluations = result.get_asset_check_evaluations()
+    failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
+
+    echo("[3/3] comparing attributed energy with the sample world's ground truth")
+    task_energy = read_table(settings.dataset_dir, "task_energy")
+    tasks = read_table(settings.dataset_dir, "tasks")
+    truth = pq.read_table(settings.recorded_dir / "truth" / "task_energy.parquet")
+    errors = per_task_errors(task_energy, truth)
+    accuracy = summarize(errors)
+    report_dir = out_dir / "report"
+    plots = [
+        str(write_bytes_atomic(accuracy_plot_png(errors), report_dir / "attribution_vs_truth.png")),
+        str(settings.dataset_dir / "plots" / "energy_by_task_type.png"),
+    ]
+    report = DemoReport(
+        out_dir=str(out_dir),
+        dataset_dir=str(settings.dataset_dir),
+        dagster_home=str((out_dir / "dagster_home").resolve()),
+        workflows=read_table(settings.dataset_dir, "workflows").num_rows,
+        tasks=tasks.num_rows,
+        tasks_with_energy=len(
+            set(zip(*task_energy.select(["workflow_uid", "task_id"]).to_pydict().values(), strict=True))
+        ),
+        power_samples=read_table(settings.dataset_dir, "power_samples").num_rows,
+        joules_by_device_kind=joules_by_device_kind(task_energy),
+        checks_passed=len(evaluations) - len(failed),
+        checks_failed=failed,
+        accuracy=accuracy,
+        elapsed_seconds=round(time.monotonic() - started, 1),
+        plots=plots,
+    )
+    write_bytes_atomic(json.dumps(asdict(report), indent=2).encode(), report_dir / "summary.json")
+    return report
+
+
+def format_report(report: DemoReport) -> str:
+    acc = report.accuracy
+    kinds = ", ".join(
+        f"{kind} {joules / 1e6:.2f} MJ" for kind, joules in report.joules_by_device_kind.items()
+    )
+    checks = "all passed" if not report.checks_failed else f"FAILED: {', '.join(report.checks_failed)}"
+    return "\n".join(
+        [
+            "",
+            "jouletrace demo: done",
+            f"  dataset        {report.dataset_dir}  (hive-partitioned Parquet; `jouletrace validate` it)",
+            f"  contents       {report.workflows} workflows, {report.tasks} tasks "
+            f"({report.tasks_with_energy} with energy), {report.power_samples} power readings",
+            f"  energy         {kinds}",
+            f"  checks         {report.checks_passed + len(report.checks_failed)} asset checks, {checks}",
+            f"  accuracy       per-task relative error vs ground truth over {acc.tasks} tasks: "
+            f"median {acc.median_relative_error:.2%}, p95 {acc.p95_relative_error:.2%}, "
+            f"max {acc.max_relative_error:.2%}",
+            f"  totals         attributed {acc.total_attributed_joules / 1e6:.3f} MJ, "
+            f"truth {acc.total_truth_joules / 1e6:.3f} MJ",
+            f"  plots          {', '.join(report.plots)}",
+            f"  summary        {Path(report.out_dir) / 'report' / 'summary.json'}",
+            f"  UI             DAGSTER_HOME={report.dagster_home} JOULETRACE_DATA={report.out_dir} "
+            ".venv/bin/dagster dev -w workspace.yaml",
+            f"  took           {report.elapsed_seconds:.1f} s",
+        ]
+    )

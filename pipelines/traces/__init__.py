@@ -1,0 +1,1 @@
+"""Trace stage: attribution, balance, and the energy-trace dataset."""

@@ -1,0 +1,74 @@
+"""The Dagster definitions load, and `jouletrace demo` materializes every asset and passes every check."""
+
+import json
+
+import dagster as dg
+import pytest
+
+import schemas
+from pipelines.build import build_definitions
+from pipelines.cli import main
+from pipelines.settings import Settings
+
+EXPECTED_ASSETS = {
+    "workflow_runs",
+    "task_runs",
+    "machines",
+    "power_samples",
+    "task_energy",
+    "node_energy_balance",
+    "energy_traces",
+}
+
+
+def test_definitions_load_from_the_workspace_module(monkeypatch, tmp_path):
+    monkeypatch.setenv("JOULETRACE_DATA", str(tmp_path))
+    from pipelines.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+    upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("power_samples")).parent_keys}
+    assert upstream == {"task_runs", "machines"}
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert ("node_energy_balance", "balance_closes") in checks
+    assert ("task_energy", "energies_non_negative") in checks
+    assert {a for a, name in checks if name == "schema_valid"} == EXPECTED_ASSETS - {"energy_traces"}
+
+
+def test_missing_recorded_folder_is_a_clear_error(tmp_path):
+    defs = build_definitions(Settings.under(tmp_path, recorded_dir=tmp_path / "nowhere"))
+    job = defs.resolve_implicit_global_asset_job_def()
+    with pytest.raises(Exception, match="no recorded sources"):
+        job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--out", str(out), "--workflows", "6", "--seed", "3"])
+    return out, code
+
+
+def test_demo_materializes_every_asset_and_passes_every_check(demo_run, capsys):
+    out, code = demo_run
+    assert code == 0
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["checks_failed"] == [] and summary["checks_passed"] >= 8
+    with dg.DagsterInstance.from_config(str(out / "dagster_home")) as instance:
+        materialized = {
+            key.to_user_string()
+            for key in EXPECTED_ASSETS_KEYS
+            if instance.get_latest_materialization_event(key) is not None
+        }
+    assert materialized == EXPECTED_ASSETS
+    # The dataset is valid and covers every device kind of the sample world.
+    checked = schemas.validate_path(out / "dataset")
+    assert set(checked) == set(schemas.TABLES)
+    assert set(summary["joules_by_device_kind"]) == {"cpu_package", "dram", "gpu", "fpga"}
+    assert summary["accuracy"]["median_relative_error"] < 0.05
+    assert (out / "report" / "attribution_vs_truth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+EXPECTED_ASSETS_KEYS = [dg.AssetKey(name) for name in sorted(EXPECTED_ASSETS)]
