@@ -43,7 +43,7 @@ WORKFLOWS = _schema(
         _field("makespan_seconds", pa.float64(), True, "finished_at - started_at"),
         _field("task_count", pa.int64(), False, "rows of this workflow in `tasks`"),
         _field("energy_joules", pa.float64(), True, "sum of attributed task energy, null before attribution"),
-        _field("provenance", pa.string(), False, "measured | estimated | synthetic"),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
     ],
 )
 
@@ -73,7 +73,7 @@ TASKS = _schema(
         _field("memory_peak_bytes", pa.int64(), True, "measured peak memory"),
         _field("read_bytes", pa.int64(), True, "measured bytes read"),
         _field("written_bytes", pa.int64(), True, "measured bytes written"),
-        _field("provenance", pa.string(), False, "measured | estimated | synthetic"),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
     ],
 )
 
@@ -89,7 +89,7 @@ MACHINES = _schema(
         _field("gpu_models", ID_LIST, False, "one entry per GPU"),
         _field("fpga_models", ID_LIST, False, "one entry per FPGA board"),
         _field("labels", pa.map_(pa.string(), pa.string()), False, "Kubernetes node labels"),
-        _field("provenance", pa.string(), False, "measured | estimated | synthetic"),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
     ],
 )
 
@@ -97,14 +97,14 @@ POWER_SAMPLES = _schema(
     "power_samples",
     [
         _field("host_node", pa.string(), False, "node the meter is on"),
-        _field("device_kind", pa.string(), False, " | ".join(DEVICE_KINDS)),
+        _field("device_kind", pa.string(), False, ", ".join(DEVICE_KINDS)),
         _field("device_id", pa.string(), False, "package-N, dram-N, GPU UUID, FPGA PCI BDF"),
         _field("timestamp", UTC_TIMESTAMP, False, "time of the reading, UTC"),
         _field("value", pa.float64(), False, "joules (counter) or watts (gauge), see value_kind"),
-        _field("value_kind", pa.string(), False, " | ".join(VALUE_KINDS)),
+        _field("value_kind", pa.string(), False, ", ".join(VALUE_KINDS)),
         _field("counter_max_joules", pa.float64(), True, "counter wrap point, null if unknown/none"),
         _field("source", pa.string(), False, "rapl, nvml, hwmon, xrt, ..."),
-        _field("provenance", pa.string(), False, "measured | estimated | synthetic"),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
     ],
 )
 
@@ -113,7 +113,7 @@ TASK_ENERGY = _schema(
     [
         _field("workflow_uid", pa.string(), False, "owning workflow"),
         _field("task_id", pa.string(), False, "Argo node id"),
-        _field("device_kind", pa.string(), False, " | ".join(DEVICE_KINDS)),
+        _field("device_kind", pa.string(), False, ", ".join(DEVICE_KINDS)),
         _field("device_id", pa.string(), False, "device the energy was read on"),
         _field("energy_joules", pa.float64(), False, "dynamic_joules + idle_joules"),
         _field("dynamic_joules", pa.float64(), False, "energy above the device's idle power"),
@@ -124,7 +124,7 @@ TASK_ENERGY = _schema(
         _field("samples", pa.int64(), False, "readings inside the task window"),
         _field("method", pa.string(), False, "how the number was made"),
         _field("uncertainty_joules", pa.float64(), False, "half-width of the stated interval"),
-        _field("provenance", pa.string(), False, "measured | estimated | synthetic"),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
     ],
 )
 
@@ -132,14 +132,14 @@ NODE_ENERGY_BALANCE = _schema(
     "node_energy_balance",
     [
         _field("host_node", pa.string(), False, "node"),
-        _field("device_kind", pa.string(), False, " | ".join(DEVICE_KINDS)),
+        _field("device_kind", pa.string(), False, ", ".join(DEVICE_KINDS)),
         _field("device_id", pa.string(), False, "device"),
         _field("window_start", UTC_TIMESTAMP, False, "start of the balance window, UTC"),
         _field("window_end", UTC_TIMESTAMP, False, "end of the balance window, UTC"),
         _field("measured_joules", pa.float64(), False, "energy the meter read in the window"),
         _field("attributed_joules", pa.float64(), False, "energy given to tasks"),
         _field("unattributed_joules", pa.float64(), False, "measured - attributed"),
-        _field("provenance", pa.string(), False, "measured | estimated | synthetic"),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
     ],
 )
 

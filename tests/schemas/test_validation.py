@@ -104,3 +104,13 @@ def test_table_name_from_metadata_or_folder(tmp_path):
     assert table_name_of(plain) == "machines"
     with pytest.raises(schemas.SchemaError, match="column is missing"):
         schemas.validate_path(plain)
+
+
+def test_data_model_doc_is_current():
+    from pathlib import Path
+
+    from schemas.__main__ import data_model_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data-model.md").read_text()
+    assert doc == data_model_markdown(), "regenerate with: python -m schemas > docs/data-model.md"
+    assert "| `energy_joules` | `double` | no | dynamic_joules + idle_joules |" in doc
