@@ -15,6 +15,7 @@ from datasets.attribution import (
     FLAG_RESET,
     FLAG_WRAP,
     IDLE_POLICIES,
+    SPLITS,
     Attribution,
     attribute,
     unwrap_counter,
@@ -88,11 +89,13 @@ def _task(
     cores: float | None = None,
     gpu_ids: tuple[str, ...] = (),
     resolution_s: float = 1.0,
+    template: str | None = None,
 ) -> dict:
     return {
         "workflow_uid": "wf-1",
         "task_id": task_id,
         "task_name": task_id,
+        "template_name": template,
         "attempt": 0,
         "phase": "Succeeded",
         "host_node": host,
@@ -130,6 +133,8 @@ def _machines(**cores_by_node: int) -> pa.Table:
 
 
 def _run(tasks: pa.Table, samples: pa.Table, machines: pa.Table | None = None, **options) -> Attribution:
+    """Attribute and validate; the plain rules are tested under split="requests" unless a test says fitted."""
+    options.setdefault("split", "requests")
     result = attribute(tasks, samples, machines, **options)
     validate("task_energy", result.task_energy)
     validate("node_energy_balance", result.node_energy_balance)
@@ -415,6 +420,118 @@ def test_idle_power_falls_back_to_a_low_percentile_without_quiet_time():
     assert row["energy_joules"] == pytest.approx(140.0 * 1000.0, rel=1e-9)
 
 
+# attribute: fitted split
+
+WATTS_PER_CORE = {"heavy": 12.0, "light": 6.0}
+
+
+def _two_templates(reading_s: float, short_tasks: int = 0) -> tuple[pa.Table, pa.Table, dict[str, float]]:
+    """Heavy and light tasks alone and together (+ short heavy ones inside l1) on a 32-core node.
+
+    Returns the tasks, a counter read every reading_s and each task's true energy (idle share by requests).
+    """
+    plan = [  # task, template, cores, start s, end s
+        ("h1", "heavy", 2.0, 100.3, 700.3),
+        ("l1", "light", 4.0, 800.6, 1400.6),
+        ("h2", "heavy", 2.0, 1600.2, 2200.2),
+        ("l2", "light", 4.0, 1600.2, 2200.2),
+        ("h3", "heavy", 4.0, 2300.5, 2700.5),
+        ("l3", "light", 2.0, 2500.5, 2900.5),
+        *(
+            (f"s{k}", "heavy", 2.0, 802.0 + 40 * k + k % 5, 805.0 + 40 * k + k % 5)
+            for k in range(short_tasks)
+        ),
+    ]
+    idle_watts = 50.0
+    times = np.arange(0.0, 3001.0, reading_s)
+    bursts = [(start, end, cores * WATTS_PER_CORE[template]) for _, template, cores, start, end in plan]
+    tasks = _tasks(
+        *(
+            _task(task, start, end, cores=cores, template=template)
+            for task, template, cores, start, end in plan
+        )
+    )
+    truth = {
+        task: (cores * WATTS_PER_CORE[template] + idle_watts * cores / 32) * (end - start)
+        for task, template, cores, start, end in plan
+    }
+    return tasks, _samples(_counter(times, _energy(times, idle_watts, bursts))), truth
+
+
+def _errors(result: Attribution, truth: dict[str, float]) -> dict[str, float]:
+    return {
+        task: abs(_row(result, task)["energy_joules"] - joules) / joules for task, joules in truth.items()
+    }
+
+
+def test_fitted_split_recovers_the_templates_watts_per_core_ratio():
+    tasks, samples, truth = _two_templates(reading_s=1.0)
+    fitted = _run(tasks, samples, _machines(n1=32), split="fitted")
+    requests = _run(tasks, samples, _machines(n1=32), split="requests")
+    # h2 and l2 always run together, so their split is the fitted ratio (the ridge pulls it a little to 1).
+    h2, l2 = _row(fitted, "h2"), _row(fitted, "l2")
+    ratio = (h2["dynamic_joules"] / 2.0) / (l2["dynamic_joules"] / 4.0)
+    assert ratio == pytest.approx(WATTS_PER_CORE["heavy"] / WATTS_PER_CORE["light"], rel=0.03)
+    fitted_errors, requests_errors = _errors(fitted, truth), _errors(requests, truth)
+    assert max(fitted_errors.values()) < 0.025
+    assert min(requests_errors["h2"], requests_errors["l2"]) > 0.25
+    assert np.median(list(fitted_errors.values())) < 0.1 * np.median(list(requests_errors.values()))
+    for task in truth:  # the split moves dynamic energy only
+        assert _row(fitted, task)["idle_joules"] == pytest.approx(
+            _row(requests, task)["idle_joules"], rel=1e-9
+        )
+    assert h2["method"].startswith("counter-interpolated;split=fitted;idle=requests/capacity=machines;")
+    true_peak_w = 2.0 * WATTS_PER_CORE["heavy"] + 50.0 * 2.0 / 32
+    assert h2["peak_power_watts"] == pytest.approx(true_peak_w, rel=0.02)
+    assert h2["peak_power_watts"] >= h2["avg_power_watts"]
+    _assert_balance_closes(fitted)
+
+
+def test_fitted_split_spreads_a_long_reading_interval_by_the_modelled_power():
+    # 3 s heavy tasks inside 10 s counter intervals: a uniform spread would give them the interval's mean power.
+    tasks, samples, truth = _two_templates(reading_s=10.0, short_tasks=10)
+    fitted = _errors(_run(tasks, samples, _machines(n1=32), split="fitted"), truth)
+    requests = _errors(_run(tasks, samples, _machines(n1=32)), truth)
+    short = [f"s{k}" for k in range(10)]
+    assert max(fitted[task] for task in short) < 0.03
+    assert min(requests[task] for task in short) > 0.45
+
+
+def test_fitted_split_of_a_single_template_equals_the_requests_split():
+    times = np.arange(0.0, 3001.0)
+    joules = _energy(times, 50.0, [(1000.0, 2000.0, 160.0), (1500.0, 2500.0, 90.0), (2600.0, 2700.0, 30.0)])
+    tasks = _tasks(
+        _task("a", 1000.0, 2000.0, cores=2.0),
+        _task("b", 1000.0, 2500.0, cores=6.0),
+        _task("c", 1500.0, 2700.0, cores=1.0),
+        _task("d", 2600.0, 2700.0),
+    )
+    samples = _samples(_counter(times, joules))
+    fitted = _run(tasks, samples, _machines(n1=16), split="fitted").task_energy.to_pylist()
+    requests = _run(tasks, samples, _machines(n1=16)).task_energy.to_pylist()
+    for fitted_row, requests_row in zip(fitted, requests, strict=True):
+        for column in ("energy_joules", "dynamic_joules", "idle_joules", "peak_power_watts"):
+            assert fitted_row[column] == pytest.approx(requests_row[column], rel=1e-9)
+        assert fitted_row["method"] == requests_row["method"].replace("split=requests", "split=fitted")
+    assert {row["task_id"]: row["method"].split(";")[1] for row in fitted} == {
+        "a": "split=fitted",
+        "b": "split=fitted",
+        "c": "split=fitted",
+        "d": "split=equal",
+    }
+
+
+def test_splits_and_an_unknown_split():
+    assert SPLITS == ("requests", "fitted")
+    times = np.arange(0.0, 101.0)
+    samples = _samples(_counter(times, _energy(times, 50.0, [])))
+    with pytest.raises(ValueError, match="split"):
+        attribute(_tasks(_task("a", 10.0, 20.0, cores=1.0)), samples, split="templates")
+    nobody = _run(_tasks(_task("a", 10.0, 20.0, host="n2", cores=1.0)), samples, split="fitted")
+    assert nobody.task_energy.num_rows == 0
+    assert pc.sum(nobody.node_energy_balance["unattributed_joules"]).as_py() == pytest.approx(5000.0)
+
+
 # attribute: short tasks, gaps, missing readings
 
 
@@ -468,8 +585,9 @@ def test_gap_in_the_readings_lowers_coverage_and_widens_the_uncertainty():
 # attribute: balance, provenance, validation, scale
 
 
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("idle_policy", IDLE_POLICIES)
-def test_balance_closes_and_its_attributed_energy_equals_the_task_rows(idle_policy):
+def test_balance_closes_and_its_attributed_energy_equals_the_task_rows(idle_policy, split):
     rng = np.random.default_rng(7)
     offset, length, window = 1234.5, 3000.0, 600.0
     times = offset + np.arange(0.0, length + 1.0)
@@ -481,7 +599,8 @@ def test_balance_closes_and_its_attributed_energy_equals_the_task_rows(idle_poli
         end = start + rng.uniform(0.5, 900.0)
         cores = None if number % 5 == 0 else float(rng.integers(1, 9))
         gpus = ("GPU-1",) if node == "n1" and number % 3 == 0 else ()
-        rows.append(_task(f"t{number}", start, end, host=node, cores=cores, gpu_ids=gpus))
+        template = None if number % 7 == 0 else f"k{number % 3}"
+        rows.append(_task(f"t{number}", start, end, host=node, cores=cores, gpu_ids=gpus, template=template))
         bursts_by_node[node].append((start, end, rng.uniform(5.0, 80.0)))
     series = []
     for node, bursts in bursts_by_node.items():
@@ -492,7 +611,12 @@ def test_balance_closes_and_its_attributed_energy_equals_the_task_rows(idle_poli
     gpu_watts = 40.0 + 30.0 * np.sin(gauge_times / 97.0) ** 2
     series.append(_gauge(gauge_times, gpu_watts, kind="gpu", device_id="GPU-1"))
     result = _run(
-        _tasks(*rows), _samples(*series), _machines(n1=8), idle_policy=idle_policy, window_seconds=window
+        _tasks(*rows),
+        _samples(*series),
+        _machines(n1=8),
+        idle_policy=idle_policy,
+        window_seconds=window,
+        split=split,
     )
     _assert_balance_closes(result)
 
@@ -541,7 +665,8 @@ def test_no_readings_gives_empty_valid_tables():
     assert result.task_energy.num_rows == 0 and result.node_energy_balance.num_rows == 0
 
 
-def test_thousand_tasks_and_300k_samples_in_a_few_seconds():
+@pytest.mark.parametrize("split", SPLITS)
+def test_thousand_tasks_and_300k_samples_in_a_few_seconds(split):
     rng = np.random.default_rng(3)
     nodes, readings = 10, 10_000
     times = np.arange(float(readings))
@@ -555,7 +680,13 @@ def test_thousand_tasks_and_300k_samples_in_a_few_seconds():
             gpus = (f"GPU-{node}",) if number % 4 == 0 else ()
             rows.append(
                 _task(
-                    f"{host}-t{number}", start, end, host=host, cores=float(rng.integers(1, 5)), gpu_ids=gpus
+                    f"{host}-t{number}",
+                    start,
+                    end,
+                    host=host,
+                    cores=float(rng.integers(1, 5)),
+                    gpu_ids=gpus,
+                    template=f"k{number % 20}",
                 )
             )
             bursts.append((start, end, rng.uniform(5.0, 50.0)))
@@ -569,7 +700,7 @@ def test_thousand_tasks_and_300k_samples_in_a_few_seconds():
     tasks, samples = _tasks(*rows), _samples(*series)
     assert samples.num_rows == 300_000
     began = time.perf_counter()
-    result = attribute(tasks, samples, _machines(**{f"n{node}": 32 for node in range(nodes)}))
+    result = attribute(tasks, samples, _machines(**{f"n{node}": 32 for node in range(nodes)}), split=split)
     elapsed = time.perf_counter() - began
     assert elapsed < 5.0, f"{elapsed:.1f} s"
     assert result.task_energy.num_rows == 1000 * 2 + 250
