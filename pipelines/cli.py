@@ -78,6 +78,13 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--samples", required=True, help="power_samples Parquet file")
     a.add_argument("--out", required=True, help="task_energy Parquet file to write")
     a.add_argument("--idle-policy", choices=["none", "requests"], default="requests")
+    a.add_argument(
+        "--split",
+        choices=["fitted", "requests"],
+        default="fitted",
+        help="CPU/DRAM split of co-located tasks: requested cores weighted by each task type's fitted "
+        "watts per core (default), or requested cores alone",
+    )
     a.add_argument("--machines", help="machines Parquet file (node core counts for the idle share)")
     a.add_argument("--balance-out", help="also write node_energy_balance to this Parquet file")
     a.add_argument("--window-seconds", type=float, default=3600.0, help="balance window length")

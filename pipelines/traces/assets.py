@@ -8,13 +8,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from datasets.attribution import IDLE_POLICIES, attribute
+from datasets.attribution import attribute
 from datasets.reports import energy_plot_png, joules_by_device_kind, top_task_types_markdown
 from datasets.traces import write_bytes_atomic, write_dataset
 
 
 class AttributionConfig(dg.Config):
+    """How readings become task energy (rules in docs/attribution.md)."""
+
     idle_policy: str = "requests"
+    split: str = "fitted"
     window_seconds: float = 3600.0
 
 
@@ -43,13 +46,12 @@ def task_energy(
     power_samples: pa.Table,
     machines: pa.Table,
 ):
-    if config.idle_policy not in IDLE_POLICIES:
-        raise ValueError(f"idle_policy {config.idle_policy!r} is not one of {IDLE_POLICIES}")
     result = attribute(
         task_runs,
         power_samples,
         machines,
         idle_policy=config.idle_policy,
+        split=config.split,
         window_seconds=config.window_seconds,
     )
     energy, balance = result.task_energy, result.node_energy_balance
@@ -66,6 +68,7 @@ def task_energy(
             "joules_by_device_kind": dg.MetadataValue.json(by_kind),
             "top_task_types": dg.MetadataValue.md(top_task_types_markdown(energy, task_runs)),
             "idle_policy": config.idle_policy,
+            "split": config.split,
         },
     )
     measured = pc.sum(balance["measured_joules"]).as_py() or 0.0
