@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas import ADDITIVE_DEVICE_KINDS
 
 TASK_KEY = ["workflow_uid", "task_id"]
 
@@ -24,8 +27,13 @@ class ErrorSummary:
 def per_task_errors(task_energy: pa.Table, truth: pa.Table, column: str = "energy_joules") -> pd.DataFrame:
     """One row per task present in the truth: attributed and true joules summed over devices.
 
-    A task the attribution missed counts as 0 J attributed (relative error 1), so misses show.
+    A task the attribution missed counts as 0 J attributed (relative error 1), so misses show. Only meters
+    that do not overlap are summed (schemas.ADDITIVE_DEVICE_KINDS).
     """
+    task_energy, truth = (
+        table.filter(pc.is_in(table["device_kind"], pa.array(ADDITIVE_DEVICE_KINDS)))
+        for table in (task_energy, truth)
+    )
     attributed = task_energy.select([*TASK_KEY, column]).to_pandas().groupby(TASK_KEY)[column].sum()
     true = truth.select([*TASK_KEY, column]).to_pandas().groupby(TASK_KEY)[column].sum()
     frame = pd.DataFrame({"truth_joules": true}).join(attributed.rename("attributed_joules"), how="left")

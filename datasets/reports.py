@@ -12,6 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from schemas import ADDITIVE_DEVICE_KINDS  # noqa: E402
+
 
 def joules_by_device_kind(task_energy: pa.Table) -> dict[str, float]:
     grouped = task_energy.group_by("device_kind").aggregate([("energy_joules", "sum")]).to_pylist()
@@ -33,7 +35,9 @@ def energy_by_task_type(task_energy: pa.Table, tasks: pa.Table) -> pd.DataFrame:
         aggfunc="sum",
         fill_value=0.0,
     )
-    per_kind["energy_joules"] = per_kind.sum(axis=1)
+    per_kind["energy_joules"] = per_kind[[c for c in per_kind.columns if c in ADDITIVE_DEVICE_KINDS]].sum(
+        axis=1
+    )
     frame = kinds.merge(per_kind.reset_index(), on=["workflow_uid", "task_id"], how="inner")
     columns = [c for c in per_kind.columns]
     table = frame.groupby("template_name").agg(

@@ -1,6 +1,7 @@
 """Arrow schemas of the jouletrace trace model, and their validation."""
 
 from schemas.tables import (
+    ADDITIVE_DEVICE_KINDS,
     DEVICE_KINDS,
     MACHINES,
     NODE_ENERGY_BALANCE,
@@ -16,6 +17,7 @@ from schemas.tables import (
 from schemas.validation import SchemaError, check, conform, empty, validate, validate_path
 
 __all__ = [
+    "ADDITIVE_DEVICE_KINDS",
     "DEVICE_KINDS",
     "MACHINES",
     "NODE_ENERGY_BALANCE",

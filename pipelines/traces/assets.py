@@ -86,8 +86,10 @@ def task_energy(
 
 
 def with_workflow_energy(workflows: pa.Table, energy: pa.Table) -> pa.Table:
-    """Workflows with energy_joules = the sum of their tasks' attributed energy (null if none)."""
-    sums = energy.group_by("workflow_uid").aggregate([("energy_joules", "sum")])
+    """Workflows with energy_joules = the sum of their tasks' attributed energy over the meters that do not
+    overlap (null if none)."""
+    additive = energy.filter(pc.is_in(energy["device_kind"], pa.array(schemas.ADDITIVE_DEVICE_KINDS)))
+    sums = additive.group_by("workflow_uid").aggregate([("energy_joules", "sum")])
     lookup = dict(zip(sums["workflow_uid"].to_pylist(), sums["energy_joules_sum"].to_pylist(), strict=True))
     values = pa.array([lookup.get(uid) for uid in workflows["workflow_uid"].to_pylist()], pa.float64())
     return workflows.set_column(workflows.schema.get_field_index("energy_joules"), "energy_joules", values)
