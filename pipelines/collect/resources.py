@@ -62,44 +62,36 @@ class PowerReadingsResource(dg.ConfigurableResource, ABC):
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table: ...
 
 
-class RecordedArgoRuns(ArgoRunsResource):
+class RecordedFolder(dg.ConfigurableResource):
+    """A folder of recorded responses; the sample world is generated into it when empty and seeded."""
+
     directory: str
     sample_world_seed: int | None = None
     sample_world_workflows: int = 24
 
-    def _sources(self) -> RecordedSources:
+    def sources(self) -> RecordedSources:
         return recorded_sources(self.directory, self.sample_world_seed, self.sample_world_workflows)
 
+
+class RecordedArgoRuns(RecordedFolder, ArgoRunsResource):
     def workflow_objects(self) -> list[dict]:
-        return self._sources().workflow_objects()
+        return self.sources().workflow_objects()
 
     def cluster(self) -> str:
-        return self._sources().manifest["cluster"]
+        return self.sources().manifest["cluster"]
 
     def provenance(self) -> str:
-        return self._sources().manifest["provenance"]
+        return self.sources().manifest["provenance"]
 
 
-class RecordedKubernetes(KubernetesResource):
-    directory: str
-    sample_world_seed: int | None = None
-    sample_world_workflows: int = 24
-
-    def _sources(self) -> RecordedSources:
-        return recorded_sources(self.directory, self.sample_world_seed, self.sample_world_workflows)
-
+class RecordedKubernetes(RecordedFolder, KubernetesResource):
     def pod_lists(self) -> list[dict]:
-        return self._sources().pod_lists()
+        return self.sources().pod_lists()
 
     def node_list(self) -> dict:
-        return self._sources().node_list()
+        return self.sources().node_list()
 
 
-class RecordedPowerReadings(PowerReadingsResource):
-    directory: str
-    sample_world_seed: int | None = None
-    sample_world_workflows: int = 24
-
+class RecordedPowerReadings(RecordedFolder, PowerReadingsResource):
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
-        sources = recorded_sources(self.directory, self.sample_world_seed, self.sample_world_workflows)
-        return sources.power_samples(host_nodes=host_nodes, start=start, end=end)
+        return self.sources().power_samples(host_nodes=host_nodes, start=start, end=end)

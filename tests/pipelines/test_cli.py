@@ -27,11 +27,8 @@ def world(tmp_path_factory):
     return out, files
 
 
-def test_attribute_writes_task_energy_for_every_task_that_ran(world, tmp_path, capsys):
-    out, files = world
-    target = tmp_path / "energy.parquet"
-    balance = tmp_path / "balance.parquet"
-    args = [
+def attribute_args(files, target):
+    return [
         "attribute",
         "--tasks",
         str(files["tasks"]),
@@ -40,6 +37,13 @@ def test_attribute_writes_task_energy_for_every_task_that_ran(world, tmp_path, c
         "--out",
         str(target),
     ]
+
+
+def test_attribute_writes_task_energy_for_every_task_that_ran(world, tmp_path, capsys):
+    out, files = world
+    target = tmp_path / "energy.parquet"
+    balance = tmp_path / "balance.parquet"
+    args = attribute_args(files, target)
     assert main([*args, "--machines", str(files["machines"]), "--balance-out", str(balance)]) == 0
     energy = schemas.validate("task_energy", pq.read_table(target))
     tasks = pq.read_table(files["tasks"])
@@ -55,15 +59,7 @@ def test_attribute_writes_task_energy_for_every_task_that_ran(world, tmp_path, c
 def test_idle_policy_none_gives_no_idle_energy(world, tmp_path):
     _, files = world
     target = tmp_path / "energy.parquet"
-    args = [
-        "attribute",
-        "--tasks",
-        str(files["tasks"]),
-        "--samples",
-        str(files["samples"]),
-        "--out",
-        str(target),
-    ]
+    args = attribute_args(files, target)
     assert main([*args, "--idle-policy", "none"]) == 0
     energy = pq.read_table(target)
     assert pc.max(energy["idle_joules"]).as_py() == 0.0
