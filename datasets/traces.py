@@ -75,7 +75,7 @@ def partition_dates(name: str, table: pa.Table, dates_of_workflows: dict[str, st
             [dates_of_workflows.get(uid, UNKNOWN_DATE) for uid in table["workflow_uid"].to_pylist()],
             pa.string(),
         )
-    if name == "power_samples":
+    if name in ("power_samples", "container_samples"):
         return _dates(table["timestamp"])
     if name == "node_energy_balance":
         return _dates(table["window_start"])

@@ -2,6 +2,8 @@
 
 from schemas.tables import (
     ADDITIVE_DEVICE_KINDS,
+    CONTAINER_SAMPLES,
+    CONTAINER_VALUE_KINDS,
     DEVICE_KINDS,
     MACHINES,
     NODE_ENERGY_BALANCE,
@@ -18,6 +20,8 @@ from schemas.validation import SchemaError, check, conform, empty, validate, val
 
 __all__ = [
     "ADDITIVE_DEVICE_KINDS",
+    "CONTAINER_SAMPLES",
+    "CONTAINER_VALUE_KINDS",
     "DEVICE_KINDS",
     "MACHINES",
     "NODE_ENERGY_BALANCE",

@@ -17,6 +17,7 @@ DEVICE_KINDS = ("cpu_package", "cpu_core", "dram", "psys", "gpu", "fpga")
 # psys contains it, so those two are reported but never summed into task or workflow totals.
 ADDITIVE_DEVICE_KINDS = ("cpu_package", "dram", "gpu", "fpga")
 VALUE_KINDS = ("energy_counter_joules", "power_watts")
+CONTAINER_VALUE_KINDS = ("cpu_seconds_counter", "energy_counter_joules")
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 ID_LIST = pa.list_(pa.string())
@@ -111,6 +112,25 @@ POWER_SAMPLES = _schema(
     ],
 )
 
+CONTAINER_SAMPLES = _schema(
+    "container_samples",
+    [
+        _field("host_node", pa.string(), True, "node the container ran on, when the source says"),
+        _field("namespace", pa.string(), True, "pod namespace"),
+        _field("pod_name", pa.string(), True, "pod name"),
+        _field("pod_uid", pa.string(), True, "pod uid"),
+        _field("container_id", pa.string(), True, "container id without the runtime prefix"),
+        _field("device_kind", pa.string(), True, "for per-container energy: the zone or device it is of"),
+        _field("timestamp", UTC_TIMESTAMP, False, "time of the reading, UTC"),
+        _field(
+            "value", pa.float64(), False, "CPU seconds or joules since the container started, see value_kind"
+        ),
+        _field("value_kind", pa.string(), False, ", ".join(CONTAINER_VALUE_KINDS)),
+        _field("source", pa.string(), False, "cadvisor, agent-cgroup, kepler, ..."),
+        _field("provenance", pa.string(), False, "measured, estimated or synthetic"),
+    ],
+)
+
 TASK_ENERGY = _schema(
     "task_energy",
     [
@@ -151,6 +171,7 @@ TABLES: dict[str, pa.Schema] = {
     "tasks": TASKS,
     "machines": MACHINES,
     "power_samples": POWER_SAMPLES,
+    "container_samples": CONTAINER_SAMPLES,
     "task_energy": TASK_ENERGY,
     "node_energy_balance": NODE_ENERGY_BALANCE,
 }
@@ -161,6 +182,11 @@ ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "tasks": {"provenance": PROVENANCES},
     "machines": {"provenance": PROVENANCES},
     "power_samples": {"device_kind": DEVICE_KINDS, "value_kind": VALUE_KINDS, "provenance": PROVENANCES},
+    "container_samples": {
+        "device_kind": DEVICE_KINDS,
+        "value_kind": CONTAINER_VALUE_KINDS,
+        "provenance": PROVENANCES,
+    },
     "task_energy": {"device_kind": DEVICE_KINDS, "provenance": PROVENANCES},
     "node_energy_balance": {"device_kind": DEVICE_KINDS, "provenance": PROVENANCES},
 }
@@ -179,6 +205,7 @@ NON_NEGATIVE: dict[str, tuple[str, ...]] = {
     ),
     "machines": ("sockets", "cores", "cpu_speed_mhz", "memory_bytes"),
     "power_samples": ("value", "counter_max_joules"),
+    "container_samples": ("value",),
     "task_energy": (
         "energy_joules",
         "dynamic_joules",
@@ -204,6 +231,16 @@ KEYS: dict[str, tuple[str, ...]] = {
     "tasks": ("workflow_uid", "task_id"),
     "machines": ("host_node",),
     "power_samples": ("host_node", "device_kind", "device_id", "value_kind", "timestamp"),
+    "container_samples": (
+        "host_node",
+        "namespace",
+        "pod_name",
+        "container_id",
+        "device_kind",
+        "value_kind",
+        "source",
+        "timestamp",
+    ),
     "task_energy": ("workflow_uid", "task_id", "device_kind", "device_id"),
     "node_energy_balance": ("host_node", "device_kind", "device_id", "window_start"),
 }
