@@ -244,3 +244,31 @@ def _nfd_cpu_model(labels: dict) -> str | None:
 
 def _split_ids(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def fill_gpu_ids(
+    tasks: pa.Table, workflows: pa.Table, gpu_ids_by_pod: dict[tuple[str, str], list[str]]
+) -> pa.Table:
+    """GPU UUIDs of tasks whose pods carry none, from another source's pod labels (DCGM exporter).
+
+    Pods record device ids only where the kubelet PodResources API was read; DCGM exporter's
+    series say which pod held which GPU. Ids already on a task are kept as they are.
+    """
+    if not gpu_ids_by_pod:
+        return tasks
+    namespaces = dict(
+        zip(workflows["workflow_uid"].to_pylist(), workflows["namespace"].to_pylist(), strict=True)
+    )
+    filled = [
+        ids or sorted(gpu_ids_by_pod.get((namespaces.get(uid) or "", pod or ""), []))
+        for uid, pod, ids in zip(
+            tasks["workflow_uid"].to_pylist(),
+            tasks["pod_name"].to_pylist(),
+            tasks["gpu_ids"].to_pylist(),
+            strict=True,
+        )
+    ]
+    index = tasks.schema.get_field_index("gpu_ids")
+    return tasks.set_column(
+        index, tasks.schema.field(index), pa.array(filled, tasks.schema.field(index).type)
+    )

@@ -1,11 +1,18 @@
-"""Assemble the Dagster definitions for a given set of paths."""
+"""Assemble the Dagster definitions for a given set of sources and paths."""
 
-from __future__ import annotations
+import os
 
 import dagster as dg
 
 from pipelines.collect.assets import machines, power_samples, task_runs
-from pipelines.collect.resources import RecordedArgoRuns, RecordedKubernetes, RecordedPowerReadings
+from pipelines.collect.resources import (
+    ArgoServerRuns,
+    KubernetesApi,
+    PrometheusPowerReadings,
+    RecordedArgoRuns,
+    RecordedKubernetes,
+    RecordedPowerReadings,
+)
 from pipelines.io import ParquetTableIOManager
 from pipelines.settings import Settings
 from pipelines.traces.assets import TraceDatasetResource, energy_traces, task_energy
@@ -14,19 +21,42 @@ from pipelines.traces.checks import checks
 ASSETS = [task_runs, machines, power_samples, task_energy, energy_traces]
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def _secret(name: str) -> dg.EnvVar | None:
+    """A token read from the environment at run time (never stored in config or logged), if it is set."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def source_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Live resources for the servers that are configured, the recorded folder for the rest."""
+    live = settings.live
     recorded = {
         "directory": str(settings.recorded_dir),
         "sample_world_seed": settings.sample_world_seed,
         "sample_world_workflows": settings.sample_world_workflows,
     }
+    if live.argo_url:
+        argo = ArgoServerRuns(url=live.argo_url, namespace=live.namespace, token=_secret("ARGO_TOKEN"))
+    else:
+        argo = RecordedArgoRuns(**recorded)
+    if live.kubernetes_is_live:
+        kubernetes = KubernetesApi(
+            url=live.kubernetes_url, kubeconfig=live.kubeconfig, token=_secret("KUBERNETES_TOKEN")
+        )
+    else:
+        kubernetes = RecordedKubernetes(**recorded)
+    if live.prometheus_url:
+        power = PrometheusPowerReadings(url=live.prometheus_url, dialects=list(live.dialects))
+    else:
+        power = RecordedPowerReadings(**recorded)
+    return {"argo": argo, "kubernetes": kubernetes, "power": power}
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=checks,
         resources={
-            "argo": RecordedArgoRuns(**recorded),
-            "kubernetes": RecordedKubernetes(**recorded),
-            "power": RecordedPowerReadings(**recorded),
+            **source_resources(settings),
             "dataset": TraceDatasetResource(root=str(settings.dataset_dir)),
             "io_manager": ParquetTableIOManager(base_dir=str(settings.asset_dir)),
         },

@@ -55,6 +55,44 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    import dagster as dg
+
+    from pipelines.run import materialize_everything, run_config
+    from pipelines.settings import LiveSources, Settings
+
+    if not args.argo and not args.argo_recorded:
+        raise ValueError("give --argo URL (a live Argo Server) or --argo-recorded DIR (saved responses)")
+    if not args.prometheus and not args.argo_recorded:
+        raise ValueError(
+            "give --prometheus URL, or --argo-recorded DIR whose power/ folder holds the readings"
+        )
+    out = Path(args.out)
+    settings = Settings(
+        asset_dir=out / ".jouletrace" / "assets",
+        dataset_dir=out,
+        recorded_dir=Path(args.argo_recorded) if args.argo_recorded else None,
+        sample_world_seed=None,
+        live=LiveSources(
+            argo_url=args.argo,
+            namespace=args.namespace,
+            kubernetes_url=args.kubernetes,
+            kubeconfig=args.kubeconfig,
+            prometheus_url=args.prometheus,
+            dialects=tuple(args.dialect or ("agent",)),
+        ),
+    )
+    config = run_config(args.since, args.until, idle_policy=args.idle_policy, split=args.split)
+    outcome = materialize_everything(settings, config, dg.DagsterInstance.ephemeral())
+    checked = schemas.validate_path(out)
+    print(f"wrote {out}: " + ", ".join(f"{table} {rows} rows" for table, rows in checked.items()))
+    if outcome.checks_failed:
+        print(f"failed checks: {', '.join(outcome.checks_failed)}", file=sys.stderr)
+        return 1
+    print(f"{outcome.checks_passed} asset checks passed")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from pipelines.demo import format_report, run_demo
 
@@ -95,6 +133,30 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workflows", type=int, default=DEFAULT_WORKFLOWS)
     s.add_argument("--seed", type=int, default=DEFAULT_SEED)
     s.set_defaults(run=cmd_sample)
+
+    c = sub.add_parser("collect", help="collect runs and readings from a cluster into a trace dataset")
+    c.add_argument("--argo", help="Argo Server URL (token from ARGO_TOKEN)")
+    c.add_argument("--argo-recorded", help="folder of saved Argo/Kubernetes responses to replay instead")
+    c.add_argument("--namespace", help="Argo/Kubernetes namespace (default: all the server shows)")
+    c.add_argument(
+        "--kubernetes", help="Kubernetes API URL (token from KUBERNETES_TOKEN); default kubeconfig"
+    )
+    c.add_argument("--kubeconfig", help="kubeconfig file (default KUBECONFIG, ~/.kube/config, in-cluster)")
+    c.add_argument("--prometheus", help="Prometheus URL holding the power readings")
+    c.add_argument(
+        "--dialect",
+        action="append",
+        choices=["agent", "kepler", "kepler-legacy", "node-exporter", "dcgm", "cadvisor"],
+        help="which exporters' metrics to read (repeatable; default agent)",
+    )
+    c.add_argument("--since", help="workflows finished at or after this time (ISO 8601 with zone)")
+    c.add_argument("--until", help="workflows finished before this time (ISO 8601 with zone)")
+    c.add_argument(
+        "--out", required=True, help="trace dataset folder (partitions are replaced, not duplicated)"
+    )
+    c.add_argument("--idle-policy", choices=["none", "requests"], default="requests")
+    c.add_argument("--split", choices=["fitted", "requests"], default="fitted")
+    c.set_defaults(run=cmd_collect)
 
     d = sub.add_parser("demo", help="run every asset on the sample world and report accuracy")
     d.add_argument("--out", default="data")

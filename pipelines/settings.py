@@ -1,32 +1,48 @@
-"""Where the pipeline reads and writes, from the environment with local defaults."""
+"""Where the pipeline reads and writes: a recorded folder (the sample world by default) or live servers."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SEED = 7
 DEFAULT_WORKFLOWS = 24
+DEFAULT_DIALECTS = ("agent",)
+
+
+@dataclass(frozen=True)
+class LiveSources:
+    """Live servers; a source left None is served by the recorded folder instead.
+
+    Kubernetes is read live when its API URL or a kubeconfig is given, or when Argo is live (a live
+    cluster's pods are not in any recorded folder); the kubeconfig then comes from KUBECONFIG,
+    ~/.kube/config or the in-cluster service account.
+    """
+
+    argo_url: str | None = None
+    namespace: str | None = None
+    kubernetes_url: str | None = None
+    kubeconfig: str | None = None
+    prometheus_url: str | None = None
+    dialects: tuple[str, ...] = DEFAULT_DIALECTS
+
+    @property
+    def kubernetes_is_live(self) -> bool:
+        return bool(self.kubernetes_url or self.kubeconfig or self.argo_url)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Paths under one data folder: recorded sources, asset storage and the trace dataset."""
+    """Where sources are read from, where asset values are kept and where the trace dataset goes."""
 
-    data_dir: Path
-    recorded_dir: Path
-    sample_world_seed: int | None
-    sample_world_workflows: int
-
-    @property
-    def asset_dir(self) -> Path:
-        return self.data_dir / "assets"
-
-    @property
-    def dataset_dir(self) -> Path:
-        return self.data_dir / "dataset"
+    asset_dir: Path
+    dataset_dir: Path
+    recorded_dir: Path | None
+    sample_world_seed: int | None = DEFAULT_SEED
+    sample_world_workflows: int = DEFAULT_WORKFLOWS
+    live: LiveSources = field(default_factory=LiveSources)
 
     @classmethod
     def under(
@@ -35,17 +51,36 @@ class Settings:
         recorded_dir: str | Path | None = None,
         seed: int | None = DEFAULT_SEED,
         workflows: int = DEFAULT_WORKFLOWS,
+        live: LiveSources | None = None,
     ) -> Settings:
-        """Default layout: the sample world goes to <data_dir>/sample-world unless a recorded folder is given."""
+        """Default layout of one data folder: assets/, dataset/ and, unless a recorded folder is given,
+        the sample world in sample-world/ (generated there on first use)."""
         data_dir = Path(data_dir)
-        if recorded_dir is None:
-            return cls(data_dir, data_dir / "sample-world", seed, workflows)
-        return cls(data_dir, Path(recorded_dir), None, workflows)
+        return cls(
+            asset_dir=data_dir / "assets",
+            dataset_dir=data_dir / "dataset",
+            recorded_dir=data_dir / "sample-world" if recorded_dir is None else Path(recorded_dir),
+            sample_world_seed=seed if recorded_dir is None else None,
+            sample_world_workflows=workflows,
+            live=live or LiveSources(),
+        )
 
     @classmethod
     def from_env(cls) -> Settings:
-        """JOULETRACE_DATA (default ./data) and JOULETRACE_RECORDED (default: the sample world)."""
+        """JOULETRACE_DATA (default ./data), JOULETRACE_RECORDED (default: the sample world) and, for live
+        collection, JOULETRACE_ARGO_URL, JOULETRACE_NAMESPACE, JOULETRACE_KUBERNETES_URL, KUBECONFIG,
+        JOULETRACE_PROMETHEUS_URL, JOULETRACE_DIALECTS (comma-separated). Tokens are read by the clients
+        from ARGO_TOKEN / KUBERNETES_TOKEN and never stored here."""
+        env = os.environ
+        dialects = tuple(d.strip() for d in env.get("JOULETRACE_DIALECTS", "").split(",") if d.strip())
+        live = LiveSources(
+            argo_url=env.get("JOULETRACE_ARGO_URL") or None,
+            namespace=env.get("JOULETRACE_NAMESPACE") or None,
+            kubernetes_url=env.get("JOULETRACE_KUBERNETES_URL") or None,
+            kubeconfig=env.get("KUBECONFIG") if env.get("JOULETRACE_ARGO_URL") else None,
+            prometheus_url=env.get("JOULETRACE_PROMETHEUS_URL") or None,
+            dialects=dialects or DEFAULT_DIALECTS,
+        )
         return cls.under(
-            os.environ.get("JOULETRACE_DATA", DEFAULT_DATA_DIR),
-            os.environ.get("JOULETRACE_RECORDED") or None,
+            env.get("JOULETRACE_DATA", DEFAULT_DATA_DIR), env.get("JOULETRACE_RECORDED") or None, live=live
         )

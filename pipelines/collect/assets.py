@@ -1,17 +1,45 @@
 """Collection assets: task runs (Argo + pods) -> machines -> power samples."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from collectors.argo import workflows_to_tables
-from collectors.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
+from collectors.kubernetes import fill_gpu_ids, join_pods, nodes_to_machines, pods_to_table_rows
 from pipelines.collect.resources import ArgoRunsResource, KubernetesResource, PowerReadingsResource
 
 # Readings this long before the first and after the last task let idle power be observed.
 READINGS_MARGIN = timedelta(minutes=10)
+
+
+class CollectWindowConfig(dg.Config):
+    """Workflows that finished in [since, until) (ISO 8601 with a time zone); empty: all recorded runs.
+    A live Argo Server needs both."""
+
+    since: str | None = None
+    until: str | None = None
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        return tuple(_utc(value, name) for value, name in ((self.since, "since"), (self.until, "until")))
+
+
+def _utc(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    at = datetime.fromisoformat(value)
+    if at.tzinfo is None:
+        raise ValueError(f"{name}={value!r} has no time zone; write it as UTC, e.g. 2026-11-02T08:00:00Z")
+    return at
+
+
+def reading_window(tasks: pa.Table) -> tuple[datetime, datetime]:
+    """Readings are needed from a margin before the first task start to a margin after the last end."""
+    start, end = pc.min(tasks["started_at"]).as_py(), pc.max(tasks["finished_at"]).as_py()
+    if start is None or end is None:
+        raise ValueError("task_runs has no task with start and finish times: nothing to read power for")
+    return start - READINGS_MARGIN, end + READINGS_MARGIN
 
 
 @dg.multi_asset(
@@ -26,14 +54,27 @@ READINGS_MARGIN = timedelta(minutes=10)
     },
     group_name="collect",
 )
-def task_runs(context: dg.AssetExecutionContext, argo: ArgoRunsResource, kubernetes: KubernetesResource):
-    objects = argo.workflow_objects()
+def task_runs(
+    context: dg.AssetExecutionContext,
+    config: CollectWindowConfig,
+    argo: ArgoRunsResource,
+    kubernetes: KubernetesResource,
+    power: PowerReadingsResource,
+):
+    since, until = config.bounds()
+    objects = argo.workflow_objects(since, until)
+    if not objects:
+        raise ValueError(f"no finished workflow between {since} and {until}")
     workflows, tasks = workflows_to_tables(objects, cluster=argo.cluster(), provenance=argo.provenance())
-    pods = [row for pod_list in kubernetes.pod_lists() for row in pods_to_table_rows(pod_list)]
     names = dict(
         zip(workflows["workflow_uid"].to_pylist(), workflows["workflow_name"].to_pylist(), strict=True)
     )
+    listed = list(
+        zip(workflows["namespace"].to_pylist(), workflows["workflow_name"].to_pylist(), strict=True)
+    )
+    pods = [row for pod_list in kubernetes.pod_lists(listed) for row in pods_to_table_rows(pod_list)]
     tasks = join_pods(tasks, pods, names)
+    tasks = fill_gpu_ids(tasks, workflows, power.gpu_ids_by_pod(*reading_window(tasks)))
     ran = pc.sum(pc.is_valid(tasks["host_node"])).as_py()
     context.log.info(
         f"parsed {workflows.num_rows} workflows, {tasks.num_rows} tasks ({ran} ran), {len(pods)} pods"
@@ -62,14 +103,6 @@ def machines(context: dg.AssetExecutionContext, argo: ArgoRunsResource, kubernet
     gpus = sum(len(m) for m in table["gpu_models"].to_pylist())
     fpgas = sum(len(m) for m in table["fpga_models"].to_pylist())
     return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "gpus": gpus, "fpgas": fpgas})
-
-
-def reading_window(tasks: pa.Table):
-    """Readings are needed from a margin before the first task start to a margin after the last end."""
-    start, end = pc.min(tasks["started_at"]).as_py(), pc.max(tasks["finished_at"]).as_py()
-    if start is None or end is None:
-        raise ValueError("task_runs has no task with start and finish times: nothing to read power for")
-    return start - READINGS_MARGIN, end + READINGS_MARGIN
 
 
 @dg.asset(group_name="collect", kinds={"parquet"})

@@ -1,9 +1,10 @@
-"""Where runs, pods, nodes and power readings come from: one interface per source.
+"""Where runs, pods, nodes and power readings come from: one interface per source, live or recorded.
 
-Each source is an abstract resource with a recorded implementation that reads a folder of
-saved responses (docs/recorded-sources.md); live Argo/Kubernetes/Prometheus implementations
-come later behind the same interfaces. A recorded folder that does not exist yet is filled
-with the sample world when `sample_world_seed` is set, so the pipeline runs with no cluster.
+Each source is an abstract resource with a live implementation (Argo Server through Hera, the
+Kubernetes API, Prometheus) and a recorded one that reads a folder of saved responses
+(docs/recorded-sources.md). A recorded folder that does not exist yet is filled with the sample
+world when `sample_world_seed` is set, so the pipeline runs with no cluster. Tokens come from the
+environment (ARGO_TOKEN, KUBERNETES_TOKEN) through Dagster's EnvVar and are never logged.
 """
 
 from abc import ABC, abstractmethod
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+from prometheus_api_client import PrometheusConnect
 
+from collectors.argo_live import argo_service, finished_workflows
+from collectors.kubernetes_live import core_v1, node_list, workflow_pod_list
+from collectors.prometheus import gpu_ids_by_pod, read_power_samples
 from collectors.recorded import RecordedSources
 from datasets.sample_world import generate
 
@@ -32,11 +37,20 @@ def recorded_sources(
     return RecordedSources(folder)
 
 
+def finished_between(obj: dict, since: datetime | None, until: datetime | None) -> bool:
+    """Whether a workflow finished in [since, until); no bound means no limit on that side."""
+    finished = obj.get("status", {}).get("finishedAt")
+    if finished is None:
+        return since is None and until is None
+    at = datetime.fromisoformat(finished)
+    return (since is None or at >= since) and (until is None or at < until)
+
+
 class ArgoRunsResource(dg.ConfigurableResource, ABC):
     """Finished Argo workflow runs, as Argo Server `Workflow` objects with status.nodes."""
 
     @abstractmethod
-    def workflow_objects(self) -> list[dict]: ...
+    def workflow_objects(self, since: datetime | None, until: datetime | None) -> list[dict]: ...
 
     @abstractmethod
     def cluster(self) -> str: ...
@@ -49,7 +63,8 @@ class KubernetesResource(dg.ConfigurableResource, ABC):
     """Pods of the workflows (requests, devices) and the nodes they ran on."""
 
     @abstractmethod
-    def pod_lists(self) -> list[dict]: ...
+    def pod_lists(self, workflows: list[tuple[str | None, str]]) -> list[dict]:
+        """PodList JSON of each (namespace, workflow name)."""
 
     @abstractmethod
     def node_list(self) -> dict: ...
@@ -60,6 +75,10 @@ class PowerReadingsResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table: ...
+
+    def gpu_ids_by_pod(self, start: datetime, end: datetime) -> dict[tuple[str, str], list[str]]:
+        """GPU UUIDs each (namespace, pod) held, where the readings' source says (DCGM); else none."""
+        return {}
 
 
 class RecordedFolder(dg.ConfigurableResource):
@@ -74,8 +93,8 @@ class RecordedFolder(dg.ConfigurableResource):
 
 
 class RecordedArgoRuns(RecordedFolder, ArgoRunsResource):
-    def workflow_objects(self) -> list[dict]:
-        return self.sources().workflow_objects()
+    def workflow_objects(self, since: datetime | None, until: datetime | None) -> list[dict]:
+        return [obj for obj in self.sources().workflow_objects() if finished_between(obj, since, until)]
 
     def cluster(self) -> str:
         return self.sources().manifest["cluster"]
@@ -85,7 +104,7 @@ class RecordedArgoRuns(RecordedFolder, ArgoRunsResource):
 
 
 class RecordedKubernetes(RecordedFolder, KubernetesResource):
-    def pod_lists(self) -> list[dict]:
+    def pod_lists(self, workflows: list[tuple[str | None, str]]) -> list[dict]:
         return self.sources().pod_lists()
 
     def node_list(self) -> dict:
@@ -95,3 +114,62 @@ class RecordedKubernetes(RecordedFolder, KubernetesResource):
 class RecordedPowerReadings(RecordedFolder, PowerReadingsResource):
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
         return self.sources().power_samples(host_nodes=host_nodes, start=start, end=end)
+
+
+class ArgoServerRuns(ArgoRunsResource):
+    """Finished runs from a live Argo Server (live and archived lists), read through Hera."""
+
+    url: str
+    namespace: str | None = None
+    cluster_name: str = "default"
+    token: str | None = None
+    verify_ssl: bool = True
+
+    def workflow_objects(self, since: datetime | None, until: datetime | None) -> list[dict]:
+        if since is None or until is None:
+            raise ValueError("reading a live Argo Server needs a time window: set `since` and `until`")
+        service = argo_service(self.url, self.namespace, self.token, self.verify_ssl)
+        return finished_workflows(service, self.namespace, since, until)
+
+    def cluster(self) -> str:
+        return self.cluster_name
+
+    def provenance(self) -> str:
+        return "measured"
+
+
+class KubernetesApi(KubernetesResource):
+    """Pods and nodes from the Kubernetes API (a given URL, a kubeconfig, or the in-cluster account)."""
+
+    url: str | None = None
+    kubeconfig: str | None = None
+    token: str | None = None
+    verify_ssl: bool = True
+
+    def _api(self):
+        return core_v1(self.url, self.token, self.kubeconfig, self.verify_ssl)
+
+    def pod_lists(self, workflows: list[tuple[str | None, str]]) -> list[dict]:
+        api = self._api()
+        return [workflow_pod_list(api, namespace or "default", name) for namespace, name in workflows]
+
+    def node_list(self) -> dict:
+        return node_list(self._api())
+
+
+class PrometheusPowerReadings(PowerReadingsResource):
+    """Raw readings from Prometheus in the configured dialects (agent, kepler, node-exporter, dcgm)."""
+
+    url: str
+    dialects: list[str] = ["agent"]
+
+    def _client(self) -> PrometheusConnect:
+        return PrometheusConnect(url=self.url, disable_ssl=not self.url.startswith("https"))
+
+    def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
+        return read_power_samples(self._client(), self.dialects, start, end, host_nodes=host_nodes)
+
+    def gpu_ids_by_pod(self, start: datetime, end: datetime) -> dict[tuple[str, str], list[str]]:
+        if "dcgm" not in self.dialects:
+            return {}
+        return gpu_ids_by_pod(self._client(), start, end)

@@ -1,0 +1,39 @@
+"""Materialize every asset and run every check in process, as `jouletrace demo` and `collect` do."""
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from pipelines.build import build_definitions
+from pipelines.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    success: bool
+    checks_passed: int
+    checks_failed: list[str]
+
+
+def run_config(
+    since: str | None = None,
+    until: str | None = None,
+    idle_policy: str = "requests",
+    split: str = "fitted",
+    log_level: str = "INFO",
+) -> dict:
+    return {
+        "ops": {
+            "task_runs": {"config": {"since": since, "until": until}},
+            "task_energy": {"config": {"idle_policy": idle_policy, "split": split}},
+        },
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+
+
+def materialize_everything(settings: Settings, config: dict, instance: dg.DagsterInstance) -> RunOutcome:
+    job = build_definitions(settings).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, run_config=config)
+    evaluations = result.get_asset_check_evaluations()
+    failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
+    return RunOutcome(result.success, len(evaluations) - len(failed), failed)
