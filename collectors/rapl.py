@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.sources import ENERGY_COUNTER, Meter, ProbeLine, ReadError, Reading, ReadResult
-from schemas.tables import ADDITIVE_DEVICE_KINDS
+from schemas.kinds import ADDITIVE_DEVICE_KINDS
 
 SOURCE = "rapl"
 # Device kind -> the kinds whose joules it already contains. Summing a kind with one it contains counts the
@@ -56,8 +56,8 @@ OVERLAPS: dict[str, tuple[str, ...]] = {
 }
 PERMISSION_FIX = (
     "energy_uj is root-only since the CVE-2020-8694 fix (Linux 5.10, Ubuntu 5.4.0-53): run the agent as "
-    "root or grant read access (e.g. a udev rule / chmod a+r on energy_uj, or the DaemonSet's privileged "
-    "read-only /sys mount)"
+    "uid 0 (as deploy/daemonset.yaml does, with no capabilities: the owner reads its 0400 file) or grant "
+    "read access (e.g. a udev rule running chmod a+r on energy_uj)"
 )
 NO_ZONES = (
     "no RAPL zones: not an x86 host with the intel_rapl powercap driver, a VM without RAPL, or a container "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 import schemas
+from collectors.agent import add_agent_arguments, options_from_args, run_agent
 from pipelines.settings import DEFAULT_SEED, DEFAULT_WORKFLOWS
 
 
@@ -133,6 +134,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workflows", type=int, default=DEFAULT_WORKFLOWS)
     s.add_argument("--seed", type=int, default=DEFAULT_SEED)
     s.set_defaults(run=cmd_sample)
+
+    g = sub.add_parser("agent", help="the node agent: sample RAPL/NVML/FPGA, serve Prometheus metrics, spool")
+    add_agent_arguments(g)
+    g.set_defaults(run=lambda args: run_agent(options_from_args(args)))
 
     c = sub.add_parser("collect", help="collect runs and readings from a cluster into a trace dataset")
     c.add_argument("--argo", help="Argo Server URL (token from ARGO_TOKEN)")

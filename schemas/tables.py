@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+from schemas.kinds import (  # noqa: F401  re-exported: the enumerations belong to the model
+    ADDITIVE_DEVICE_KINDS,
+    CONTAINER_VALUE_KINDS,
+    DEVICE_KINDS,
+    PROVENANCES,
+    VALUE_KINDS,
+)
 
-PROVENANCES = ("measured", "estimated", "synthetic")
-DEVICE_KINDS = ("cpu_package", "cpu_core", "dram", "psys", "gpu", "fpga")
-# Meters that never overlap, so their joules add up to a total: cpu_core lies inside cpu_package and
-# psys contains it, so those two are reported but never summed into task or workflow totals.
-ADDITIVE_DEVICE_KINDS = ("cpu_package", "dram", "gpu", "fpga")
-VALUE_KINDS = ("energy_counter_joules", "power_watts")
-CONTAINER_VALUE_KINDS = ("cpu_seconds_counter", "energy_counter_joules")
+SCHEMA_VERSION = "1"
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 ID_LIST = pa.list_(pa.string())

@@ -1,0 +1,168 @@
+"""Integration: a real Prometheus scrapes the agent while a fake RAPL counter wraps several times.
+
+The energy Prometheus stores must be monotone and, once the counter stops, equal to every joule the test
+added since the agent's first reading: the wraps are corrected in the agent, not lost as in a raw counter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from collectors.agent import Agent, AgentOptions
+from collectors.rapl import RaplSource
+
+PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None, reason="the prometheus binary is not installed (Debian: apt-get install prometheus)"
+)
+
+ZONE = "intel-rapl:0"
+MAX_ENERGY_RANGE_UJ = 1_000_000_000  # the counter wraps at 1000 J
+JOULES_PER_STEP = 12.0  # every 0.02 s: 600 W, a wrap every 1.7 s; small steps keep every interval's power
+STEP_SECONDS = 0.02  # far under the agent's 2000 W limit, which would read a bigger jump as a reset
+ADVANCE_SECONDS = 7.0
+AGENT_INTERVAL_SECONDS = 0.2
+# At the agent's 2000 W limit an interval shorter than 1000 J / 2000 W = 0.5 s cannot hide a second wrap,
+# so no interval is ambiguous and the count of wraps is exact.
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def wait_for(condition, timeout_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (OSError, urllib.error.URLError, KeyError, IndexError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
+
+
+def samples_taken(agent: Agent) -> float:
+    return float(re.search(r"^jouletrace_samples_total (\S+)$", agent.metrics.render(), re.M).group(1))
+
+
+def write_config(folder: Path, agent_port: int) -> Path:
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global:\n"
+        "  scrape_interval: 1s\n"
+        "  scrape_timeout: 1s\n"
+        "  evaluation_interval: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: jouletrace-agent\n"
+        "    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{agent_port}']\n"
+    )
+    return config
+
+
+def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, tmp_path):
+    fake_sysfs.add_rapl_zone(ZONE, "package-0", MAX_ENERGY_RANGE_UJ, energy_uj=123_456_789)
+    options = AgentOptions(
+        sysfs_root=fake_sysfs.root,
+        listen="127.0.0.1:0",
+        interval_seconds=AGENT_INTERVAL_SECONDS,
+        container_cpu=False,
+    )
+    agent = Agent(options, [RaplSource(fake_sysfs.root)])
+    stop_agent, stop_advancing = threading.Event(), threading.Event()
+    advanced = {"joules": 0.0, "wraps": 0}
+
+    def advance() -> None:
+        while not stop_advancing.wait(STEP_SECONDS):
+            advanced["wraps"] += fake_sysfs.advance_joules(ZONE, JOULES_PER_STEP)
+            advanced["joules"] += JOULES_PER_STEP
+
+    prometheus_port = free_port()
+    api = f"http://127.0.0.1:{prometheus_port}"
+    prometheus = None
+    sampler = threading.Thread(target=agent.run, args=(stop_agent,))
+    advancer = threading.Thread(target=advance)
+    try:
+        _, agent_port = agent.serve()
+        sampler.start()
+        prometheus = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={write_config(tmp_path, agent_port)}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "prometheus.log").open("w"),
+        )
+        wait_for(lambda: samples_taken(agent) >= 1, 5, "the agent's first reading")
+        up = f"{api}/api/v1/query?query=up"
+        wait_for(
+            lambda: get_json(up)["data"]["result"][0]["value"][1] == "1", 15, "Prometheus to scrape the agent"
+        )
+
+        started_unix = time.time()
+        advancer.start()
+        time.sleep(ADVANCE_SECONDS)
+        stop_advancing.set()
+        advancer.join()
+        # Let the agent read the last value, then Prometheus scrape twice after that reading.
+        time.sleep(2 * AGENT_INTERVAL_SECONDS)
+        time.sleep(2.2)
+
+        query = urllib.parse.urlencode(
+            {
+                "query": "jouletrace_energy_joules_total",
+                "start": started_unix - 1,
+                "end": time.time(),
+                "step": 1,
+            }
+        )
+        (result,) = get_json(f"{api}/api/v1/query_range?{query}")["data"]["result"]
+        assert result["metric"]["device_kind"] == "cpu_package"
+        values = [float(value) for _, value in result["values"]]
+        assert len(values) >= ADVANCE_SECONDS
+        assert all(later >= earlier for earlier, later in zip(values, values[1:], strict=False)), values
+        assert advanced["wraps"] >= 3
+        assert values[0] == 0.0  # scraped before the first joule was added
+        assert values[-1] == pytest.approx(advanced["joules"], rel=1e-6)
+
+        wraps = get_json(f"{api}/api/v1/query?query=jouletrace_meter_wraps_total")["data"]["result"]
+        assert float(wraps[0]["value"][1]) == advanced["wraps"]
+        ambiguous = get_json(f"{api}/api/v1/query?query=jouletrace_meter_ambiguous_intervals_total")
+        assert float(ambiguous["data"]["result"][0]["value"][1]) == 0
+    finally:
+        stop_advancing.set()
+        if advancer.is_alive():
+            advancer.join()
+        if prometheus is not None:
+            prometheus.terminate()
+            try:
+                prometheus.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                prometheus.kill()
+                prometheus.wait()
+        stop_agent.set()
+        if sampler.is_alive():
+            sampler.join()
+        agent.close()
