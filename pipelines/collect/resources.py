@@ -13,11 +13,10 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-from prometheus_api_client import PrometheusConnect
 
 from collectors.argo_live import argo_service, finished_workflows
 from collectors.kubernetes_live import core_v1, node_list, workflow_pod_list
-from collectors.prometheus import gpu_ids_by_pod, read_power_samples
+from collectors.prometheus import connect, gpu_ids_by_pod, read_power_samples
 from collectors.recorded import RecordedSources
 from datasets.sample_world import generate
 
@@ -163,8 +162,8 @@ class PrometheusPowerReadings(PowerReadingsResource):
     url: str
     dialects: list[str] = ["agent"]
 
-    def _client(self) -> PrometheusConnect:
-        return PrometheusConnect(url=self.url, disable_ssl=not self.url.startswith("https"))
+    def _client(self):
+        return connect(self.url)
 
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
         return read_power_samples(self._client(), self.dialects, start, end, host_nodes=host_nodes)

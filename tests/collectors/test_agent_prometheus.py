@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -36,12 +33,6 @@ ADVANCE_SECONDS = 7.0
 AGENT_INTERVAL_SECONDS = 0.2
 # At the agent's 2000 W limit an interval shorter than 1000 J / 2000 W = 0.5 s cannot hide a second wrap,
 # so no interval is ambiguous and the count of wraps is exact.
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get_json(url: str) -> dict:
@@ -65,9 +56,8 @@ def samples_taken(agent: Agent) -> float:
     return float(re.search(r"^jouletrace_samples_total (\S+)$", agent.metrics.render(), re.M).group(1))
 
 
-def write_config(folder: Path, agent_port: int) -> Path:
-    config = folder / "prometheus.yml"
-    config.write_text(
+def scrape_config(agent_port: int) -> str:
+    return (
         "global:\n"
         "  scrape_interval: 1s\n"
         "  scrape_timeout: 1s\n"
@@ -77,10 +67,9 @@ def write_config(folder: Path, agent_port: int) -> Path:
         "    static_configs:\n"
         f"      - targets: ['127.0.0.1:{agent_port}']\n"
     )
-    return config
 
 
-def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, tmp_path):
+def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, tmp_path, start_prometheus):
     fake_sysfs.add_rapl_zone(ZONE, "package-0", MAX_ENERGY_RANGE_UJ, energy_uj=123_456_789)
     options = AgentOptions(
         sysfs_root=fake_sysfs.root,
@@ -97,24 +86,14 @@ def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, 
             advanced["wraps"] += fake_sysfs.advance_joules(ZONE, JOULES_PER_STEP)
             advanced["joules"] += JOULES_PER_STEP
 
-    prometheus_port = free_port()
-    api = f"http://127.0.0.1:{prometheus_port}"
     prometheus = None
     sampler = threading.Thread(target=agent.run, args=(stop_agent,))
     advancer = threading.Thread(target=advance)
     try:
         _, agent_port = agent.serve()
         sampler.start()
-        prometheus = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={write_config(tmp_path, agent_port)}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "prometheus.log").open("w"),
-        )
+        prometheus = start_prometheus(tmp_path, scrape_config(agent_port))
+        api = prometheus.url
         wait_for(lambda: samples_taken(agent) >= 1, 5, "the agent's first reading")
         up = f"{api}/api/v1/query?query=up"
         wait_for(
@@ -156,12 +135,7 @@ def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, 
         if advancer.is_alive():
             advancer.join()
         if prometheus is not None:
-            prometheus.terminate()
-            try:
-                prometheus.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                prometheus.kill()
-                prometheus.wait()
+            prometheus.stop()
         stop_agent.set()
         if sampler.is_alive():
             sampler.join()
