@@ -53,6 +53,14 @@ def cmd_sample(args) -> int:
         f"wrote the sample world to {world.out_dir}: {world.n_workflows} workflows, "
         f"{world.n_tasks} task attempts, {world.n_power_samples} power readings (provenance synthetic)"
     )
+    if args.openmetrics:
+        from datasets.openmetrics import write_openmetrics
+
+        count = write_openmetrics(world.out_dir, Path(args.openmetrics), args.dialect)
+        print(
+            f"wrote {count} samples as {args.dialect} metrics to {args.openmetrics} "
+            f"(load: promtool tsdb create-blocks-from openmetrics {args.openmetrics} TSDB_DIR)"
+        )
     return 0
 
 
@@ -85,6 +93,11 @@ def cmd_collect(args) -> int:
     )
     config = run_config(args.since, args.until, idle_policy=args.idle_policy, split=args.split)
     outcome = materialize_everything(settings, config, dg.DagsterInstance.ephemeral())
+    if outcome.step_errors:
+        for error in outcome.step_errors:
+            print(f"jouletrace collect: {error}", file=sys.stderr)
+        print(f"jouletrace collect: the dataset in {out} was left as it was", file=sys.stderr)
+        return 1
     checked = schemas.validate_path(out)
     print(f"wrote {out}: " + ", ".join(f"{table} {rows} rows" for table, rows in checked.items()))
     if outcome.checks_failed:
@@ -133,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--workflows", type=int, default=DEFAULT_WORKFLOWS)
     s.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    s.add_argument("--openmetrics", help="also write the readings as OpenMetrics text to this file")
+    s.add_argument(
+        "--dialect",
+        choices=["agent", "kepler", "node-exporter", "dcgm"],
+        default="agent",
+        help="metric names and labels of the exporter to imitate (with --openmetrics)",
+    )
     s.set_defaults(run=cmd_sample)
 
     g = sub.add_parser("agent", help="the node agent: sample RAPL/NVML/FPGA, serve Prometheus metrics, spool")

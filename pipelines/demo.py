@@ -67,6 +67,8 @@ def run_demo(
     echo("[2/3] materializing every asset and running every check in process")
     with dagster_instance(out_dir) as instance:
         outcome = materialize_everything(settings, run_config(), instance)
+    if outcome.step_errors:
+        raise RuntimeError("the demo run failed:\n" + "\n".join(outcome.step_errors))
 
     echo("[3/3] comparing attributed energy with the sample world's ground truth")
     task_energy = read_table(settings.dataset_dir, "task_energy")

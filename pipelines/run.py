@@ -13,6 +13,7 @@ class RunOutcome:
     success: bool
     checks_passed: int
     checks_failed: list[str]
+    step_errors: list[str]
 
 
 def run_config(
@@ -33,7 +34,18 @@ def run_config(
 
 def materialize_everything(settings: Settings, config: dict, instance: dg.DagsterInstance) -> RunOutcome:
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, run_config=config)
+    result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
     evaluations = result.get_asset_check_evaluations()
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
-    return RunOutcome(result.success, len(evaluations) - len(failed), failed)
+    errors = [
+        f"{event.step_key}: {_root_message(event.event_specific_data.error)}"
+        for event in result.get_step_failure_events()
+    ]
+    return RunOutcome(result.success, len(evaluations) - len(failed), failed, errors)
+
+
+def _root_message(error) -> str:
+    """The innermost cause of a step failure: the collector's own message, not Dagster's wrapping."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
