@@ -100,6 +100,7 @@ def pods_to_table_rows(podlist: dict) -> list[dict]:
                 # Argo: "if the node-id annotation does not exist, the node ID is the pod name".
                 "node_id": annotations.get(NODE_ID_ANNOTATION) or pod_name,
                 "pod_name": pod_name,
+                "pod_uid": metadata.get("uid"),
                 "host_node": (pod.get("spec") or {}).get("nodeName") or None,
                 "cpu_request_cores": _sum_requests(requests, lambda name: name == "cpu"),
                 "memory_request_bytes": None if memory_bytes is None else math.ceil(memory_bytes),
@@ -144,6 +145,7 @@ def join_pods(tasks: pa.Table, pods: list[dict], workflow_names: dict[str, str])
                 f"its pod {pod['pod_name']} is on {pod['host_node']}"
             )
         row["pod_name"] = pod["pod_name"]
+        row["pod_uid"] = pod["pod_uid"]
         row["cpu_request_cores"] = pod["cpu_request_cores"]
         row["memory_request_bytes"] = pod["memory_request_bytes"]
         row["gpu_ids"] = pod["gpu_ids"]

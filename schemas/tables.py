@@ -62,6 +62,7 @@ TASKS = _schema(
         _field("phase", pa.string(), False, "Argo node phase"),
         _field("reason", pa.string(), True, "why a task has no energy (skipped, never ran), else null"),
         _field("pod_name", pa.string(), True, "Kubernetes pod name"),
+        _field("pod_uid", pa.string(), True, "Kubernetes pod uid: joins per-container usage and energy"),
         _field("host_node", pa.string(), True, "Kubernetes node the pod ran on"),
         _field("started_at", UTC_TIMESTAMP, True, "node startedAt, UTC"),
         _field("finished_at", UTC_TIMESTAMP, True, "node finishedAt, UTC"),

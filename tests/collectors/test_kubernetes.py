@@ -132,6 +132,7 @@ def test_pod_rows_sum_requests_and_read_devices():
         "namespace": "argo",
         "node_id": f"{DIAMOND}-1310542453",
         "pod_name": f"{DIAMOND}-echo-1310542453",
+        "pod_uid": f"uid-{DIAMOND}-echo-1310542453",
         "host_node": HOST,
         "cpu_request_cores": pytest.approx(1.51),  # main + wait; the init container is not counted
         "memory_request_bytes": 2 * 2**30 + 64 * 2**20,
@@ -210,8 +211,11 @@ def test_join_pods_fills_task_rows():
     untouched = rows[f"{DIAMOND}-1260209596"]
     assert untouched["cpu_request_cores"] is None and untouched["gpu_ids"] == []
     assert untouched["pod_name"] == f"{DIAMOND}-echo-1260209596"
-    assert joined.drop_columns(["cpu_request_cores", "memory_request_bytes", "gpu_ids", "fpga_ids"]).equals(
-        tasks.drop_columns(["cpu_request_cores", "memory_request_bytes", "gpu_ids", "fpga_ids"])
+    assert a["pod_uid"] == f"uid-{DIAMOND}-echo-1310542453"
+    assert joined.drop_columns(
+        ["pod_uid", "cpu_request_cores", "memory_request_bytes", "gpu_ids", "fpga_ids"]
+    ).equals(
+        tasks.drop_columns(["pod_uid", "cpu_request_cores", "memory_request_bytes", "gpu_ids", "fpga_ids"])
     )
 
 
