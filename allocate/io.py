@@ -1,0 +1,112 @@
+"""WF.json (workflow), C.json (catalog) and R.json (allocation result) files; formats in docs/allocation.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from allocate.model import COMPUTE, OR_JOIN, OR_SPLIT, Catalog, Control, Edge, Task, VmType, Workflow
+from datasets.traces import write_bytes_atomic
+
+WORKFLOW_FORMAT = "jouletrace.workflow/1"
+CATALOG_FORMAT = "jouletrace.catalog/1"
+
+
+def workflow_to_json(workflow: Workflow) -> dict:
+    tasks: list[dict] = [
+        {"id": t.id, "work_seconds": t.work_seconds, "alpha": t.alpha} for t in workflow.tasks.values()
+    ]
+    for c in workflow.controls.values():
+        vertex: dict = {"id": c.id, "kind": c.kind}
+        if c.iterations is not None:
+            vertex["iterations"] = {str(n): p for n, p in sorted(c.iterations.items())}
+        tasks.append(vertex)
+    edges = []
+    for e in workflow.edges:
+        edge: dict = {"source": e.source, "target": e.target}
+        if e.data_bytes:
+            edge["data_bytes"] = e.data_bytes
+        if e.probability is not None:
+            edge["probability"] = e.probability
+        if e.loop:
+            edge["loop"] = True
+        edges.append(edge)
+    return {"format": WORKFLOW_FORMAT, "name": workflow.name, "tasks": tasks, "edges": edges}
+
+
+def workflow_from_json(data: dict) -> Workflow:
+    if "tasks" not in data or "edges" not in data:
+        raise ValueError("a workflow file needs `tasks` and `edges` at its top level")
+    tasks, controls = {}, {}
+    for vertex in data["tasks"]:
+        kind = vertex.get("kind", COMPUTE)
+        if vertex["id"] in tasks or vertex["id"] in controls:
+            raise ValueError(f"vertex id {vertex['id']} is repeated")
+        if kind == COMPUTE:
+            tasks[vertex["id"]] = Task(
+                vertex["id"], float(vertex["work_seconds"]), float(vertex.get("alpha", 0.0))
+            )
+        elif kind in (OR_SPLIT, OR_JOIN):
+            law = vertex.get("iterations")
+            iterations = {int(n): float(p) for n, p in law.items()} if law is not None else None
+            controls[vertex["id"]] = Control(vertex["id"], kind, iterations)
+        else:
+            raise ValueError(f"vertex {vertex['id']}: unknown kind {kind!r}")
+    edges = [
+        Edge(
+            e["source"],
+            e["target"],
+            float(e.get("data_bytes", 0.0)),
+            None if e.get("probability") is None else float(e["probability"]),
+            bool(e.get("loop", False)),
+        )
+        for e in data["edges"]
+    ]
+    return Workflow(data.get("name", "workflow"), tasks, edges, controls)
+
+
+def catalog_to_json(catalog: Catalog) -> dict:
+    return {
+        "format": CATALOG_FORMAT,
+        "name": catalog.name,
+        "note": catalog.note,
+        "bandwidth_bytes_per_second": catalog.bandwidth_bytes_per_second,
+        "vm_types": [
+            {"type": t.name, "ncpu": t.ncpu, "cost_per_hour": t.cost_per_hour, "speed": t.speed}
+            for t in catalog.vm_types
+        ],
+    }
+
+
+def catalog_from_json(data: dict) -> Catalog:
+    return Catalog(
+        name=data.get("name", "catalog"),
+        vm_types=tuple(
+            VmType(t["type"], int(t["ncpu"]), float(t["cost_per_hour"]), float(t.get("speed", 1.0)))
+            for t in data["vm_types"]
+        ),
+        bandwidth_bytes_per_second=float(data.get("bandwidth_bytes_per_second", 125e6)),
+        note=data.get("note", ""),
+    )
+
+
+def read_json(path: str | Path) -> dict:
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"{file}: no such file")
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}: not JSON ({exc})") from exc
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    return write_bytes_atomic((json.dumps(data, indent=1) + "\n").encode(), Path(path))
+
+
+def read_workflow(path: str | Path) -> Workflow:
+    return workflow_from_json(read_json(path))
+
+
+def read_catalog(path: str | Path) -> Catalog:
+    return catalog_from_json(read_json(path))

@@ -1,0 +1,1 @@
+"""Allocation stage: budget-constrained allocation evaluated on synthetic workloads and the traced workflows."""

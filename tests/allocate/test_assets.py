@@ -1,0 +1,34 @@
+"""The allocation evaluation asset on the sample world's traced workflows."""
+
+import dagster as dg
+import pyarrow as pa
+
+from collectors.recorded import RecordedSources
+from pipelines.allocate.assets import AllocationEvaluationConfig, allocation_evaluation, trace_cases
+from pipelines.cli import main
+
+
+def sample_world_tables(tmp_path):
+    assert main(["sample", "--out", str(tmp_path), "--workflows", "4", "--seed", "5"]) == 0
+    sources = RecordedSources(tmp_path)
+    _, tasks = sources.workflows_and_tasks()
+    return tasks, sources.machines()
+
+
+def test_asset_evaluates_synthetic_and_traced_workflows_with_plots(tmp_path):
+    tasks, machines = sample_world_tables(tmp_path)
+    traced = trace_cases(tasks, machines)
+    assert traced and all(case.workload == "traces" for case in traced)
+    config = AllocationEvaluationConfig(workloads=["strassen"], budgets="1,3,20", repetitions=1)
+    output = allocation_evaluation(
+        dg.build_asset_context(), config=config, task_runs=tasks, machines=machines
+    )
+    table = output.value
+    assert isinstance(table, pa.Table)
+    workloads = set(table["workload"].to_pylist())
+    assert workloads == {"strassen", "traces"}
+    assert table.num_rows == (1 + len(traced)) * 3 * 3
+    for workload in workloads:
+        assert output.metadata[f"plot_{workload}"].value.startswith(f"![{workload}](data:image/png;base64,")
+    assert output.metadata["summary"].value["deferred"]["within_budget"] == 1.0
+    assert sum(table["violations"].to_pylist()) == 0
