@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from pipelines.allocate.assets import allocation_evaluation
 from pipelines.collect.assets import machines, power_samples, task_runs
 from pipelines.collect.resources import (
     ArgoServerRuns,
@@ -13,12 +14,23 @@ from pipelines.collect.resources import (
     RecordedKubernetes,
     RecordedPowerReadings,
 )
+from pipelines.export.assets import export_assets
 from pipelines.io import ParquetTableIOManager
 from pipelines.settings import Settings
 from pipelines.traces.assets import TraceDatasetResource, energy_traces, task_energy
 from pipelines.traces.checks import checks
 
-ASSETS = [task_runs, machines, power_samples, task_energy, energy_traces]
+ASSETS = [
+    task_runs,
+    machines,
+    power_samples,
+    task_energy,
+    energy_traces,
+    *export_assets,
+    allocation_evaluation,
+]
+# What `jouletrace collect` materializes: the trace dataset, not the publication bundles.
+TRACE_GROUPS = ("collect", "traces")
 
 
 def _secret(name: str) -> dg.EnvVar | None:

@@ -21,7 +21,7 @@ from pipelines.run import materialize_everything, run_config
 from pipelines.settings import Settings
 
 # Sub-folders of --out that the demo owns and rebuilds on every run.
-DEMO_OUTPUTS = ("sample-world", "assets", "dataset", "report")
+DEMO_OUTPUTS = ("sample-world", "assets", "dataset", "report", "exports")
 
 
 @dataclass

@@ -32,9 +32,19 @@ def run_config(
     }
 
 
-def materialize_everything(settings: Settings, config: dict, instance: dg.DagsterInstance) -> RunOutcome:
-    job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
+def materialize_everything(
+    settings: Settings, config: dict, instance: dg.DagsterInstance, groups: tuple[str, ...] | None = None
+) -> RunOutcome:
+    """Every asset and check in one in-process run, or only those of `groups`."""
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    selection = None
+    if groups is not None:
+        selection = list(dg.AssetSelection.groups(*groups).resolve(graph))
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance, run_config=config, raise_on_error=False, asset_selection=selection
+    )
     evaluations = result.get_asset_check_evaluations()
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
     errors = [

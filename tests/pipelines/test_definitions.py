@@ -18,6 +18,9 @@ EXPECTED_ASSETS = {
     "task_energy",
     "node_energy_balance",
     "energy_traces",
+    "wfinstances_export",
+    "wta_export",
+    "allocation_evaluation",
 }
 
 
@@ -34,7 +37,13 @@ def test_definitions_load_from_the_workspace_module(monkeypatch, tmp_path):
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("node_energy_balance", "balance_closes") in checks
     assert ("task_energy", "energies_non_negative") in checks
-    assert {a for a, name in checks if name == "schema_valid"} == EXPECTED_ASSETS - {"energy_traces"}
+    assert {a for a, name in checks if name == "schema_valid"} == EXPECTED_ASSETS - {
+        "energy_traces",
+        "wfinstances_export",
+        "wta_export",
+        "allocation_evaluation",
+    }
+    assert {a for a, name in checks if name == "formats_valid"} == {"wfinstances_export", "wta_export"}
 
 
 def test_missing_recorded_folder_is_a_clear_error(tmp_path):
