@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import schemas
 from collectors.argo import parse_workflow
 from collectors.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
-from schemas.tables import PROVENANCES, UTC_TIMESTAMP
+from schemas.tables import KEYS, PROVENANCES, UTC_TIMESTAMP
 
 # A folder saved from a real cluster by hand may have no manifest: its numbers are measured.
 DEFAULT_MANIFEST = {
@@ -28,10 +28,11 @@ DEFAULT_MANIFEST = {
     "created_at": None,
 }
 POWER_SORT_KEYS = ("host_node", "device_kind", "device_id", "value_kind", "timestamp")
+CONTAINER_SORT_KEYS = KEYS["container_samples"]
 
 
 class RecordedSources:
-    """The saved Argo workflows, Kubernetes pods/nodes and node-agent power readings of one folder."""
+    """The saved Argo workflows, Kubernetes pods/nodes and node-agent readings of one folder."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -109,7 +110,33 @@ class RecordedSources:
         All nodes when `host_nodes` is None; a node without a file has no readings. Each file is
         cast to the schema and validated, and its rows must all belong to the node it is named after.
         """
-        folder = self.directory / "power"
+        return self._node_files("power", "power_samples", POWER_SORT_KEYS, host_nodes, start, end)
+
+    def container_samples(
+        self,
+        host_nodes: Iterable[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """Per-container readings of containers/<host_node>.parquet (cgroup CPU seconds, per-pod joules).
+
+        Selected, validated and checked like `power_samples`; no containers/ folder gives an empty table.
+        """
+        return self._node_files(
+            "containers", "container_samples", CONTAINER_SORT_KEYS, host_nodes, start, end
+        )
+
+    def _node_files(
+        self,
+        folder_name: str,
+        table_name: str,
+        sort_keys: Iterable[str],
+        host_nodes: Iterable[str] | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> pa.Table:
+        """The `table_name` rows of <folder_name>/<host_node>.parquet between start and end, sorted."""
+        folder = self.directory / folder_name
         if host_nodes is None:
             paths = sorted(folder.glob("*.parquet"))
         else:
@@ -118,15 +145,15 @@ class RecordedSources:
         for path in paths:
             if not path.exists():
                 continue
-            table = _read_power_file(path)
+            table = _read_node_file(path, table_name)
             if start is not None:
                 table = table.filter(pc.greater_equal(table["timestamp"], _utc_scalar(start, "start")))
             if end is not None:
                 table = table.filter(pc.less_equal(table["timestamp"], _utc_scalar(end, "end")))
             tables.append(table)
         if not tables:
-            return schemas.empty("power_samples")
-        return pa.concat_tables(tables).sort_by([(key, "ascending") for key in POWER_SORT_KEYS])
+            return schemas.empty(table_name)
+        return pa.concat_tables(tables).sort_by([(key, "ascending") for key in sort_keys])
 
     def _json_files(self, folder: str) -> list[tuple[Path, dict]]:
         """(path, object) of <folder>/<namespace>/<name>.json."""
@@ -141,18 +168,19 @@ def _read_json(path: Path):
         raise ValueError(f"{path}: not valid JSON: {exc}") from None
 
 
-def _read_power_file(path: Path) -> pa.Table:
+def _read_node_file(path: Path, table_name: str) -> pa.Table:
+    """One node's readings, validated; a row naming another node (or none) is an error."""
     try:
         raw = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValueError(f"{path}: not a readable Parquet file: {exc}") from None
     try:
-        table = schemas.validate("power_samples", schemas.conform("power_samples", raw), str(path))
+        table = schemas.validate(table_name, schemas.conform(table_name, raw), str(path))
     except schemas.SchemaError as exc:
         raise _renamed(exc, path) from None
-    foreign = pc.not_equal(table["host_node"], path.stem)
+    foreign = pc.fill_null(pc.not_equal(table["host_node"], path.stem), True)
     if pc.any(foreign).as_py():
-        others = sorted(set(table.filter(foreign)["host_node"].to_pylist()))
+        others = sorted(set(table.filter(foreign)["host_node"].to_pylist()), key=str)
         raise ValueError(f"{path}: holds readings of other nodes {others}; a file holds one node's readings")
     return table
 

@@ -1,8 +1,10 @@
 """The ground-truth power model and what the node agents read from it.
 
 Every device's power is piecewise constant: its idle power plus the dynamic power of the tasks running
-on it, each task varying in ~10 s segments. Cumulative energy is therefore exact at any instant, so
-counters are the exact energy at the reading time, and the truth is the exact integral per task.
+on it, each task varying in ~10 s segments. A task's CPU package and DRAM dynamic power are its task type's
+joules per CPU-second times its main container's CPU usage rate (datasets/sample_world/usage.py), split
+evenly over the sockets. Cumulative energy is therefore exact at any instant, so counters are the exact
+energy at the reading time, and the truth is the exact integral per task.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import schemas
 from datasets.sample_world.cluster import RAPL_COUNTER_MAX_JOULES, NodeSpec
 from datasets.sample_world.plan import PodTask
 from datasets.sample_world.scheduler import Attempt
+from datasets.sample_world.usage import Usage
 
 GAUGE_NOISE_SD = 0.02
 READING_JITTER_SECONDS = 0.02
@@ -38,6 +41,10 @@ class AgentGap:
     host_node: str
     start_seconds: float
     end_seconds: float
+
+    def down(self, host_node: str, seconds: np.ndarray) -> np.ndarray:
+        """Which of `host_node`'s reading times fall in the gap (those readings are missing)."""
+        return (self.host_node == host_node) & (seconds >= self.start_seconds) & (seconds <= self.end_seconds)
 
 
 @dataclass(frozen=True)
@@ -94,24 +101,26 @@ def node_devices(node: NodeSpec) -> list[Device]:
     return [Device(node.name, kinds[device_id], device_id, idle[device_id]) for device_id in kinds]
 
 
-def attempt_loads(rng: np.random.Generator, attempt: Attempt, pod: PodTask, node: NodeSpec) -> list[_Load]:
-    """The dynamic power one attempt draws on every device it touches."""
+def attempt_loads(
+    rng: np.random.Generator, attempt: Attempt, pod: PodTask, node: NodeSpec
+) -> tuple[Usage, list[_Load]]:
+    """The CPU use of one attempt's main container and the dynamic power it draws on every device."""
     t = pod.task_type
     starts, ends = _segments(rng, attempt.start_seconds, attempt.end_seconds)
-    cpu_watts = t.cpu_request_cores * t.cpu_watts_per_core * rng.uniform(0.85, 1.0)
-    cpu_watts_per_segment = cpu_watts * rng.uniform(0.9, 1.1, len(starts)) / node.sockets
-    dram_watts = np.array([t.cpu_request_cores * t.dram_watts_per_core / node.sockets])
+    busy_cores = t.cpu_request_cores * rng.uniform(0.85, 1.0)  # requested cores x utilisation
+    usage = Usage(starts, ends, busy_cores * rng.uniform(0.9, 1.1, len(starts)))
+    cpu_watts = t.cpu_joules_per_cpu_second * usage.cpu_seconds_per_second / node.sockets
+    dram_watts = t.dram_joules_per_cpu_second * usage.cpu_seconds_per_second / node.sockets
     share = t.cpu_request_cores / node.cpu_cores
-    whole = (np.array([attempt.start_seconds]), np.array([attempt.end_seconds]))
     devices = {d.device_id: d for d in node_devices(node)}
     loads = []
     for p in range(node.sockets):
-        loads.append(_Load(devices[f"package-{p}"], starts, ends, cpu_watts_per_segment, share))
-        loads.append(_Load(devices[f"dram-{p}"], *whole, dram_watts, share))
+        loads.append(_Load(devices[f"package-{p}"], starts, ends, cpu_watts, share))
+        loads.append(_Load(devices[f"dram-{p}"], starts, ends, dram_watts, share))
     for device_id in attempt.gpu_ids + attempt.fpga_ids:
         level = rng.uniform(*t.device_dynamic_watts)
         loads.append(_Load(devices[device_id], starts, ends, level * rng.uniform(0.9, 1.1, len(starts)), 1.0))
-    return loads
+    return usage, loads
 
 
 def _segments(rng: np.random.Generator, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +181,7 @@ def choose_reset(
     return CounterReset(node.name, gpu, at)
 
 
-def _poll_seconds(rng: np.random.Generator, interval: float, end_seconds: float) -> np.ndarray:
+def poll_seconds(rng: np.random.Generator, interval: float, end_seconds: float) -> np.ndarray:
     """Reading times: a regular schedule with small jitter, rounded to the microsecond."""
     phase = rng.uniform(1.0, 1.0 + interval)
     nominal = np.arange(phase, end_seconds - READING_JITTER_SECONDS, interval)
@@ -184,13 +193,16 @@ def node_readings(
     rng: np.random.Generator,
     node: NodeSpec,
     traces: list[tuple[Device, PowerTrace]],
+    rapl_polls: np.ndarray,
     end_seconds: float,
     gap: AgentGap,
     reset: CounterReset,
     start_us: int,
 ) -> pa.Table:
-    """Everything the node's agent spooled, as a `power_samples` table sorted by device, then time."""
-    rapl_polls = _poll_seconds(rng, node.reading_interval_seconds, end_seconds)
+    """Everything the node's agent spooled, as a `power_samples` table sorted by device, then time.
+
+    RAPL is read at `rapl_polls` (the node's reading times); GPUs and FPGAs are polled every second.
+    """
     columns: dict[str, list] = {
         "device_id": [],
         "device_kind": [],
@@ -202,7 +214,7 @@ def node_readings(
     }
 
     def emit(device: Device, polls: np.ndarray, values: np.ndarray, value_kind: str, source: str) -> None:
-        down = (gap.host_node == node.name) & (polls >= gap.start_seconds) & (polls <= gap.end_seconds)
+        down = gap.down(node.name, polls)
         n = int(np.count_nonzero(~down))
         columns["device_id"].append(np.full(n, device.device_id))
         columns["device_kind"].append(np.full(n, device.device_kind))
@@ -218,7 +230,7 @@ def node_readings(
         if device.device_kind in ("cpu_package", "dram"):
             emit(device, rapl_polls, _rapl_counter(rng, trace, rapl_polls), "energy_counter_joules", "rapl")
         elif device.device_kind == "gpu":
-            polls = _poll_seconds(rng, 1.0, end_seconds)
+            polls = poll_seconds(rng, 1.0, end_seconds)
             energy = trace.energy_at(polls)
             emit(
                 device,
@@ -232,7 +244,7 @@ def node_readings(
             )
             emit(device, polls, np.round(np.maximum(watts, 0.0), 3), "power_watts", "nvml")
         else:
-            polls = _poll_seconds(rng, 1.0, end_seconds)
+            polls = poll_seconds(rng, 1.0, end_seconds)
             watts = trace.power_at(polls) * (1.0 + rng.normal(0.0, GAUGE_NOISE_SD, len(polls)))
             emit(device, polls, np.round(np.maximum(watts, 0.0), 6), "power_watts", "hwmon")
     data = {name: np.concatenate(parts) for name, parts in columns.items()}

@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TaskType:
-    """What the tasks of one container template ask for, how long they run, how hard they draw power."""
+    """What one template's tasks ask for, how long they run, how much power their CPU use draws."""
 
     template: str
     image: str
@@ -24,8 +24,9 @@ class TaskType:
     memory_request_gib: float
     median_runtime_seconds: float
     runtime_sigma: float
-    cpu_watts_per_core: float
-    dram_watts_per_core: float
+    # Dynamic power per CPU-second per second of use: watts when the task keeps one core busy.
+    cpu_joules_per_cpu_second: float
+    dram_joules_per_cpu_second: float
     gpus: int = 0
     fpgas: int = 0
     device_dynamic_watts: tuple[float, float] = (0.0, 0.0)
@@ -67,7 +68,8 @@ def _types(app: str, version: str, rows: tuple[tuple, ...]) -> dict[str, TaskTyp
     return {row[0]: TaskType(row[0], image, row[1], *row[2:]) for row in rows}
 
 
-# template, command, cpu cores, memory GiB, median runtime s, sigma, CPU W/core, DRAM W/core[, gpus, fpgas, W]
+# template, command, cpu cores, memory GiB, median runtime s, sigma, CPU J/CPU-s, DRAM J/CPU-s
+# [, gpus, fpgas, device W]
 _MONTAGE = (
     ("mproject", "mProject", 1, 2, 75, 0.35, 9.2, 1.1),
     ("mdifffit", "mDiffFit", 1, 1, 24, 0.45, 8.4, 0.9),

@@ -28,15 +28,22 @@ from datasets.sample_world.power import (
     choose_reset,
     device_traces,
     node_readings,
+    poll_seconds,
     truth_row,
 )
 from datasets.sample_world.scheduler import simulate
+from datasets.sample_world.usage import container_readings, main_containers
 
 GENERATOR = "jouletrace.sample_world"
 WORLD_START = datetime(2026, 11, 2, 8, 0, 0, tzinfo=UTC)
 IDLE_TAIL_SECONDS = 150.0
 # The folders a previous sample world may have left files in that this world does not write again.
-_OWNED_PATTERNS = ("argo/workflows/*/*.json", "kubernetes/pods/*/*.json", "power/*.parquet")
+_OWNED_PATTERNS = (
+    "argo/workflows/*/*.json",
+    "kubernetes/pods/*/*.json",
+    "power/*.parquet",
+    "containers/*.parquet",
+)
 
 
 @dataclass
@@ -47,6 +54,7 @@ class SampleWorldSummary:
     n_workflows: int
     n_tasks: int
     n_power_samples: int
+    n_container_samples: int
     nodes: list[str]
     start: datetime
     end: datetime
@@ -71,6 +79,7 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
     end_seconds = float(math.ceil(max(a.end_seconds for a in attempts) + IDLE_TAIL_SECONDS))
 
     files: dict[str, bytes] = {"kubernetes/nodes.json": _json(node_list(cluster, cluster_rng))}
+    containers = {}
     for index, plan in enumerate(plans):
         members = [i for i, pod in enumerate(pods) if pod.workflow == index]
         workflow, pod_list = WorkflowRenderer(
@@ -78,25 +87,33 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
         ).render()
         files[f"argo/workflows/{NAMESPACE}/{plan.name}.json"] = _json(workflow)
         files[f"kubernetes/pods/{NAMESPACE}/{plan.name}.json"] = _json(pod_list)
+        containers |= main_containers(pod_list)
 
     loads_by_host: dict[str, list] = {node.name: [] for node in cluster}
+    usage_by_host: dict[str, list] = {node.name: [] for node in cluster}
     truth = []
     for attempt in attempts:
         pod, plan = pods[attempt.pod], plans[pods[attempt.pod].workflow]
         ids = {"workflow_uid": plan.uid, "task_id": node_id(plan.name, pod.attempt_node_name(attempt.number))}
-        loads = attempt_loads(power_rng, attempt, pod, hosts[attempt.host_node])
+        usage, loads = attempt_loads(power_rng, attempt, pod, hosts[attempt.host_node])
         truth += [ids | truth_row(load, attempt.runtime_seconds) for load in loads]
         loads_by_host[attempt.host_node] += loads
+        usage_by_host[attempt.host_node].append((containers[ids["task_id"]], usage))
     gap = choose_gap(power_rng, cluster, end_seconds)
     gpu_node = next(node for node in cluster if node.gpu_ids)
     reset = choose_reset(power_rng, gpu_node, attempts, gap, end_seconds)
     start_us = int(WORLD_START.timestamp()) * 1_000_000
-    n_samples = 0
+    n_samples = n_container_samples = 0
     for node in cluster:
         traces = device_traces(node, loads_by_host[node.name], end_seconds)
-        table = node_readings(power_rng, node, traces, end_seconds, gap, reset, start_us)
+        polls = poll_seconds(power_rng, node.reading_interval_seconds, end_seconds)
+        table = node_readings(power_rng, node, traces, polls, end_seconds, gap, reset, start_us)
         files[f"power/{node.name}.parquet"] = _parquet(schemas.validate("power_samples", table))
         n_samples += table.num_rows
+        up = ~gap.down(node.name, polls)
+        counters = container_readings(node.name, usage_by_host[node.name], polls, up, start_us)
+        files[f"containers/{node.name}.parquet"] = _parquet(schemas.validate("container_samples", counters))
+        n_container_samples += counters.num_rows
     files["truth/task_energy.parquet"] = _parquet(
         schemas.validate("task_energy", schemas.conform("task_energy", truth))
     )
@@ -118,6 +135,7 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
         n_workflows=len(plans),
         n_tasks=len(attempts),
         n_power_samples=n_samples,
+        n_container_samples=n_container_samples,
         nodes=[node.name for node in cluster],
         start=WORLD_START,
         end=end,

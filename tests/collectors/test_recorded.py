@@ -62,8 +62,28 @@ def power_rows(host: str, seconds: range) -> list[dict]:
     ]
 
 
-def write_power(folder: Path, host: str, table: pa.Table) -> Path:
-    path = folder / "power" / f"{host}.parquet"
+def container_rows(host: str | None, pod_name: str, seconds: range) -> list[dict]:
+    """An agent cgroup CPU-time counter of one container, using 0.5 CPU-seconds per second."""
+    return [
+        {
+            "host_node": host,
+            "namespace": "argo",
+            "pod_name": pod_name,
+            "pod_uid": f"uid-{pod_name}",
+            "container_id": f"cid-{pod_name}",
+            "device_kind": None,
+            "timestamp": T0 + timedelta(seconds=s),
+            "value": 0.5 * (s - seconds[0]),
+            "value_kind": "cpu_seconds_counter",
+            "source": "agent-cgroup",
+            "provenance": "synthetic",
+        }
+        for s in seconds
+    ]
+
+
+def write_power(folder: Path, host: str, table: pa.Table, kind: str = "power") -> Path:
+    path = folder / kind / f"{host}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
     return path
@@ -226,3 +246,48 @@ def test_bad_power_files_name_the_file(recorded: Path):
     path.write_bytes(b"not parquet")
     with pytest.raises(ValueError, match=f"{path}: not a readable Parquet file"):
         RecordedSources(recorded).power_samples([HOST])
+
+
+def test_container_samples_filter_by_node_and_time(recorded: Path):
+    sources = RecordedSources(recorded)
+    assert sources.container_samples().schema.equals(schemas.CONTAINER_SAMPLES)
+    assert sources.container_samples().num_rows == 0, "no containers/ folder: no readings"
+    rows = container_rows(HOST, "pod-b", range(10, 30, 5)) + container_rows(HOST, "pod-a", range(0, 20, 5))
+    write_power(recorded, HOST, schemas.conform("container_samples", rows), "containers")
+    write_power(
+        recorded,
+        OTHER_HOST,
+        schemas.conform("container_samples", container_rows(OTHER_HOST, "pod-c", range(0, 30, 10))),
+        "containers",
+    )
+    everything = sources.container_samples()
+    assert everything.schema.equals(schemas.CONTAINER_SAMPLES) and everything.num_rows == 4 + 4 + 3
+    assert (
+        everything["pod_name"].to_pylist() == ["pod-c"] * 3 + ["pod-a"] * 4 + ["pod-b"] * 4
+    )  # node, pod, time
+    window = sources.container_samples(
+        [HOST, "node-without-readings"], T0 + timedelta(seconds=5), T0 + timedelta(seconds=15)
+    )
+    assert [(r["pod_name"], r["timestamp"] - T0, r["value"]) for r in window.to_pylist()] == [
+        ("pod-a", timedelta(seconds=5), 2.5),
+        ("pod-a", timedelta(seconds=10), 5.0),
+        ("pod-a", timedelta(seconds=15), 7.5),
+        ("pod-b", timedelta(seconds=10), 0.0),
+        ("pod-b", timedelta(seconds=15), 2.5),
+    ]
+    assert sources.container_samples([]).num_rows == 0
+    with pytest.raises(ValueError, match="has no time zone"):
+        sources.container_samples([HOST], end=datetime(2024, 10, 1))
+
+
+def test_bad_container_files_name_the_file(recorded: Path):
+    rows = container_rows(HOST, "pod-a", range(3))
+    rows[1]["value_kind"] = "cpu_percent"
+    path = write_power(recorded, HOST, schemas.conform("container_samples", rows), "containers")
+    with pytest.raises(schemas.SchemaError, match=rf"{path}: table container_samples, column 'value_kind'"):
+        RecordedSources(recorded).container_samples([HOST])
+
+    rows = container_rows(None, "pod-a", range(2))
+    path = write_power(recorded, HOST, schemas.conform("container_samples", rows), "containers")
+    with pytest.raises(ValueError, match=rf"{path}: holds readings of other nodes \[None\]"):
+        RecordedSources(recorded).container_samples()

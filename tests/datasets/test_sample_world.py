@@ -15,8 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import schemas
+from collectors.recorded import RecordedSources
 from datasets.sample_world import SampleWorldSummary, generate
 from datasets.sample_world.argo import fnv1a32 as generator_fnv1a32
+from datasets.sample_world.recipes import RECIPES
+from schemas.tables import KEYS
 
 SEED = 7
 RAPL_MAX_JOULES = 262143.328850
@@ -59,6 +62,12 @@ def pod_lists(world: SampleWorldSummary) -> dict[str, dict]:
 def power(world: SampleWorldSummary) -> pd.DataFrame:
     tables = [pq.read_table(p).to_pandas() for p in sorted((world.out_dir / "power").glob("*.parquet"))]
     return pd.concat(tables, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def containers(world: SampleWorldSummary) -> pd.DataFrame:
+    paths = sorted((world.out_dir / "containers").glob("*.parquet"))
+    return pd.concat([pq.read_table(p).to_pandas() for p in paths], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +130,13 @@ def test_rejects_an_empty_world(tmp_path: Path):
         generate(tmp_path, n_workflows=0)
 
 
-def test_size_and_span(world: SampleWorldSummary, workflows: list[dict], power: pd.DataFrame):
+def test_size_and_span(
+    world: SampleWorldSummary, workflows: list[dict], power: pd.DataFrame, containers: pd.DataFrame
+):
     assert world.n_workflows == len(workflows) >= 20
     assert world.n_tasks == sum(len(pod_nodes(w)) for w in workflows) >= 500
     assert world.n_power_samples == len(power)
+    assert world.n_container_samples == len(containers)
     assert world.nodes == list(READING_INTERVAL_SECONDS)
     assert world.start.tzinfo is not None and world.end.tzinfo is not None
     assert timedelta(hours=1) <= world.end - world.start <= timedelta(hours=3)
@@ -144,12 +156,14 @@ def test_manifest(world: SampleWorldSummary):
 
 def test_every_parquet_file_validates(world: SampleWorldSummary):
     files = sorted(world.out_dir.rglob("*.parquet"))
-    assert [p.name for p in files] == sorted(
-        [f"{node}.parquet" for node in world.nodes] + ["task_energy.parquet"]
+    assert [str(p.relative_to(world.out_dir)) for p in files] == sorted(
+        [f"{folder}/{node}.parquet" for folder in ("containers", "power") for node in world.nodes]
+        + ["truth/task_energy.parquet"]
     )
+    tables = {"truth": "task_energy", "power": "power_samples", "containers": "container_samples"}
     for path in files:
         table = pq.read_table(path)
-        name = "task_energy" if path.parent.name == "truth" else "power_samples"
+        name = tables[path.parent.name]
         schemas.validate(name, table, str(path))
         assert set(table["provenance"].to_pylist()) == {"synthetic"}
 
@@ -396,3 +410,144 @@ def test_counters_read_idle_plus_task_energy(
         assert read_joules >= tasks["energy_joules"].sum()
         expected = world.idle_power_watts[host][device] * span_seconds + tasks["dynamic_joules"].sum()
         assert read_joules == pytest.approx(expected, rel=0.005), (host, device)
+
+
+@pytest.fixture(scope="module")
+def main_containers(pod_lists: dict[str, dict]) -> pd.DataFrame:
+    """One row per Pod: its ids, node, main container id and main container's (second-precision) run."""
+    rows = []
+    for pod_list in pod_lists.values():
+        for pod in pod_list["items"]:
+            main = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "main")
+            terminated = main["state"]["terminated"]
+            rows.append(
+                {
+                    "task_id": pod["metadata"]["annotations"]["workflows.argoproj.io/node-id"],
+                    "namespace": pod["metadata"]["namespace"],
+                    "pod_name": pod["metadata"]["name"],
+                    "pod_uid": pod["metadata"]["uid"],
+                    "container_id": main["containerID"].removeprefix("containerd://"),
+                    "host_node": pod["spec"]["nodeName"],
+                    "started_at": pd.Timestamp(terminated["startedAt"]),
+                    "finished_at": pd.Timestamp(terminated["finishedAt"]),
+                }
+            )
+    return pd.DataFrame(rows).set_index("task_id")
+
+
+def series_of(containers: pd.DataFrame):
+    return containers.groupby(["host_node", "pod_uid", "container_id"], sort=False)
+
+
+def touches_gap(world: SampleWorldSummary, host: str, first, last) -> bool:
+    """A series of `host` whose readings [first, last] would reach into the agent gap lost some of them."""
+    gap_host, gap_start, gap_end = world.agent_gap
+    return (
+        host == gap_host
+        and first <= gap_end + timedelta(seconds=20)
+        and last >= gap_start - timedelta(seconds=20)
+    )
+
+
+def test_container_counters_are_read_with_the_rapl_counters(
+    world: SampleWorldSummary, power: pd.DataFrame, containers: pd.DataFrame
+):
+    """cgroup usage_usec: cumulative, 1 us steps, read at the node's RAPL reading times, not in the gap."""
+    assert set(containers["host_node"]) == set(world.nodes)
+    assert set(containers["namespace"]) == {"science"} and containers["device_kind"].isna().all()
+    assert set(containers["value_kind"]) == {"cpu_seconds_counter"}
+    assert set(containers["source"]) == {"agent-cgroup"} and set(containers["provenance"]) == {"synthetic"}
+    micro = containers["value"].to_numpy() * 1e6
+    assert np.allclose(micro, np.round(micro), rtol=0, atol=1e-3), "quantised to 1 microsecond"
+    keys = list(KEYS["container_samples"])
+    for path in sorted((world.out_dir / "containers").glob("*.parquet")):
+        frame = pq.read_table(path).to_pandas()
+        assert (frame["host_node"] == path.stem).all()
+        assert frame.equals(frame.sort_values(keys, kind="stable").reset_index(drop=True)), "sorted by key"
+    rapl = power[power["device_id"] == "package-0"]
+    reading_times = {host: group["timestamp"].to_numpy() for host, group in rapl.groupby("host_node")}
+    for (host, _, _), group in series_of(containers):
+        readings = reading_times[host]
+        at = np.searchsorted(readings, group["timestamp"].to_numpy())
+        assert (readings[np.minimum(at, len(readings) - 1)] == group["timestamp"].to_numpy()).all()
+        assert (np.diff(at) == 1).all() or touches_gap(world, host, *group["timestamp"].iloc[[0, -1]])
+        assert (np.diff(group["value"].to_numpy()) >= 0).all(), "a counter never goes back"
+
+
+def test_container_series_join_the_pods(
+    world: SampleWorldSummary, containers: pd.DataFrame, main_containers: pd.DataFrame
+):
+    """Every series is one Pod's main container, on its node, from just before it starts to just after."""
+    by_uid = main_containers.reset_index().set_index("pod_uid")
+    seen = set()
+    for (host, pod_uid, container_id), group in series_of(containers):
+        pod = by_uid.loc[pod_uid]
+        assert (container_id, host) == (pod["container_id"], pod["host_node"])
+        assert set(group["pod_name"]) == {pod["pod_name"]} and set(group["namespace"]) == {pod["namespace"]}
+        first, last = group["timestamp"].iloc[0], group["timestamp"].iloc[-1]
+        if not touches_gap(world, host, first, last):
+            assert group["value"].iloc[0] == 0.0 < group["value"].iloc[1], "starts at the last reading before"
+            assert first < pod["started_at"] + timedelta(seconds=1) and last >= pod["finished_at"]
+            assert group["value"].iloc[-2] < group["value"].iloc[-1], (
+                "ends at the first reading after the end"
+            )
+        seen.add(pod_uid)
+    gap_host, gap_start, gap_end = world.agent_gap
+    unseen = main_containers[~main_containers["pod_uid"].isin(seen)]
+    assert len(unseen) <= 10
+    assert (unseen["host_node"] == gap_host).all()
+    assert (unseen["started_at"] >= gap_start - timedelta(seconds=1)).all()
+    assert (unseen["finished_at"] <= gap_end).all()
+
+
+def test_cpu_time_is_what_the_truth_burns(
+    world: SampleWorldSummary,
+    workflows: list[dict],
+    containers: pd.DataFrame,
+    truth: pd.DataFrame,
+    main_containers: pd.DataFrame,
+):
+    """A task's CPU package and DRAM dynamic energy are its type's joules per CPU-second x its CPU time."""
+    task_types = {
+        (app, template): task_type
+        for app, make, _ in RECIPES
+        for template, task_type in make(np.random.default_rng(0)).task_types.items()
+    }
+    type_of_task = {
+        node["id"]: task_types[(w["metadata"]["generateName"].removesuffix("-"), node["templateName"])]
+        for w in workflows
+        for node in pod_nodes(w)
+    }
+    dynamic = truth.groupby(["task_id", "device_kind"])["dynamic_joules"].sum()
+    task_of_uid = dict(zip(main_containers["pod_uid"], main_containers.index, strict=True))
+    exact = 0
+    for (host, pod_uid, _), group in series_of(containers):
+        task_id = task_of_uid[pod_uid]
+        task_type = type_of_task[task_id]
+        cpu_seconds = dynamic[(task_id, "cpu_package")] / task_type.cpu_joules_per_cpu_second
+        assert dynamic[(task_id, "dram")] / task_type.dram_joules_per_cpu_second == pytest.approx(
+            cpu_seconds, rel=1e-12
+        )
+        read_cpu_seconds = group["value"].iloc[-1] - group["value"].iloc[0]
+        seconds = (group["timestamp"].iloc[-1] - group["timestamp"].iloc[0]).total_seconds()
+        assert read_cpu_seconds <= 1.1 * task_type.cpu_request_cores * seconds + 1e-6
+        if touches_gap(world, host, *group["timestamp"].iloc[[0, -1]]):
+            assert read_cpu_seconds <= cpu_seconds + 1e-6
+        else:
+            assert read_cpu_seconds == pytest.approx(cpu_seconds, rel=0, abs=1e-6), task_id
+            exact += 1
+    assert exact >= 0.95 * world.n_tasks
+    assert min(t.dram_joules_per_cpu_second for t in task_types.values()) >= 0.8
+    assert max(t.dram_joules_per_cpu_second for t in task_types.values()) <= 1.6
+
+
+def test_recorded_sources_reads_the_counters(world: SampleWorldSummary, containers: pd.DataFrame):
+    """Read back through RecordedSources, the counters' pod uids join the tasks table."""
+    sources = RecordedSources(world.out_dir)
+    read = sources.container_samples()
+    assert read.schema.equals(schemas.CONTAINER_SAMPLES) and read.num_rows == len(containers)
+    _, tasks = sources.workflows_and_tasks()
+    assert set(read["pod_uid"].to_pylist()) <= set(tasks["pod_uid"].to_pylist())
+    one = sources.container_samples([world.nodes[0]], world.start, world.start + timedelta(minutes=30))
+    assert set(one["host_node"].to_pylist()) == {world.nodes[0]}
+    assert one.num_rows < read.num_rows
