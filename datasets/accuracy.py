@@ -1,4 +1,10 @@
-"""Compare attributed task energy with a ground truth (the sample world's power model)."""
+"""Compare attributed task energy with a ground truth: the sample world's, or generated edge cases'.
+
+The edge cases (docs/accuracy.md) put tasks of k reading intervals (k = 0.2 ... 100) on one node whose power
+is known exactly, read by a counter or a gauge, alone or co-located, with or without per-container CPU
+counters, and measure the per-task error and how often the stated uncertainty holds the truth, per k.
+Run `python -m datasets.accuracy` to print the table of docs/accuracy.md.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas import ADDITIVE_DEVICE_KINDS
+from schemas.tables import UTC_TIMESTAMP
+from schemas.validation import conform
 
 TASK_KEY = ["workflow_uid", "task_id"]
+LENGTH_MULTIPLES = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+EDGE_NODE = "edge-node"
+EDGE_CORES = 32
+EDGE_IDLE_WATTS = 40.0
+# Dynamic watts per CPU-second per second of two task types, and the cores a task may request.
+EDGE_TEMPLATES = {"light": 6.0, "heavy": 14.0}
+EDGE_REQUESTS = (1.0, 2.0, 4.0)
+GAUGE_NOISE = 0.02
+READING_JITTER_SECONDS = 0.02
+WRAPPING_COUNTER_JOULES = 60_000.0
+RAPL_COUNTER_JOULES = 262143.328850
+T0_US = 1_800_000_000 * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -57,3 +77,334 @@ def summarize(errors: pd.DataFrame) -> ErrorSummary:
         total_attributed_joules=float(errors["attributed_joules"].sum()),
         total_truth_joules=float(errors["truth_joules"].sum()),
     )
+
+
+def row_errors(task_energy: pa.Table, truth: pa.Table) -> pd.DataFrame:
+    """Per (task, device) row of the truth: attributed joules, stated uncertainty, error, and coverage."""
+    keys = [*TASK_KEY, "device_kind", "device_id"]
+    frame = (
+        truth.select([*keys, "energy_joules"])
+        .to_pandas()
+        .merge(
+            task_energy.select([*keys, "energy_joules", "uncertainty_joules"]).to_pandas(),
+            on=keys,
+            how="left",
+            suffixes=("_truth", ""),
+        )
+    )
+    frame = frame[frame["energy_joules_truth"] > 0].fillna({"energy_joules": 0.0, "uncertainty_joules": 0.0})
+    error = (frame["energy_joules"] - frame["energy_joules_truth"]).abs()
+    frame["relative_error"] = error / frame["energy_joules_truth"]
+    frame["covered"] = error <= frame["uncertainty_joules"]
+    frame["relative_uncertainty"] = frame["uncertainty_joules"] / frame["energy_joules_truth"]
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generated edge cases
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One edge-case world: how the node's power is read and what the attribution may know."""
+
+    meter: str  # "counter" (RAPL-like), "trapezoid" (hwmon gauge), "trailing" (NVML 1 s average gauge)
+    interval_seconds: float
+    colocated: bool
+    usage: bool  # per-container CPU-seconds counters exist
+    faults: bool = False  # a counter that wraps every few minutes, a reset and a gap in the readings
+    tasks_per_length: int = 24
+
+    @property
+    def name(self) -> str:
+        return (
+            f"{self.meter} {self.interval_seconds:g}s"
+            f" {'co-located' if self.colocated else 'alone'}"
+            f" {'usage' if self.usage else 'requests'}" + (" faults" if self.faults else "")
+        )
+
+
+@dataclass(frozen=True)
+class EdgeCase:
+    tasks: pa.Table
+    samples: pa.Table
+    machines: pa.Table
+    containers: pa.Table | None
+    truth: pa.Table
+    length_multiple: dict[str, float]
+
+
+class _Power:
+    """Exact piecewise-constant power (idle + every task's usage x its watts per CPU-second)."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, watts: np.ndarray, end_s: float):
+        self.breaks = np.unique(np.concatenate([[0.0, end_s], starts, ends]))
+        step = np.zeros(self.breaks.size)
+        np.add.at(step, np.searchsorted(self.breaks, starts), watts)
+        np.add.at(step, np.searchsorted(self.breaks, ends), -watts)
+        self.watts = EDGE_IDLE_WATTS + np.cumsum(step)[:-1]
+        self.joules = np.concatenate([[0.0], np.cumsum(self.watts * np.diff(self.breaks))])
+
+    def power(self, t: np.ndarray) -> np.ndarray:
+        return self.watts[np.clip(np.searchsorted(self.breaks, t, side="right") - 1, 0, self.watts.size - 1)]
+
+    def energy(self, t: np.ndarray) -> np.ndarray:
+        i = np.clip(np.searchsorted(self.breaks, t, side="right") - 1, 0, self.watts.size - 1)
+        return self.joules[i] + self.watts[i] * (t - self.breaks[i])
+
+
+def _lane(rng: np.random.Generator, scenario: Scenario, lane: int) -> list[dict]:
+    """Tasks of every length multiple in random order, one after another with idle time between."""
+    interval = scenario.interval_seconds
+    multiples = np.repeat(LENGTH_MULTIPLES, scenario.tasks_per_length)
+    rng.shuffle(multiples)
+    cursor = 60.0 + rng.uniform(0.0, 40.0 * interval) * lane
+    plan = []
+    for number, multiple in enumerate(multiples):
+        start = cursor + rng.uniform(0.0, interval)
+        end = start + multiple * interval
+        template = str(rng.choice(list(EDGE_TEMPLATES)))
+        plan.append(
+            {
+                "task_id": f"lane{lane}-{number}",
+                "multiple": float(multiple),
+                "template": template,
+                "cores": float(rng.choice(EDGE_REQUESTS)),
+                "start": start,
+                "end": end,
+            }
+        )
+        # Alone: quiet time between tasks; co-located lanes overlap each other at random.
+        cursor = end + (
+            rng.uniform(2.0, 4.0) * interval + 5.0 if not scenario.colocated else rng.uniform(0, 3)
+        )
+    return plan
+
+
+def _usage_segments(rng: np.random.Generator, task: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """~10 s segments of constant CPU use (cores x utilisation), as the sample world draws them."""
+    lengths = rng.uniform(8.0, 12.0, int((task["end"] - task["start"]) / 8.0) + 1)
+    inner = task["start"] + np.cumsum(lengths)
+    bounds = np.concatenate([[task["start"]], inner[inner < task["end"]], [task["end"]]])
+    rate = task["cores"] * rng.uniform(0.85, 1.0) * rng.uniform(0.9, 1.1, bounds.size - 1)
+    return bounds[:-1], bounds[1:], rate
+
+
+def _timestamps(seconds: np.ndarray) -> pa.Array:
+    return pa.array(T0_US + np.round(np.asarray(seconds) * 1e6).astype(np.int64)).cast(UTC_TIMESTAMP)
+
+
+def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
+    """One node, its readings, its tasks' Argo times (truncated to the second) and the exact truth."""
+    rng = np.random.default_rng(seed)
+    plan = [task for lane in range(2 if scenario.colocated else 1) for task in _lane(rng, scenario, lane)]
+    end_s = max(task["end"] for task in plan) + 60.0 + 4 * scenario.interval_seconds
+    segments = [_usage_segments(rng, task) for task in plan]
+    starts = np.concatenate([s for s, _, _ in segments])
+    ends = np.concatenate([e for _, e, _ in segments])
+    watts = np.concatenate(
+        [rate * EDGE_TEMPLATES[task["template"]] for task, (_, _, rate) in zip(plan, segments, strict=True)]
+    )
+    power = _Power(starts, ends, watts, end_s)
+    interval = scenario.interval_seconds
+    polls = np.arange(rng.uniform(1.0, 1.0 + interval), end_s - 1.0, interval)
+    polls = (
+        np.round((polls + rng.uniform(-READING_JITTER_SECONDS, READING_JITTER_SECONDS, polls.size)) * 1e6)
+        / 1e6
+    )
+    up = np.ones(polls.size, bool)
+    counter_max = RAPL_COUNTER_JOULES
+    if scenario.faults:
+        gap_start = rng.uniform(0.3, 0.6) * end_s
+        up = (polls < gap_start) | (polls > gap_start + 12 * interval)
+        counter_max = WRAPPING_COUNTER_JOULES
+    readings = polls[up]
+    if scenario.meter == "counter":
+        raw = rng.uniform(0.0, counter_max) + power.energy(readings)
+        if scenario.faults:
+            reset_at = rng.uniform(0.65, 0.9) * end_s
+            later = readings >= reset_at
+            raw[later] = power.energy(readings[later]) - power.energy(np.array([reset_at]))[0]
+        values, kind, source = np.mod(raw, counter_max), "energy_counter_joules", "rapl"
+    elif scenario.meter == "trailing":
+        average = power.energy(readings) - power.energy(readings - 1.0)
+        values, kind, source = (
+            average * (1 + rng.normal(0, GAUGE_NOISE, readings.size)),
+            "power_watts",
+            "nvml",
+        )
+    else:
+        values = power.power(readings) * (1 + rng.normal(0, GAUGE_NOISE, readings.size))
+        kind, source = "power_watts", "hwmon"
+    count = readings.size
+    samples = conform(
+        "power_samples",
+        {
+            "host_node": [EDGE_NODE] * count,
+            "device_kind": ["cpu_package"] * count,
+            "device_id": ["package-0"] * count,
+            "timestamp": _timestamps(readings),
+            "value": np.maximum(values, 0.0),
+            "value_kind": [kind] * count,
+            "counter_max_joules": pa.array(
+                [counter_max if kind == "energy_counter_joules" else None] * count, pa.float64()
+            ),
+            "source": [source] * count,
+            "provenance": ["synthetic"] * count,
+        },
+    )
+    containers = _container_counters(plan, segments, polls, up) if scenario.usage else None
+    task_rows, truth_rows = [], []
+    for task, (seg_start, seg_end, rate) in zip(plan, segments, strict=True):
+        cpu_seconds = float(np.sum(rate * (seg_end - seg_start)))
+        runtime = task["end"] - task["start"]
+        dynamic = EDGE_TEMPLATES[task["template"]] * cpu_seconds
+        idle = EDGE_IDLE_WATTS * task["cores"] / EDGE_CORES * runtime
+        task_rows.append(
+            {
+                "workflow_uid": "edge",
+                "task_id": task["task_id"],
+                "task_name": task["task_id"],
+                "template_name": task["template"],
+                "attempt": 0,
+                "phase": "Succeeded",
+                "pod_name": task["task_id"],
+                "pod_uid": f"uid-{task['task_id']}",
+                "host_node": EDGE_NODE,
+                "started_at": int(np.floor(task["start"])),
+                "finished_at": int(np.floor(task["end"])),
+                "time_resolution_seconds": 1.0,
+                "parents": [],
+                "children": [],
+                "cpu_request_cores": task["cores"],
+                "gpu_ids": [],
+                "fpga_ids": [],
+                "provenance": "synthetic",
+            }
+        )
+        truth_rows.append(
+            {
+                "workflow_uid": "edge",
+                "task_id": task["task_id"],
+                "device_kind": "cpu_package",
+                "device_id": "package-0",
+                "energy_joules": dynamic + idle,
+            }
+        )
+    for column in ("started_at", "finished_at"):
+        seconds = np.array([row[column] for row in task_rows], dtype=float)
+        for row, stamp in zip(task_rows, _timestamps(seconds).to_pylist(), strict=True):
+            row[column] = stamp
+    machines = conform(
+        "machines",
+        [
+            {
+                "host_node": EDGE_NODE,
+                "sockets": None,
+                "cores": EDGE_CORES,
+                "gpu_models": [],
+                "fpga_models": [],
+                "labels": [],
+                "provenance": "synthetic",
+            }
+        ],
+    )
+    return EdgeCase(
+        tasks=conform("tasks", task_rows),
+        samples=samples,
+        machines=machines,
+        containers=containers,
+        truth=pa.Table.from_pylist(truth_rows),
+        length_multiple={task["task_id"]: task["multiple"] for task in plan},
+    )
+
+
+def _container_counters(plan: list[dict], segments: list, polls: np.ndarray, up: np.ndarray) -> pa.Table:
+    """cgroup CPU-seconds of each task, read at the node's reading times from the last one before its
+    start (0) to the first after its end, as the sample world's agent does."""
+    columns: dict[str, list] = {"pod": [], "time": [], "value": []}
+    for task, (seg_start, seg_end, rate) in zip(plan, segments, strict=True):
+        first = max(int(np.searchsorted(polls, task["start"], side="right")) - 1, 0)
+        last = min(int(np.searchsorted(polls, task["end"], side="left")), polls.size - 1)
+        at = polls[first : last + 1][up[first : last + 1]]
+        used = np.clip(at[:, None] - seg_start[None, :], 0.0, (seg_end - seg_start)[None, :]) @ rate
+        columns["pod"] += [task["task_id"]] * at.size
+        columns["time"].append(at)
+        columns["value"].append(np.round(used * 1e6) / 1e6)
+    count = len(columns["pod"])
+    return conform(
+        "container_samples",
+        {
+            "host_node": [EDGE_NODE] * count,
+            "namespace": ["edge"] * count,
+            "pod_name": columns["pod"],
+            "pod_uid": [f"uid-{pod}" for pod in columns["pod"]],
+            "container_id": [f"c-{pod}" for pod in columns["pod"]],
+            "device_kind": pa.nulls(count, pa.string()),
+            "timestamp": _timestamps(np.concatenate(columns["time"])),
+            "value": np.concatenate(columns["value"]),
+            "value_kind": ["cpu_seconds_counter"] * count,
+            "source": ["agent-cgroup"] * count,
+            "provenance": ["synthetic"] * count,
+        },
+    )
+
+
+def edge_case_errors(scenario: Scenario, seed: int = 0, **options) -> pd.DataFrame:
+    """Per task of one generated edge case: k, truth, attribution, uncertainty, error and coverage."""
+    from datasets.attribution import attribute
+
+    case = edge_case(scenario, seed)
+    result = attribute(case.tasks, case.samples, case.machines, containers=case.containers, **options)
+    frame = row_errors(result.task_energy, case.truth)
+    frame["length_multiple"] = frame["task_id"].map(case.length_multiple)
+    frame["scenario"] = scenario.name
+    return frame
+
+
+def error_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and k: tasks, median and p95 relative error, coverage of the uncertainty, median u/E."""
+    order = {scenario.name: index for index, scenario in enumerate(SCENARIOS)}
+    frame = frame.assign(order=frame["scenario"].map(order)).sort_values(["order", "length_multiple"])
+    grouped = frame.groupby(["order", "scenario", "length_multiple"], sort=False)
+    return (
+        grouped.agg(
+            tasks=("relative_error", "size"),
+            median_error=("relative_error", "median"),
+            p95_error=("relative_error", lambda errors: errors.quantile(0.95)),
+            coverage=("covered", "mean"),
+            median_u_over_e=("relative_uncertainty", "median"),
+        )
+        .reset_index()
+        .drop(columns="order")
+    )
+
+
+SCENARIOS = (
+    Scenario("counter", 1.0, colocated=False, usage=False),
+    Scenario("counter", 1.0, colocated=True, usage=True),
+    Scenario("counter", 1.0, colocated=True, usage=False),
+    Scenario("counter", 15.0, colocated=False, usage=False),
+    Scenario("counter", 15.0, colocated=True, usage=True),
+    Scenario("counter", 5.0, colocated=True, usage=True, faults=True),
+    Scenario("trapezoid", 1.0, colocated=False, usage=False),
+    Scenario("trapezoid", 1.0, colocated=True, usage=True),
+    Scenario("trailing", 1.0, colocated=False, usage=False),
+    Scenario("trailing", 5.0, colocated=True, usage=True),
+)
+
+
+def main() -> None:
+    frame = pd.concat([edge_case_errors(scenario) for scenario in SCENARIOS])
+    table = error_table(frame)
+    print("| scenario | k = length / interval | tasks | median error | p95 error | covered | median u/E |")
+    print("|---|---|---|---|---|---|---|")
+    for row in table.itertuples():
+        print(
+            f"| {row.scenario} | {row.length_multiple:g} | {row.tasks} | {row.median_error:.2%} | "
+            f"{row.p95_error:.2%} | {row.coverage:.0%} | {row.median_u_over_e:.2%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,56 +1,96 @@
 """Split the energy each device's meter read among the workflow tasks that ran on its node.
 
-Pure functions over Arrow tables: ``tasks`` + ``power_samples`` (+ ``machines``) -> ``task_energy`` and
-``node_energy_balance``. Every step runs per device series, vectorised with numpy.
+Pure functions over Arrow tables: ``tasks`` + ``power_samples`` (+ ``machines``, ``container_samples``) ->
+``task_energy``, ``node_energy_balance`` and a ``diagnostics`` table. Every step runs per device series,
+vectorised with numpy; docs/attribution.md explains the choices, docs/accuracy.md how well they measure.
 
-Series. Per (host_node, device_kind, device_id) the ``energy_counter_joules`` readings are used when there
-are any (a counter integrates exactly), else the ``power_watts`` readings. Readings t_0 < ... < t_n; a series
-with fewer than two readings carries no energy and is ignored.
+Readings. Per (host_node, device_kind, device_id) the ``energy_counter_joules`` readings are used when there
+are any, else the ``power_watts`` readings. NaN and negative readings are dropped (counted in
+``diagnostics``), repeated readings at one instant are dropped when equal and an error when not. Readings
+t_0 < ... < t_n give reading intervals j = [t_j, t_{j+1}] of energy e_j:
+- counter: e_j = delta_j + k_j * M (M = counter_max_joules), the wrap count k_j one the power bound allows,
+  0 <= e_j <= P_max * dt_j, with k_j >= 1 when delta_j < 0; with several allowed counts the one whose e_j is
+  nearest the neighbouring intervals' power x dt_j. A drop no count explains (or one needing 10x the
+  neighbours' power) is a reset: e_j = max(v_{j+1}, P_nb * dt_j), "reset-estimated" in ``method``.
+- trailing-average gauge (source nvml, dcgm, agent/nvml: the driver's power is the mean of the last ~1 s):
+  reading p_{j+1} holds over the interval before it, e_j = p_{j+1} * dt_j ("gauge-trailing-average-1s").
+- instantaneous gauge (hwmon, xrt, ...): power linear between readings, e_j = (p_j + p_{j+1}) / 2 * dt_j
+  ("gauge-trapezoid").
 
-Counter, interval i: delta_i = v_{i+1} - v_i, dt_i = t_{i+1} - t_i, energy e_i = delta_i + k_i * M
-(M = counter_max_joules). The wrap count k_i is one the power bound allows, 0 <= e_i <= P_max * dt_i, with
-k_i >= 1 when delta_i < 0. One allowed count is taken as is; with several, the count whose e_i is nearest
-P_nb * dt_i, P_nb = mean power of the nearest intervals before and after whose count was unique (the fewest
-wraps without such neighbours). A negative delta with no M, or with no allowed count, is a reset: the counter
-restarted from 0 at an unknown time in the interval, so e_i = max(v_{i+1}, P_nb * dt_i). Cumulative
-E(t_j) = sum_{i<j} e_i, and E(t) is linear between readings.
+Task times. Argo truncates startedAt/finishedAt to r = time_resolution_seconds, so the true instant lies in
+[t, t + r): the idle window of a task is [start + r/2, end + r/2] ([t + r/3, t + 2r/3] when both truncate to
+one instant), plus the node's clock skew when corrected. With a CPU-seconds counter its edges are where the
+counter leaves 0 and reaches its total, extrapolated at the neighbouring rate, kept inside [t, t + r). The
+wide window [start, end + r] holds every instant the task may have run.
 
-Gauge: power is linear between readings, so within a reading interval E(a, b) = (p(a) + p(b)) / 2 * (b - a).
+Pieces. What each task draws on a CPU zone is a set of pieces [a, b] with an amount A and rate A / (b - a):
+- usage (share "usage", the task has an agent-cgroup or cAdvisor CPU-seconds counter, joined on pod_uid,
+  else pod_name): one piece per pair of consecutive readings of each container, A = the CPU-seconds between
+  them (a drop is a container restart: A = the new value); A = the first value from the window start to
+  the first reading; the last rate held to the end of the idle window after the last reading. Pieces are
+  cut to the wide window, keeping their amount;
+- requests: the task's presence times its requested cores: P(start <= t) P(end > t), ramps of RAMP_STEPS
+  steps over [start, start + r] and [end, end + r], 1 between;
+- equal (no request, no usage): its presence, served only where no other piece draws;
+- kepler (share "kepler"): pieces of the pod's Kepler energy counter of that zone, in joules.
+GPU/FPGA: every task holding the device has equal pieces of its presence.
 
-Segments. The grid is the union of the reading times, the start/end of the tasks that can receive the
-device's energy (clipped to [t_0, t_n]; time outside has no energy and is not covered) and the window
-boundaries m * window_seconds since the epoch. Segment s: length dt_s, energy e_s = E(g_{s+1}) - E(g_s).
+Segments. The grid is the union of the reading times, the window boundaries m * window_seconds and every
+piece and idle-window edge, inside [t_0, t_n]. A segment s of interval j gets e_s = e_j * m_s dt_s /
+sum_{s' in j} m_s' dt_s' with the modelled power m_s = P_idle + W_s (CPU zones; W_s below) or P_idle +
+w_h * N_s (GPU/FPGA, w_h the mean dynamic power per holder); without a model e_s = e_j * dt_s / dt_j, or the
+trapezoid of a gauge's linear power.
 
-Idle power P_idle: duration-weighted median of e_s / dt_s over the segments in which no task runs on the
-node (CPU zones) or holds the device (gpu, fpga) if they last >= 30 s, else the weighted 5th percentile over
-all segments. Idle part i_s = min(e_s, P_idle * dt_s), dynamic part d_s = e_s - i_s.
+Idle power P_idle: ``idle_power_watts`` from configuration, else the duration-weighted median of e_s / dt_s
+over the quiet segments (whose reading interval meets no task's wide window) if they last >= 30 s, else the
+weighted 5th percentile of all segments. i_s = min(e_s, P_idle dt_s), d_s = e_s - i_s.
 
-Split of segment s among its running tasks (request r_k = cpu_request_cores, null -> 0):
-- CPU zones (every kind but gpu/fpga): d_s * u_k / U_s, U_s = sum of running u, with u_k = r_k (split
-  ``requests``) or u_k = r_k * w_T(k) (split ``fitted``, below); d_s / n_s among the n_s running tasks when
-  none of them requested cores. Idle policy ``requests`` adds i_s * r_k / max(C, R_s) under either split,
-  R_s = sum of running r, C = machines.cores of the node, else the node's peak concurrent requested cores.
-- gpu/fpga: the h_s tasks holding the device get d_s / h_s and, under ``requests``, i_s / h_s.
-- Policy ``none`` gives no idle energy; energy of a segment with no receiver is unattributed.
+Split. W_s = sum over the pieces in s of w_c * rate, c = (template, basis), w_c = the fitted watts per unit
+(split "fitted") or the common w_0 (split "plain"). A piece gets d_s * w_c rate / W_s; equal pieces share
+d_s by presence where W_s = 0; kepler pieces get min(rate * dt_s * e_s / E_kind,s, e_s * rate / W_s),
+E_kind,s the node's energy of that kind in s (the zone's share of the pod's joules, never more than measured).
+Idle: policy "requests" gives i_s * r_k / max(C, R_s) (C = machines.cores, else the node's peak concurrent
+requested cores; R_s = requested cores running), "time" i_s / n_s among the n_s tasks running, "none"
+nothing; GPU/FPGA idle goes to the holders (i_s / h_s) unless "none"; share "kepler" gives no idle.
 
-Fitted split. Tasks of one template T (tasks.template_name, null -> one shared "(none)") are taken to draw
-w_T watts of dynamic power per requested core on a device kind. Per kind, over the reading intervals j of
-every series of that kind on all nodes together that a requesting task overlaps:
-    D_j = e_j - P_idle * dt_j  ~=  sum_T w_T * X_jT,   X_jT = sum_{k of T on the node} r_k * overlap(k, j) s.
-w_T minimises sum_j (D_j - X_j w)^2 / dt_j + lambda * sum_T (w_T - w0)^2 (the 1/dt_j weight makes every
-second of readings count alike), with the common value w0 = sum D_j / sum X_jT and lambda = 0.02 x the
-median over templates of sum_j X_jT^2 / dt_j, so a template with little data (or none) stays near w0; then
-w_T is clipped to [0.25, 4] x w0. Only ratios of w within a segment matter, so the pooled fit needs no model
-of per-node hardware differences (a node-wide scale cancels in d_s * u_k / U_s). With w0 <= 0 the split
-falls back to u_k = r_k and the spread below stays uniform.
-With counters, ``fitted`` also spreads each reading interval's energy e_j over its segments s in proportion
-to the modelled power instead of uniformly: e_s = e_j * m_s dt_s / sum_{s' in j} m_s' dt_s', with
-m_s = P_idle + sum of running r_k * w_T(k) (P_idle estimated first from the uniform spread).
+Fit (per device kind, all nodes pooled, every reading interval j a design row): D_j = e_j - P_idle dt_j
+~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside interval j. w minimises
+sum_j (D_j - X_j w)^2 / dt_j + lambda |w - w_0|^2, w_0 = sum D / sum X, with lambda = sigma^2 / (0.5 w_0)^2:
+sigma^2 = the residual variance of a nearly unregularised first solve (the zones of one node count as one
+datum), so well-determined data are fitted exactly and a template with little data stays near w_0. w is
+clipped to [0.25, 4] w_0. The relative residual rho = sqrt(RSS / sum_c w_c^2 G_cc) and each column's standard
+error feed the uncertainty.
+
+Uncertainty: u = sqrt(B^2 + (K sigma)^2), K = UNCERTAINTY_COVERAGE_FACTOR, so [E - u, E + u] holds the truth
+in >= 95% of the tasks of every length (docs/accuracy.md). B bounds Argo's truncation: r/2 x the task's
+power at each edge (only its idle share with a usage series), plus |skew| x those powers when the skew is
+estimated but not corrected. sigma^2 sums:
+- edge sampling: beta (1 - phi) f d_j for the reading interval holding an edge, phi the part of it inside
+  the task, f the task's share of the edge segment's dynamic energy, beta = rho (modelled spread) or
+  1 / sqrt(3) (uniform spread);
+- gauges: f^2 sum_j [(|p_{j+1} - p_j| dt'_j)^2 / 12 + (sigma_g p dt_j)^2] over the task's intervals (f its
+  share of the dynamic energy, dt'_j the unmeasured part of the interval, sigma_g the relative reading noise
+  from the second differences), and the task's modelled power x its overlap with an edge interval's
+  unmeasured part (a reading catches it or misses it);
+- gaps (intervals > 3x the median): the energy taken from them / sqrt(3) (1 for gauges) and how far the
+  price there strays from the model; reset-estimated intervals: the energy taken from them;
+- split: sqrt(2) SPLIT_CALIBRATION rho_k sum_s d_s f_ks (1 - f_ks), rho_k^2 = rho^2 + se_c^2 / w_c^2 (0.5
+  for equal shares);
+- idle estimate: its standard error x |idle_k / P_idle - sum_s dt_s f_ks|;
+- outside the readings: the uncovered seconds x the task's average power; usage tail: the energy of the
+  extrapolated last piece / sqrt(3).
+Rows of tasks without readings get energy 0, coverage 0, "no-readings: ..." in method and u = duration x
+the highest average power of any row of that device kind (the best-known bound).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -59,33 +99,77 @@ import pyarrow.compute as pc
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform, empty
 
-IDLE_POLICIES = ("none", "requests")
-SPLITS = ("requests", "fitted")
+if TYPE_CHECKING:  # streaming reads datasets with pyarrow.dataset, imported only then (start-up time)
+    import pyarrow.dataset as ds
+
+IDLE_POLICIES = ("none", "requests", "time")
+# "requests" is the first engine's name for plain + share "requests"; it stays accepted.
+SPLITS = ("fitted", "plain", "requests")
+SHARES = ("usage", "requests", "kepler")
 # Accelerator kinds and the tasks column naming the devices a task holds.
 ACCELERATOR_IDS = {"gpu": "gpu_ids", "fpga": "fpga_ids"}
+CPU_ZONE_DEVICES = {"cpu_package": "package", "dram": "dram"}
+# Gauges whose reading is the mean power over this many seconds before it (NVML on Ampere+, DCGM).
+TRAILING_AVERAGE_SECONDS = {"nvml": 1.0, "dcgm": 1.0, "agent/nvml": 1.0}
+USAGE_SOURCES = ("agent-cgroup", "cadvisor")
+KEPLER_SOURCE = "kepler"
+CPU_SECONDS = "cpu_seconds_counter"
+COUNTER = "energy_counter_joules"
 # Generous per-device bound: above it a counter jump is not energy but a wrap or a reset.
 MAX_DEVICE_POWER_WATTS = 5000.0
 GAP_FACTOR = 3.0
+# A wrap that would mean this many times the neighbouring intervals' power is taken for a reset.
+RESET_POWER_FACTOR = 10.0
 MIN_IDLE_SECONDS = 30.0
 IDLE_FALLBACK_QUANTILE = 0.05
+# Relative standard error of an idle power taken from the 5th percentile instead of quiet time.
+IDLE_FALLBACK_RELATIVE_ERROR = 0.1
 FLAG_OK, FLAG_WRAP, FLAG_RESET = 0, 1, 2
 US_PER_SECOND = 1_000_000
-# Requests are summed in integer micro-cores so "nothing requested" is an exact zero.
 MICROCORES_PER_CORE = 1e6
-COUNTER = "energy_counter_joules"
-# Tasks without a template_name share one template in the fit.
+MIN_RATE = 1e-9
 NO_TEMPLATE = "(none)"
-# Ridge strength of the fit, as a fraction of the median squared (weighted) column norm of X: a template
-# with a fiftieth of a typical template's data is pulled halfway to the common value.
-RIDGE_FRACTION = 0.02
-# Fitted W/core is kept within these multiples of the common value.
+# Prior spread of a template's watts per unit around the common value, relative: sets the ridge.
+TEMPLATE_SPREAD = 0.5
 FIT_BOUNDS = (0.25, 4.0)
+# Smallest ridge, relative to the median column norm: keeps nearly collinear columns from amplifying
+# rounding (a template that only ever runs beside another).
+RIDGE_FLOOR = 1e-6
+# Relative uncertainty of an equal split (time-sliced GPU, tasks without requests): usage unknown.
+EQUAL_SPLIT_RELATIVE_ERROR = 0.5
+UNCERTAINTY_COVERAGE_FACTOR = 2.0
+SPLIT_CALIBRATION = 2.0
+# Candidate clock shifts per second of tolerance when estimating the skew.
+SKEW_STEPS_PER_SECOND = 20
+# Steps of the ramps that model a truncated start or end, and the resolution from which they are used.
+RAMP_STEPS = 4
+MIN_RAMP_RESOLUTION_US = 1000
+BASIS_USAGE, BASIS_REQUESTS, BASIS_EQUAL, BASIS_KEPLER, BASIS_NONE = range(5)
+FIT_BASES = 2  # usage and requests pieces get fitted columns
+DAY_US = 86_400 * US_PER_SECOND
+STREAM_MARGIN_SECONDS = 3600.0
+# Values of dense fit rows (reading intervals x columns) built at a time.
+DESIGN_BLOCK_VALUES = 4_000_000
+# The emit range of a computation over all time (in memory): results for every instant.
+EVERYTHING = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
+
+DIAGNOSTICS = pa.schema(
+    [
+        pa.field("host_node", pa.string()),
+        pa.field("device_kind", pa.string()),
+        pa.field("device_id", pa.string()),
+        pa.field("item", pa.string(), nullable=False),
+        pa.field("value", pa.float64()),
+        pa.field("detail", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
 class Attribution:
     task_energy: pa.Table
     node_energy_balance: pa.Table
+    diagnostics: pa.Table = field(default_factory=DIAGNOSTICS.empty_table)
 
 
 def unwrap_counter(
@@ -116,7 +200,14 @@ def unwrap_counter(
     several = allowed & (most > fewest)
     nearest = np.divide(neighbour_joules - delta, wrap_joules, out=np.full_like(delta, np.nan), where=several)
     wraps = np.where(np.isfinite(nearest), np.clip(np.rint(nearest), fewest, most), fewest)
-    energy = np.where(reset, np.fmax(values[1:], neighbour_joules), delta + wraps * wrap_joules)
+    # A drop that a wrap would explain only with many times the neighbours' power was a reset.
+    wrapped_joules = delta + wraps * wrap_joules
+    reset |= (
+        (delta < 0)
+        & (wrapped_joules > RESET_POWER_FACTOR * np.fmax(neighbour_joules, 1.0))
+        & np.isfinite(neighbour_joules)
+    )
+    energy = np.where(reset, np.fmax(values[1:], neighbour_joules), wrapped_joules)
     flags = np.where(reset, FLAG_RESET, np.where(wraps > 0, FLAG_WRAP, FLAG_OK)).astype(np.int8)
     return np.concatenate([np.zeros(min(values.size, 1)), np.cumsum(energy)]), flags
 
@@ -135,6 +226,10 @@ def _neighbour_mean(values: np.ndarray, reliable: np.ndarray) -> np.ndarray:
     return np.divide(total, found, out=np.full(count, np.nan), where=found > 0)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Inputs: device series, tasks, per-container counters
+
+
 @dataclass(frozen=True)
 class _Series:
     host_node: str
@@ -142,67 +237,129 @@ class _Series:
     device_id: str
     times_us: np.ndarray
     values: np.ndarray
-    is_counter: bool
+    rule: str  # "counter", "trailing" or "trapezoid"
     counter_max_joules: float | None
     provenance: str
 
-
-@dataclass(frozen=True)
-class _Tasks:
-    workflow_uid: np.ndarray
-    task_id: np.ndarray
-    start_us: np.ndarray
-    end_us: np.ndarray
-    request_microcores: np.ndarray
-    resolution_seconds: np.ndarray
-    template: np.ndarray
-    template_count: int
-    by_node: dict[str, np.ndarray]
-    holders: dict[tuple[str, str, str], np.ndarray]
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.host_node, self.device_kind, self.device_id
 
 
-def _numpy(column: pa.ChunkedArray) -> np.ndarray:
-    return column.combine_chunks().to_numpy(zero_copy_only=False)
+def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.to_numpy(zero_copy_only=False)
 
 
 def _microseconds(column: pa.ChunkedArray) -> np.ndarray:
     return _numpy(column.cast(UTC_TIMESTAMP).cast(pa.int64()))
 
 
-def _provenance(values: set[str]) -> str:
-    """Keep the readings' provenance when they agree; a mix of sources makes the number an estimate."""
-    return values.pop() if len(values) == 1 else "estimated"
+def _moment(microseconds: int) -> str:
+    return datetime.fromtimestamp(microseconds / US_PER_SECOND, UTC).isoformat()
 
 
-def _device_series(samples: pa.Table) -> list[_Series]:
-    """One series per device: its energy counter when it has one, else its power gauge."""
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
+    encoded = column.combine_chunks().dictionary_encode()
+    return _numpy(encoded.indices), encoded.dictionary.to_pylist()
+
+
+def _diagnostic(item: str, value: float | None, detail: str | None = None, key=(None, None, None)) -> dict:
+    host_node, device_kind, device_id = key
+    return {
+        "host_node": host_node,
+        "device_kind": device_kind,
+        "device_id": device_id,
+        "item": item,
+        "value": value,
+        "detail": detail,
+    }
+
+
+def _clean(
+    times_us: np.ndarray, values: np.ndarray, where: str, what: str, emit: tuple[int, int]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Positions (sorted by time) of the usable readings of one series and how many in `emit` were dropped.
+
+    NaN/inf and negative values are dropped; equal readings at one instant collapse to one; different
+    values at one instant are an error naming the series and the time.
+    """
+    finite = np.isfinite(values)
+    negative = finite & (values < 0)
+    keep = np.flatnonzero(finite & ~negative)
+    keep = keep[np.argsort(times_us[keep], kind="stable")]
+    same = np.flatnonzero(np.diff(times_us[keep]) == 0) + 1
+    if same.size:
+        conflict = values[keep[same]] != values[keep[same - 1]]
+        if conflict.any():
+            at = same[np.argmax(conflict)]
+            raise ValueError(
+                f"{where}: conflicting {what} readings at {_moment(int(times_us[keep[at]]))}: "
+                f"{values[keep[at - 1]]} and {values[keep[at]]}"
+            )
+    counted = (times_us >= emit[0]) & (times_us < emit[1])
+    dropped = {
+        "nan": int((~finite & counted).sum()),
+        "negative": int((negative & counted).sum()),
+        "duplicate": int(counted[keep[same]].sum()),
+    }
+    return np.delete(keep, same), dropped
+
+
+def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tuple[list[_Series], list[dict]]:
+    """One series per device (its energy counter when it has one, else its power gauge) and diagnostics."""
     if samples.num_rows == 0:
-        return []
+        return [], []
     key = pc.binary_join_element_wise(
         samples["host_node"], samples["device_kind"], samples["device_id"], "\x1f"
-    ).combine_chunks()
-    devices = key.dictionary_encode()
-    codes = devices.indices.to_numpy()
-    names = devices.dictionary.to_pylist()
-    provenance = samples["provenance"].combine_chunks().dictionary_encode()
-    provenance_codes = provenance.indices.to_numpy()
-    provenance_names = provenance.dictionary.to_pylist()
+    )
+    codes, names = _codes(key)
+    provenance_codes, provenance_names = _codes(samples["provenance"])
+    source_codes, source_names = _codes(samples["source"])
     counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
     times_us = _microseconds(samples["timestamp"])
-    values = _numpy(samples["value"]).astype(float)
+    values = _numpy(samples["value"].cast(pa.float64())).astype(float)
     counter_max = _numpy(samples["counter_max_joules"].cast(pa.float64())).astype(float)
-    order = np.lexsort((times_us, ~counter, codes))
+    order = np.lexsort((~counter, codes))
     starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
-    series = []
+    series, notes = [], []
     for rows in np.split(order, starts[1:]):
+        host_node, device_kind, device_id = names[codes[rows[0]]].split("\x1f")
         counters = int(counter[rows].sum())
         rows = rows[:counters] if counters else rows
-        # A reading repeated at one timestamp carries no interval.
-        rows = rows[np.diff(times_us[rows], prepend=times_us[rows[0]] - 1) > 0]
+        what = COUNTER if counters else "power_watts"
+        keep, dropped = _clean(
+            times_us[rows], values[rows], f"{host_node}/{device_kind}/{device_id}", what, emit
+        )
+        rows = rows[keep]
+        lost = {reason: count for reason, count in dropped.items() if count}
+        if lost:
+            detail = ", ".join(f"{count} {reason}" for reason, count in lost.items())
+            notes.append(
+                _diagnostic(
+                    "readings_dropped", float(sum(lost.values())), detail, (host_node, device_kind, device_id)
+                )
+            )
         if rows.size < 2:
+            notes.append(
+                _diagnostic(
+                    "series_ignored",
+                    float(rows.size),
+                    "fewer than two readings",
+                    (host_node, device_kind, device_id),
+                )
+            )
             continue
-        host_node, device_kind, device_id = names[codes[rows[0]]].split("\x1f")
+        sources = {source_names[c] for c in np.unique(source_codes[rows])}
+        if counters:
+            rule = "counter"
+        elif sources <= set(TRAILING_AVERAGE_SECONDS):
+            rule = "trailing"
+        else:
+            rule = "trapezoid"
         wrap = counter_max[rows]
+        provenances = {provenance_names[c] for c in np.unique(provenance_codes[rows])}
         series.append(
             _Series(
                 host_node=host_node,
@@ -210,16 +367,41 @@ def _device_series(samples: pa.Table) -> list[_Series]:
                 device_id=device_id,
                 times_us=times_us[rows],
                 values=values[rows],
-                is_counter=counters > 0,
+                rule=rule,
                 counter_max_joules=float(np.nanmax(wrap)) if np.isfinite(wrap).any() else None,
-                provenance=_provenance({provenance_names[c] for c in np.unique(provenance_codes[rows])}),
+                # Mixed provenance makes the number an estimate.
+                provenance=provenances.pop() if len(provenances) == 1 else "estimated",
             )
         )
-    return series
+    return sorted(series, key=lambda one: one.key), notes
+
+
+@dataclass(frozen=True)
+class _Tasks:
+    """The tasks that ran (host_node and both times known), indexed by node and by held accelerator."""
+
+    workflow_uid: np.ndarray
+    task_id: np.ndarray
+    node: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    resolution_us: np.ndarray
+    request_microcores: np.ndarray
+    template: np.ndarray
+    template_names: list[str]
+    pod_uid: np.ndarray
+    pod_name: np.ndarray
+    by_node: dict[str, np.ndarray]
+    holders: dict[tuple[str, str, str], np.ndarray]
+    held: dict[str, dict[str, set[str]]]
+
+    @property
+    def columns(self) -> int:
+        return FIT_BASES * len(self.template_names)
 
 
 def _ran_tasks(tasks: pa.Table) -> _Tasks:
-    """The tasks that ran (host_node and both times known), indexed by node and by held accelerator."""
+    """Tasks with a node and both times; a task that finishes before it starts is an error naming it."""
     ran = pc.and_(
         pc.is_valid(tasks["host_node"]),
         pc.and_(pc.is_valid(tasks["started_at"]), pc.is_valid(tasks["finished_at"])),
@@ -227,32 +409,68 @@ def _ran_tasks(tasks: pa.Table) -> _Tasks:
     tasks = tasks.filter(ran)
     start_us = _microseconds(tasks["started_at"])
     end_us = _microseconds(tasks["finished_at"])
+    workflow_uid = _numpy(tasks["workflow_uid"]).astype(object)
     task_id = _numpy(tasks["task_id"]).astype(object)
-    if (end_us < start_us).any():
-        raise ValueError(f"tasks finish before they start: {list(task_id[end_us < start_us][:5])}")
-    nodes = tasks["host_node"].to_pylist()
+    backwards = np.flatnonzero(end_us < start_us)
+    if backwards.size:
+        named = ", ".join(
+            f"{workflow_uid[i]}/{task_id[i]} ({_moment(int(start_us[i]))} -> {_moment(int(end_us[i]))})"
+            for i in backwards[:5]
+        )
+        raise ValueError(f"{backwards.size} tasks finish before they start: {named}")
+    nodes = _numpy(tasks["host_node"]).astype(object)
     by_node: dict[str, list[int]] = {}
     for index, node in enumerate(nodes):
         by_node.setdefault(node, []).append(index)
     holders: dict[tuple[str, str, str], list[int]] = {}
+    held: dict[str, dict[str, set[str]]] = {}
     for kind, column in ACCELERATOR_IDS.items():
         for index, (node, ids) in enumerate(zip(nodes, tasks[column].to_pylist(), strict=True)):
             for device_id in set(ids or ()):
                 holders.setdefault((node, kind, device_id), []).append(index)
+                held.setdefault(node, {}).setdefault(kind, set()).add(device_id)
     requests = _numpy(tasks["cpu_request_cores"].cast(pa.float64())).astype(float)
+    resolution = _numpy(tasks["time_resolution_seconds"].cast(pa.float64())).astype(float)
     templates = pc.fill_null(tasks["template_name"], NO_TEMPLATE).combine_chunks().dictionary_encode()
+    pod_uid = tasks["pod_uid"] if "pod_uid" in tasks.column_names else pa.nulls(tasks.num_rows, pa.string())
     return _Tasks(
-        workflow_uid=_numpy(tasks["workflow_uid"]).astype(object),
+        workflow_uid=workflow_uid,
         task_id=task_id,
+        node=nodes,
         start_us=start_us,
         end_us=end_us,
-        request_microcores=np.rint(np.nan_to_num(requests) * MICROCORES_PER_CORE),
-        resolution_seconds=_numpy(tasks["time_resolution_seconds"].cast(pa.float64())).astype(float),
-        template=templates.indices.to_numpy(zero_copy_only=False).astype(np.intp),
-        template_count=len(templates.dictionary),
+        resolution_us=np.rint(np.nan_to_num(resolution) * US_PER_SECOND).astype(np.int64),
+        request_microcores=np.rint(np.clip(np.nan_to_num(requests), 0.0, None) * MICROCORES_PER_CORE),
+        template=_numpy(templates.indices).astype(np.intp),
+        template_names=templates.dictionary.to_pylist(),
+        pod_uid=_numpy(pod_uid).astype(object),
+        pod_name=_numpy(tasks["pod_name"]).astype(object),
         by_node={node: np.asarray(rows) for node, rows in by_node.items()},
         holders={key: np.asarray(rows) for key, rows in holders.items()},
+        held=held,
     )
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """Per task of a node, in microseconds on the readings' clock: idle window and the wider usage window."""
+
+    idle_start: np.ndarray
+    idle_end: np.ndarray
+    wide_start: np.ndarray
+    wide_end: np.ndarray
+    resolution: np.ndarray
+
+
+def _windows(tasks: _Tasks, rows: np.ndarray, skew_us: int) -> _Windows:
+    """Truncated times t hide true instants uniform in [t, t + r): the expected true edges are t + r/2, or
+    t + r/3 and t + 2r/3 when both were truncated to the same instant (then the start precedes the end)."""
+    resolution = tasks.resolution_us[rows]
+    start, end = tasks.start_us[rows] + skew_us, tasks.end_us[rows] + skew_us
+    same = end == start
+    idle_start = start + np.where(same, resolution // 3, resolution // 2)
+    idle_end = end + np.where(same, 2 * resolution // 3, resolution // 2)
+    return _Windows(idle_start, idle_end, start, end + resolution, resolution)
 
 
 def _capacities(tasks: _Tasks, machines: pa.Table | None) -> dict[str, tuple[float, str]]:
@@ -275,17 +493,396 @@ def _capacities(tasks: _Tasks, machines: pa.Table | None) -> dict[str, tuple[flo
     return capacities
 
 
-def _weighted_quantile(values: np.ndarray, weights: np.ndarray, quantile: float) -> float:
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, quantile * cumulative[-1])])
+def _machine_devices(machines: pa.Table | None) -> dict[str, tuple[list[tuple[str, str]], bool]]:
+    """Per node: the CPU-zone devices its sockets imply, and whether its GPUs are MIG-partitioned."""
+    devices: dict[str, tuple[list[tuple[str, str]], bool]] = {}
+    if machines is None:
+        return devices
+    for row in machines.select(["host_node", "sockets", "gpu_models", "labels"]).to_pylist():
+        zones = [
+            (kind, f"{prefix}-{socket}")
+            for socket in range(row["sockets"] or 0)
+            for kind, prefix in CPU_ZONE_DEVICES.items()
+        ]
+        labels = dict(row["labels"] or [])
+        mig = (
+            labels.get("nvidia.com/mig.strategy", "none") not in ("", "none")
+            or labels.get("nvidia.com/mig.config", "all-disabled") not in ("", "all-disabled")
+            or any("MIG" in (model or "") for model in row["gpu_models"] or [])
+        )
+        devices[row["host_node"]] = (zones, mig)
+    return devices
 
 
-def _idle_power(watts: np.ndarray, seconds: np.ndarray, idle: np.ndarray) -> tuple[float, str]:
-    """Idle power from the device's own quiet time; without 30 s of it, a low percentile of all time."""
-    if seconds[idle].sum() >= MIN_IDLE_SECONDS:
-        return _weighted_quantile(watts[idle], seconds[idle], 0.5), "median-idle-segments"
-    return _weighted_quantile(watts, seconds, IDLE_FALLBACK_QUANTILE), "p5-segments"
+@dataclass(frozen=True)
+class _Readings:
+    """Cleaned per-container counter readings joined to tasks, sorted by (task, series, time)."""
+
+    task: np.ndarray
+    series: np.ndarray
+    times_us: np.ndarray
+    increments: np.ndarray  # amount since the previous reading of the series (first: the value itself)
+    device_kind: np.ndarray
+
+
+def _container_readings(
+    containers: pa.Table | None,
+    tasks: _Tasks,
+    value_kind: str,
+    sources: tuple[str, ...],
+    emit: tuple[int, int] = EVERYTHING,
+) -> tuple[_Readings | None, list[dict]]:
+    """The counters of `value_kind` from `sources` (first listed source wins per task), joined to tasks."""
+    if containers is None or containers.num_rows == 0:
+        return None, []
+    chosen = containers.filter(
+        pc.and_(
+            pc.equal(containers["value_kind"], value_kind), pc.is_in(containers["source"], pa.array(sources))
+        )
+    )
+    if chosen.num_rows == 0:
+        return None, []
+    task = _join_tasks(chosen, tasks)
+    chosen, task = chosen.filter(pa.array(task >= 0)), task[task >= 0]
+    if task.size == 0:
+        return None, []
+    rank = np.asarray([sources.index(s) for s in chosen["source"].to_pylist()])
+    best = np.full(tasks.task_id.size, len(sources))
+    np.minimum.at(best, task, rank)
+    keep = rank == best[task]
+    chosen, task = chosen.filter(pa.array(keep)), task[keep]
+    kinds = pc.fill_null(chosen["device_kind"], "").combine_chunks()
+    key = pc.binary_join_element_wise(
+        pc.cast(pa.array(task), pa.string()), pc.fill_null(chosen["container_id"], ""), kinds, "\x1f"
+    )
+    series, _ = _codes(key)
+    times_us = _microseconds(chosen["timestamp"])
+    values = _numpy(chosen["value"].cast(pa.float64())).astype(float)
+    order = np.lexsort((times_us, series))
+    starts = np.flatnonzero(np.diff(series[order], prepend=-1))
+    kept, notes = [], []
+    dropped_total = 0
+    for rows in np.split(order, starts[1:]):
+        where = f"{tasks.node[task[rows[0]]]}/{tasks.pod_name[task[rows[0]]] or tasks.task_id[task[rows[0]]]}"
+        keep_rows, dropped = _clean(times_us[rows], values[rows], where, value_kind, emit)
+        dropped_total += dropped["nan"] + dropped["negative"]
+        kept.append(rows[keep_rows])
+    order = np.concatenate(kept)
+    if dropped_total:
+        notes.append(_diagnostic(f"{value_kind}_dropped", float(dropped_total), "NaN or negative"))
+    series, values, times_us = series[order], values[order], times_us[order]
+    first = np.diff(series, prepend=-1) != 0
+    increments = np.diff(values, prepend=0.0)
+    # A counter that goes back restarted (container restart): the new value is what was used since.
+    increments = np.where(first | (increments < 0), values, increments)
+    counted = (times_us >= emit[0]) & (times_us < emit[1])
+    restarts = int((~first & (np.diff(values, prepend=0.0) < 0) & counted).sum())
+    if restarts:
+        notes.append(_diagnostic(f"{value_kind}_restarts", float(restarts), "counter restarted from 0"))
+    order_task = task[order]
+    resort = np.lexsort((times_us, series, order_task))
+    return (
+        _Readings(
+            task=order_task[resort],
+            series=series[resort],
+            times_us=times_us[resort],
+            increments=increments[resort],
+            device_kind=_numpy(kinds.take(pa.array(order[resort]))).astype(object),
+        ),
+        notes,
+    )
+
+
+def _join_tasks(chosen: pa.Table, tasks: _Tasks) -> np.ndarray:
+    """Task index of every container row: pod_uid, else pod_name (on the same node when it says); -1 none."""
+    task = np.full(chosen.num_rows, -1, dtype=np.int64)
+    for column, ids, usable in (
+        ("pod_uid", tasks.pod_uid, np.ones(chosen.num_rows, bool)),
+        ("pod_name", tasks.pod_name, _numpy(pc.is_null(chosen["pod_uid"]))),
+    ):
+        known = np.flatnonzero([value is not None for value in ids])
+        if known.size == 0:
+            continue
+        found = pc.index_in(chosen[column], value_set=pa.array(ids[known], pa.string()))
+        hit = (task < 0) & usable & _numpy(pc.is_valid(found))
+        task[hit] = known[_numpy(pc.fill_null(found, 0))[hit]]
+    matched = np.where(task >= 0, task, 0)
+    wrong_host = pc.fill_null(
+        pc.not_equal(chosen["host_node"], pa.array(tasks.node[matched], pa.string())), False
+    )
+    task[_numpy(wrong_host)] = -1
+    return task
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pieces: what each task draws on a series
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The tasks a series splits among and what each draws: weighted main pieces and equal pieces."""
+
+    rows: np.ndarray  # task indices
+    windows: _Windows
+    basis: np.ndarray  # per row
+    task: np.ndarray  # main pieces: position in rows
+    start_us: np.ndarray
+    end_us: np.ndarray
+    amount: np.ndarray
+    column: np.ndarray  # fit column, -1 for kepler pieces
+    tail: np.ndarray  # the amount is extrapolated
+    equal_task: np.ndarray
+    equal_start_us: np.ndarray
+    equal_end_us: np.ndarray
+    equal_presence: np.ndarray  # the chance the task runs there (ramps at truncated edges)
+
+
+def _slices(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in `sorted_keys` of every element equal to one of `wanted`."""
+    lo = np.searchsorted(sorted_keys, wanted, side="left")
+    hi = np.searchsorted(sorted_keys, wanted, side="right")
+    counts = hi - lo
+    return np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+
+
+def _counter_pieces(
+    readings: _Readings, positions: np.ndarray, rows: np.ndarray, windows: _Windows
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row position, start, end, amount, extrapolated) of the pieces of the counters at `positions`.
+
+    Consecutive readings of a series give a piece with the amount between them; the first value is spread
+    from the window start to the first reading; after the last reading its rate holds to the idle window's
+    end. Pieces that do not touch the task's wide window are dropped.
+    """
+    row_of = np.searchsorted(rows, readings.task[positions])
+    series = readings.series[positions]
+    times = readings.times_us[positions]
+    amount = readings.increments[positions]
+    first = np.diff(series, prepend=-1) != 0
+    last = np.append(first[1:], True)[: positions.size]
+    inner = np.flatnonzero(~first)
+    head = np.flatnonzero(first)
+    head_start = np.minimum(windows.wide_start[row_of[head]], times[head])
+    piece_row = np.concatenate([row_of[inner], row_of[head]])
+    start = np.concatenate([times[inner - 1], head_start])
+    end = np.concatenate([times[inner], times[head]])
+    piece_amount = np.concatenate([amount[inner], amount[head]])
+    # The rate of the last piece of each series (0 for a series of one reading) continues to the end.
+    rate_per_us = np.divide(piece_amount, end - start, out=np.zeros(piece_amount.size), where=end > start)
+    ends = np.flatnonzero(last)
+    last_piece = np.full(positions.size, -1)
+    last_piece[inner] = np.arange(inner.size)
+    last_piece[head] = inner.size + np.arange(head.size)
+    tail_rate = rate_per_us[last_piece[ends]]
+    tail_end = windows.idle_end[row_of[ends]]
+    tails = tail_end > times[ends]
+    piece_row = np.concatenate([piece_row, row_of[ends][tails]])
+    start = np.concatenate([start, times[ends][tails]])
+    end = np.concatenate([end, tail_end[tails]])
+    piece_amount = np.concatenate([piece_amount, (tail_rate * (tail_end - times[ends]))[tails]])
+    extrapolated = np.concatenate([np.zeros(inner.size + head.size, bool), np.ones(int(tails.sum()), bool)])
+    # Usage lies inside the task's wide window: a piece reaching past it keeps its amount inside it.
+    start = np.maximum(start, windows.wide_start[piece_row])
+    end = np.minimum(end, windows.wide_end[piece_row])
+    touches = end > start
+    return (
+        piece_row[touches],
+        start[touches],
+        end[touches],
+        piece_amount[touches],
+        extrapolated[touches],
+    )
+
+
+def _presence(windows: _Windows, positions: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(position, start, end, presence) pieces of the time the tasks at `positions` may have run.
+
+    A truncated edge t hides a true edge uniform in [t, t + r), so a task runs at time t with probability
+    P(start <= t) P(end > t): ramps of RAMP_STEPS steps over [start, start + r] and [end, end + r], 1 between;
+    twice the product when both edges were truncated to one instant (the start comes first). Times kept
+    to the microsecond give plain windows.
+    """
+    resolution = windows.resolution[positions]
+    start = windows.wide_start[positions]
+    end = windows.wide_end[positions] - resolution
+    fraction = np.arange(RAMP_STEPS + 1) / RAMP_STEPS
+    ramped = resolution >= MIN_RAMP_RESOLUTION_US
+    edges = np.sort(
+        np.concatenate(
+            [
+                start[:, None] + resolution[:, None] * fraction[None, :],
+                end[:, None] + resolution[:, None] * fraction[None, :],
+            ],
+            axis=1,
+        ),
+        axis=1,
+    )
+    lo, hi = edges[:, :-1], edges[:, 1:]
+    middle = (lo + hi) / 2
+    scale = np.maximum(resolution, 1)[:, None]
+    presence = np.clip((middle - start[:, None]) / scale, 0, 1) * np.clip(
+        (end[:, None] + scale - middle) / scale, 0, 1
+    )
+    presence *= np.where(end == start, 2.0, 1.0)[:, None]
+    position = np.broadcast_to(positions[:, None], lo.shape)
+    keep = ramped[:, None] & (hi > lo) & (presence > 0)
+    plain = positions[~ramped]
+    return (
+        np.concatenate([position[keep], plain]),
+        np.concatenate([np.rint(lo[keep]).astype(np.int64), windows.idle_start[plain]]),
+        np.concatenate([np.rint(hi[keep]).astype(np.int64), windows.idle_end[plain]]),
+        np.concatenate([presence[keep], np.ones(plain.size)]),
+    )
+
+
+def _usage_edges(readings: _Readings, rows: np.ndarray, windows: _Windows) -> _Windows:
+    """Idle windows of tasks with a CPU-seconds counter, refined where the counter starts and stops rising.
+
+    Between a reading of 0 and the first one above 0 the container started; at the rate of the next
+    interval it started U_1 / rate before the first rising reading. Likewise it ended (U_n - U_{n-1}) / rate
+    after the last reading before the total, at the rate of the interval before. Estimates stay inside the
+    bounds Argo's truncation gives, [t, t + r); a task without a usable counter keeps the midpoints.
+    """
+    positions = _slices(readings.task, rows)
+    if positions.size < 3:
+        return windows
+    row = np.searchsorted(rows, readings.task[positions])
+    series = readings.series[positions]
+    times = readings.times_us[positions].astype(float)
+    increment = readings.increments[positions]
+    first = np.diff(series, prepend=-1) != 0
+    total = np.cumsum(increment)
+    used = total - np.maximum.accumulate(np.where(first, total - increment, -np.inf))
+    same_before = np.concatenate([[False], series[1:] == series[:-1]])
+    same_after = np.append(same_before[1:], False)
+    step = np.diff(times, append=np.nan)
+    rate_after = np.divide(np.append(increment[1:], 0.0), step, out=np.zeros(times.size), where=step > 0)
+    gap_before = np.diff(times, prepend=np.nan)
+    rate_before = np.divide(
+        np.concatenate([[0.0], increment[:-1]]),
+        np.append(np.nan, gap_before[:-1]),
+        out=np.zeros(times.size),
+        where=np.append(np.nan, gap_before[:-1]) > 0,
+    )
+    rises = (used > 0) & same_before & (np.append(np.nan, used[:-1]) == 0) & same_after & (rate_after > 0)
+    start_us = np.maximum(times - used / np.where(rises, rate_after, 1.0), times - gap_before)
+    stops = (increment > 0) & same_before & np.concatenate([[False], same_before[:-1]]) & (rate_before > 0)
+    stops &= ~np.append(same_after[:-1] & (increment[1:] > 0), False)
+    end_us = np.minimum(times - gap_before + increment / np.where(stops, rate_before, 1.0), times)
+    refined_start, refined_end = windows.idle_start.astype(float), windows.idle_end.astype(float)
+    earliest = np.full(rows.size, np.inf)
+    np.minimum.at(earliest, row[rises], start_us[rises])
+    latest = np.full(rows.size, -np.inf)
+    np.maximum.at(latest, row[stops], end_us[stops])
+    resolution = windows.resolution.astype(float)
+    bounded_start = (earliest >= windows.wide_start) & (earliest <= windows.wide_start + resolution)
+    end_floor = windows.wide_end - resolution
+    bounded_end = (latest >= end_floor) & (latest <= windows.wide_end)
+    refined_start = np.where(bounded_start, earliest, refined_start)
+    refined_end = np.where(bounded_end, latest, refined_end)
+    ordered = refined_end >= refined_start
+    return _Windows(
+        np.where(ordered, np.rint(refined_start), windows.idle_start).astype(np.int64),
+        np.where(ordered, np.rint(refined_end), windows.idle_end).astype(np.int64),
+        windows.wide_start,
+        windows.wide_end,
+        windows.resolution,
+    )
+
+
+def _cpu_pieces(
+    tasks: _Tasks,
+    rows: np.ndarray,
+    windows: _Windows,
+    readings: _Readings | None,
+    kepler_kind: str | None,
+) -> _Pieces:
+    """Pieces of the node's tasks on a CPU zone: usage (or Kepler) series, else requests, else equal."""
+    count = rows.size
+    basis = np.where(tasks.request_microcores[rows] > 0, BASIS_REQUESTS, BASIS_EQUAL)
+    empty_f, empty_i = np.zeros(0), np.zeros(0, dtype=np.int64)
+    measured = (empty_i, empty_i, empty_i, empty_f, np.zeros(0, bool))
+    if readings is not None:
+        positions = _slices(readings.task, rows)
+        if kepler_kind is not None:
+            positions = positions[readings.device_kind[positions] == kepler_kind]
+        measured = _counter_pieces(readings, positions, rows, windows)
+        has = np.zeros(count, bool)
+        has[np.searchsorted(rows, readings.task[positions])] = True
+        basis = np.where(
+            has, BASIS_KEPLER if kepler_kind else BASIS_USAGE, BASIS_NONE if kepler_kind else basis
+        )
+    piece_row, start, end, amount, tail = measured
+    requested_row, requested_start, requested_end, presence = _presence(
+        windows, np.flatnonzero(basis == BASIS_REQUESTS)
+    )
+    cores = tasks.request_microcores[rows][requested_row] / MICROCORES_PER_CORE
+    requested_s = (requested_end - requested_start) / US_PER_SECOND
+    equal_row, equal_start, equal_end, equal_presence = _presence(
+        windows, np.flatnonzero(basis == BASIS_EQUAL)
+    )
+    column = FIT_BASES * tasks.template[rows]
+    return _Pieces(
+        rows=rows,
+        windows=windows,
+        basis=basis,
+        task=np.concatenate([piece_row, requested_row]),
+        start_us=np.concatenate([start, requested_start]),
+        end_us=np.concatenate([end, requested_end]),
+        amount=np.concatenate([amount, cores * presence * requested_s]),
+        column=np.concatenate(
+            [
+                column[piece_row] + BASIS_USAGE if kepler_kind is None else np.full(piece_row.size, -1),
+                column[requested_row] + BASIS_REQUESTS,
+            ]
+        ),
+        tail=np.concatenate([tail, np.zeros(requested_row.size, bool)]),
+        equal_task=equal_row,
+        equal_start_us=equal_start,
+        equal_end_us=equal_end,
+        equal_presence=equal_presence,
+    )
+
+
+def _holder_pieces(rows: np.ndarray, windows: _Windows, holders: np.ndarray) -> _Pieces:
+    """Pieces of the tasks holding one GPU/FPGA: equal pieces over the time each holder may have run."""
+    keep = np.isin(rows, holders)
+    held = _Windows(*(getattr(windows, name)[keep] for name in _Windows.__dataclass_fields__))
+    position, start, end, presence = _presence(held, np.arange(int(keep.sum())))
+    none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return _Pieces(
+        rows=rows[keep],
+        windows=held,
+        basis=np.full(int(keep.sum()), BASIS_EQUAL),
+        task=none_i,
+        start_us=none_i,
+        end_us=none_i,
+        amount=none_f,
+        column=none_i,
+        tail=np.zeros(0, bool),
+        equal_task=position,
+        equal_start_us=start,
+        equal_end_us=end,
+        equal_presence=presence,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cutting a series into segments
+
+
+def _cumulative(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(values)])
+
+
+def _running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
+    """Per segment, the sum of the weights of the ranges [lo, hi) of grid points that hold it.
+
+    Summed in extended precision: the sum must stay the sum of the ranges holding the segment, not keep
+    crumbs of large ranges that ended before it."""
+    weights = np.where(hi > lo, weights, 0.0)  # an empty range must not leave crumbs of its weight
+    change = np.bincount(lo, weights, points) - np.bincount(hi, weights, points)
+    return np.cumsum(change, dtype=np.longdouble)[:-1].astype(float)
 
 
 def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -304,348 +901,1092 @@ def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return result
 
 
-def _cumulative(values: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0.0], np.cumsum(values)])
-
-
-def _running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
-    """Per segment, the sum of the weights of the tasks whose grid range [lo, hi) holds it."""
-    change = np.bincount(lo, weights, points) - np.bincount(hi, weights, points)
-    return np.cumsum(change)[:-1]
-
-
-def _segment_joules(
-    series: _Series, times_s: np.ndarray, grid_s: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Energy of each grid segment (counter: interpolated E(t); gauge: trapezoid) and the counter flags."""
-    if series.is_counter:
-        cumulative_j, flags = unwrap_counter(series.values, times_s, series.counter_max_joules)
-        return np.diff(np.interp(grid_s, times_s, cumulative_j)), flags
-    watts = np.interp(grid_s, times_s, series.values)
-    return 0.5 * (watts[:-1] + watts[1:]) * np.diff(grid_s), np.zeros(times_s.size - 1, dtype=np.int8)
-
-
-def _methods(
-    series: _Series, weights: np.ndarray, wraps: np.ndarray, resets: np.ndarray, split: str, idle: str
-) -> np.ndarray:
-    """The method string of each task row: reading, counter fixes in the window, split, then idle labels."""
-    accelerator = series.device_kind in ACCELERATOR_IDS
-    reading = "counter-interpolated" if series.is_counter else "gauge-trapezoid"
-    return np.asarray(
-        [
-            reading
-            + (";wraps-corrected" if wrapped else "")
-            + (";reset-estimated" if was_reset else "")
-            + (";split=holders" if accelerator else f";split={split}" if weight > 0 else ";split=equal")
-            + f";{idle}"
-            for wrapped, was_reset, weight in zip(wraps, resets, weights, strict=True)
-        ],
-        dtype=object,
-    )
-
-
 @dataclass(frozen=True)
-class _Segments:
-    """One device series cut into segments, with its idle power; times in seconds after its first reading."""
+class _Cut:
+    """One series cut into segments; times in seconds after its first reading."""
 
     series: _Series
-    rows: np.ndarray
+    pieces: _Pieces
     times_s: np.ndarray
-    start_s: np.ndarray
-    end_s: np.ndarray
+    grid_s: np.ndarray
+    segment_s: np.ndarray
+    interval: np.ndarray  # reading interval of each segment
+    interval_j: np.ndarray  # energy of each reading interval
+    segment_j: np.ndarray  # spread uniformly (counters, trailing gauges) or integrated (trapezoid)
+    flags: np.ndarray
+    covered: np.ndarray  # per reading interval: no gap
+    idle_start_s: np.ndarray
+    idle_end_s: np.ndarray
+    idle_lo: np.ndarray
+    idle_hi: np.ndarray
+    main_lo: np.ndarray
+    main_hi: np.ndarray
+    main_rate: np.ndarray  # amount per second of the piece's own length
+    equal_lo: np.ndarray
+    equal_hi: np.ndarray
+    quiet: np.ndarray  # the segment's reading interval meets no task's wide window
     bounds_us: np.ndarray
     bounds_s: np.ndarray
-    grid_s: np.ndarray
-    segment_j: np.ndarray
-    flags: np.ndarray
-    interval: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    idle_watts: float
-    idle_method: str
+
+    @property
+    def origin_us(self) -> int:
+        return int(self.series.times_us[0])
 
 
-def _cut(series: _Series, tasks: _Tasks, rows: np.ndarray, window_us: int) -> _Segments:
-    """Segments of one series (every reading, task edge and window boundary) and its idle power."""
+def _quiet(
+    grid_s: np.ndarray, interval: np.ndarray, intervals: int, start_s: np.ndarray, end_s: np.ndarray
+) -> np.ndarray:
+    """Segments whose whole reading interval is clear of every window a task may have run in."""
+    lo = np.clip(np.searchsorted(grid_s, start_s, side="right") - 1, 0, grid_s.size - 1)
+    hi = np.maximum(np.searchsorted(grid_s, end_s, side="left"), lo + 1)
+    busy = _running(lo, hi, np.ones(lo.size), grid_s.size + 1)[: grid_s.size - 1] > 0
+    return np.bincount(interval, busy, intervals)[interval] == 0
+
+
+def _interval_energy(series: _Series, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energy of each reading interval under the series' rule, and the counter flags."""
+    if series.rule == "counter":
+        cumulative_j, flags = unwrap_counter(series.values, times_s, series.counter_max_joules)
+        return np.diff(cumulative_j), flags
+    none = np.zeros(times_s.size - 1, dtype=np.int8)
+    if series.rule == "trailing":
+        return series.values[1:] * np.diff(times_s), none
+    return 0.5 * (series.values[1:] + series.values[:-1]) * np.diff(times_s), none
+
+
+def _cut(series: _Series, pieces: _Pieces, window_us: int) -> _Cut:
+    """Segments of one series: every reading, window boundary, piece edge and idle-window edge."""
     first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
     times_s = (series.times_us - first_us) / US_PER_SECOND
-    start_s = (tasks.start_us[rows] - first_us) / US_PER_SECOND
-    end_s = (tasks.end_us[rows] - first_us) / US_PER_SECOND
+    end_s = times_s[-1]
+
+    def seconds(us: np.ndarray) -> np.ndarray:
+        return np.clip((us - first_us) / US_PER_SECOND, 0.0, end_s)
+
     bounds_us = np.arange(-(-first_us // window_us) * window_us, last_us, window_us, dtype=np.int64)
     bounds_us = bounds_us[bounds_us > first_us]
     bounds_s = (bounds_us - first_us) / US_PER_SECOND
-    start_in_s, end_in_s = np.clip(start_s, 0.0, times_s[-1]), np.clip(end_s, 0.0, times_s[-1])
-    grid_s = np.unique(np.concatenate([times_s, start_in_s, end_in_s, bounds_s]))
-    segment_j, flags = _segment_joules(series, times_s, grid_s)
-    lo, hi = np.searchsorted(grid_s, start_in_s), np.searchsorted(grid_s, end_in_s)
+    windows = pieces.windows
+    idle_start_s = (windows.idle_start - first_us) / US_PER_SECOND
+    idle_end_s = (windows.idle_end - first_us) / US_PER_SECOND
+    edges = [
+        seconds(windows.idle_start),
+        seconds(windows.idle_end),
+        seconds(pieces.start_us),
+        seconds(pieces.end_us),
+        seconds(pieces.equal_start_us),
+        seconds(pieces.equal_end_us),
+    ]
+    grid_s = np.unique(np.concatenate([times_s, bounds_s, *edges]))
     segment_s = np.diff(grid_s)
-    running = _running(lo, hi, np.ones(rows.size), grid_s.size)
-    idle_watts, idle_method = _idle_power(segment_j / segment_s, segment_s, running == 0)
-    return _Segments(
+    interval_j, flags = _interval_energy(series, times_s)
+    interval = np.clip(np.searchsorted(times_s, grid_s[:-1], side="right") - 1, 0, times_s.size - 2)
+    if series.rule == "trapezoid":
+        watts = np.interp(grid_s, times_s, series.values)
+        segment_j = 0.5 * (watts[:-1] + watts[1:]) * segment_s
+    else:
+        segment_j = np.diff(np.interp(grid_s, times_s, _cumulative(interval_j)))
+    reading_s = np.diff(times_s)
+    idle_lo, idle_hi, main_lo, main_hi, equal_lo, equal_hi = (np.searchsorted(grid_s, edge) for edge in edges)
+    length_s = (pieces.end_us - pieces.start_us) / US_PER_SECOND
+    return _Cut(
         series=series,
-        rows=rows,
+        pieces=pieces,
         times_s=times_s,
-        start_s=start_s,
-        end_s=end_s,
-        bounds_us=bounds_us,
-        bounds_s=bounds_s,
         grid_s=grid_s,
+        segment_s=segment_s,
+        interval=interval,
+        interval_j=interval_j,
         segment_j=segment_j,
         flags=flags,
-        interval=np.searchsorted(times_s, grid_s[:-1], side="right") - 1,
-        lo=lo,
-        hi=hi,
-        idle_watts=idle_watts,
-        idle_method=idle_method,
+        covered=reading_s <= GAP_FACTOR * np.median(reading_s),
+        idle_start_s=idle_start_s,
+        idle_end_s=idle_end_s,
+        idle_lo=idle_lo,
+        idle_hi=idle_hi,
+        main_lo=main_lo,
+        main_hi=main_hi,
+        main_rate=np.divide(pieces.amount, length_s, out=np.zeros(length_s.size), where=length_s > 0),
+        equal_lo=equal_lo,
+        equal_hi=equal_hi,
+        quiet=_quiet(
+            grid_s, interval, times_s.size - 1, seconds(windows.wide_start), seconds(windows.wide_end)
+        ),
+        bounds_us=bounds_us,
+        bounds_s=bounds_s,
     )
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Per-series statistics gathered before attributing: idle power, gauge noise, the fit's normal equations
+
+
+def _emitted(cut: _Cut, seconds: np.ndarray, emit: tuple[int, int]) -> np.ndarray:
+    """Which instants (seconds after the series' first reading) fall in the half-open range `emit` (us)."""
+    return _emitted_times(cut.origin_us, seconds, emit)
+
+
+@dataclass
+class _SeriesStats:
+    """What the whole series contributes to its idle power, its gauge noise and the fit of its kind."""
+
+    idle_watts: list[np.ndarray] = field(default_factory=list)
+    idle_seconds: list[np.ndarray] = field(default_factory=list)
+    all_watts: list[np.ndarray] = field(default_factory=list)
+    all_seconds: list[np.ndarray] = field(default_factory=list)
+    noise: list[np.ndarray] = field(default_factory=list)
+    reading_seconds: list[np.ndarray] = field(default_factory=list)
+    moment_joules: np.ndarray | None = None  # sum_j X_jc e_j / dt_j
+    moment_idle: np.ndarray | None = None  # sum_j X_jc (multiplies -P_idle)
+    sum_joules: float = 0.0
+    sum_seconds: float = 0.0
+    sum_squares: float = 0.0  # sum_j e_j^2 / dt_j
+    sum_amount: float = 0.0
+    rows: int = 0
+
+    def release(self) -> None:
+        for samples in (self.idle_watts, self.idle_seconds, self.all_watts, self.all_seconds, self.noise):
+            samples.clear()
+        self.reading_seconds.clear()
+
+
+def _gather(cut: _Cut, stats: _SeriesStats, emit: tuple[int, int]) -> None:
+    """Add the cut's idle candidates and gauge second differences within `emit` to `stats`."""
+    inside = _emitted(cut, cut.grid_s[:-1], emit)
+    watts = cut.segment_j / cut.segment_s
+    quiet = inside & cut.quiet
+    stats.idle_watts.append(watts[quiet])
+    stats.idle_seconds.append(cut.segment_s[quiet])
+    stats.all_watts.append(watts[inside])
+    stats.all_seconds.append(cut.segment_s[inside])
+    reading = _emitted(cut, cut.times_s[:-1], emit)
+    stats.reading_seconds.append(np.diff(cut.times_s)[reading])
+    if cut.series.rule != "counter" and cut.times_s.size > 2:
+        power = cut.series.values
+        middle = power[1:-1]
+        second = np.abs(power[2:] - 2 * middle + power[:-2])
+        usable = reading[1:] & (middle > 1e-6)
+        stats.noise.append(second[usable] / middle[usable])
+
+
+def _interval_amounts(
+    at_s: np.ndarray,
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    rate: np.ndarray,
+    column: np.ndarray,
+    columns: int,
+) -> np.ndarray:
+    """X[j, c] = sum over the pieces of column c of rate x their overlap with [at_j, at_{j+1}]."""
+    intervals = at_s.size - 1
+    inside = (end_s > at_s[0]) & (start_s < at_s[-1])
+    start, end = np.clip(start_s[inside], at_s[0], at_s[-1]), np.clip(end_s[inside], at_s[0], at_s[-1])
+    rate, column = rate[inside], column[inside]
+    first = np.clip(np.searchsorted(at_s, start, side="right") - 1, 0, intervals - 1)
+    last = np.clip(np.searchsorted(at_s, end, side="left") - 1, first, intervals - 1)
+    # Intervals strictly between the first and the last are covered whole: a difference array of rates.
+    change = np.zeros((intervals + 1, columns))
+    spans = last > first
+    np.add.at(change, (first[spans] + 1, column[spans]), rate[spans])
+    np.add.at(change, (last[spans], column[spans]), -rate[spans])
+    amount = np.cumsum(change, axis=0)[:intervals] * np.diff(at_s)[:, None]
+    np.add.at(amount, (first, column), rate * (np.minimum(end, at_s[first + 1]) - start))
+    np.add.at(amount, (last[spans], column[spans]), rate[spans] * (end[spans] - at_s[last[spans]]))
+    return amount
+
+
+def _design(cut: _Cut, columns: int, stats: _SeriesStats, gram: np.ndarray, emit: tuple[int, int]) -> None:
+    """Add the cut's reading intervals (rows D_j ~ sum_c w_c X_jc, weight 1 / dt_j) to the normal equations.
+
+    Rows go in blocks of dense X (the columns a series sees are few) through BLAS; a long piece adds its rate
+    to the intervals it covers through a difference array, so it costs nothing per interval.
+    """
+    fitted = (cut.pieces.column >= 0) & (cut.main_hi > cut.main_lo)
+    if not fitted.any():
+        return
+    start_s, end_s = cut.grid_s[cut.main_lo[fitted]], cut.grid_s[cut.main_hi[fitted]]
+    used, local = np.unique(cut.pieces.column[fitted], return_inverse=True)
+    rate = cut.main_rate[fitted]
+    times_s = cut.times_s
+    if stats.moment_joules is None:
+        stats.moment_joules, stats.moment_idle = np.zeros(columns), np.zeros(columns)
+    block = max(1, DESIGN_BLOCK_VALUES // used.size)
+    for first in range(0, times_s.size - 1, block):
+        at_s = times_s[first : first + block + 1]
+        amount = _interval_amounts(at_s, start_s, end_s, rate, local, used.size)
+        keep = (amount.sum(axis=1) > 0) & _emitted(cut, at_s[:-1], emit)
+        amount = amount[keep]
+        energy_j = cut.interval_j[first : first + block][keep]
+        interval_s = np.diff(at_s)[keep]
+        weighted = amount / interval_s[:, None]
+        gram[np.ix_(used, used)] += amount.T @ weighted
+        stats.moment_joules[used] += weighted.T @ energy_j
+        stats.moment_idle[used] += amount.sum(axis=0)
+        stats.sum_joules += float(energy_j.sum())
+        stats.sum_seconds += float(interval_s.sum())
+        stats.sum_squares += float((energy_j**2 / interval_s).sum())
+        stats.sum_amount += float(amount.sum())
+        stats.rows += int(keep.sum())
+
+
 @dataclass(frozen=True)
-class _Design:
-    """Sparse rows of the fit: entries X[row, template] in core-seconds, each row's D_j (J) and dt_j (s)."""
-
-    row: np.ndarray
-    template: np.ndarray
-    core_seconds: np.ndarray
-    dynamic_joules: np.ndarray
-    interval_seconds: np.ndarray
+class _Idle:
+    watts: float
+    method: str
+    standard_error_watts: float
 
 
-def _design(segments: _Segments, tasks: _Tasks) -> _Design:
-    """The reading intervals of one series that a requesting task overlaps, as rows of the fit (module doc)."""
-    times_s = segments.times_s
-    start_s = np.clip(segments.start_s, 0.0, times_s[-1])
-    end_s = np.clip(segments.end_s, 0.0, times_s[-1])
-    first = np.clip(np.searchsorted(times_s, start_s, side="right") - 1, 0, times_s.size - 2)
-    count = np.where(end_s > start_s, np.maximum(np.searchsorted(times_s, end_s) - first, 0), 0)
-    task = np.repeat(np.arange(count.size), count)
-    interval = first[task] + np.arange(task.size) - np.repeat(np.cumsum(count) - count, count)
-    overlap_s = np.minimum(end_s[task], times_s[interval + 1]) - np.maximum(start_s[task], times_s[interval])
-    cores = tasks.request_microcores[segments.rows][task] / MICROCORES_PER_CORE
-    templates = tasks.template_count
-    keys, entry = np.unique(interval * templates + tasks.template[segments.rows][task], return_inverse=True)
-    core_seconds = np.bincount(entry, cores * overlap_s, keys.size)
-    keep = core_seconds > 0
-    keys, core_seconds = keys[keep], core_seconds[keep]
-    intervals, row = np.unique(keys // templates, return_inverse=True)
-    interval_s = np.diff(times_s)
-    interval_j = np.bincount(segments.interval, segments.segment_j, interval_s.size)
-    return _Design(
-        row=row,
-        template=keys % templates,
-        core_seconds=core_seconds,
-        dynamic_joules=(interval_j - segments.idle_watts * interval_s)[intervals],
-        interval_seconds=interval_s[intervals],
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, quantile: float) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, quantile * cumulative[-1])])
+
+
+def _idle_power(stats: _SeriesStats, configured: float | None) -> _Idle:
+    """Idle power: configured, else the device's quiet time, else a low percentile of all its time."""
+    if configured is not None:
+        return _Idle(float(configured), "configured", 0.0)
+    watts, seconds = np.concatenate(stats.idle_watts), np.concatenate(stats.idle_seconds)
+    if seconds.sum() >= MIN_IDLE_SECONDS:
+        median = _weighted_quantile(watts, seconds, 0.5)
+        spread = _weighted_quantile(np.abs(watts - median), seconds, 0.5) * 1.4826
+        readings = seconds.sum() / max(float(np.median(np.concatenate(stats.reading_seconds))), 1e-9)
+        return _Idle(median, "median-idle-segments", spread / math.sqrt(max(readings, 1.0)))
+    low = _weighted_quantile(
+        np.concatenate(stats.all_watts), np.concatenate(stats.all_seconds), IDLE_FALLBACK_QUANTILE
     )
+    return _Idle(low, "p5-segments", IDLE_FALLBACK_RELATIVE_ERROR * low)
+
+
+def _gauge_noise(stats: _SeriesStats) -> float:
+    """Relative noise of a gauge's readings: robust spread of its second differences (white noise: x sqrt 6)."""
+    values = np.concatenate(stats.noise) if stats.noise else np.zeros(0)
+    return float(np.median(values) * 1.4826 / math.sqrt(6.0)) if values.size else 0.0
 
 
 @dataclass(frozen=True)
-class _Fit:
-    """Fitted dynamic W per requested core of one device kind: common value and per-template multiples."""
+class _Model:
+    """Watts per unit of each fit column, the common value, and each column's relative uncertainty."""
 
+    weights: np.ndarray
     common_watts: float
-    relative: np.ndarray
+    relative_error: np.ndarray
+    fitted: bool
 
 
-def _fit_watts_per_core(designs: list[_Design], templates: int) -> _Fit:
-    """Ridge least squares of D_j ~ sum_T w_T X_jT over all series of a kind, pulled toward w0 (module doc)."""
-    offsets = np.cumsum([0] + [design.dynamic_joules.size for design in designs])
-    row = np.concatenate([design.row + offset for design, offset in zip(designs, offsets[:-1], strict=True)])
-    template = np.concatenate([design.template for design in designs])
-    core_seconds = np.concatenate([design.core_seconds for design in designs])
-    dynamic_joules = np.concatenate([design.dynamic_joules for design in designs])
-    # Rows weigh 1 / dt_j: an interval's noise grows with its length, and every second of readings counts
-    # alike whatever the node's reading interval.
-    row_weight = 1.0 / np.concatenate([design.interval_seconds for design in designs])
-    total = core_seconds.sum()
-    common_watts = dynamic_joules.sum() / total if total > 0 else 0.0
-    if not common_watts > 0:
-        return _Fit(common_watts=0.0, relative=np.ones(templates))
-    # X^T X from pairs of entries in one row (entries are sorted by row, so a row's entries are adjacent).
-    gram = np.zeros(templates * templates)
-    for gap in range(row.size):
-        a = np.flatnonzero(row[: row.size - gap] == row[gap:])
-        if a.size == 0:
-            break
-        b = a + gap
-        products = core_seconds[a] * core_seconds[b] * row_weight[row[a]]
-        gram += np.bincount(template[a] * templates + template[b], products, gram.size)
-        if gap:
-            gram += np.bincount(template[b] * templates + template[a], products, gram.size)
-    gram = gram.reshape(templates, templates)
-    moment = np.bincount(template, core_seconds * dynamic_joules[row] * row_weight[row], templates)
+def _solve(
+    gram: np.ndarray, parts: list[tuple[_SeriesStats, float, float]], columns: int, fitted: bool
+) -> tuple[_Model, float]:
+    """The ridge fit of one device kind (module doc) from its normal equations, and its relative residual."""
+    moment, total_j, total_amount, squares, rows = np.zeros(columns), 0.0, 0.0, 0.0, 0.0
+    for stats, idle_watts, independence in parts:
+        if stats.moment_joules is None:
+            continue
+        moment += stats.moment_joules - idle_watts * stats.moment_idle
+        total_j += stats.sum_joules - idle_watts * stats.sum_seconds
+        squares += stats.sum_squares - 2 * idle_watts * stats.sum_joules + idle_watts**2 * stats.sum_seconds
+        total_amount += stats.sum_amount
+        rows += stats.rows * independence
+    common = total_j / total_amount if total_amount > 0 else 0.0
+    if not common > 0:
+        unknown = np.full(columns, EQUAL_SPLIT_RELATIVE_ERROR)
+        return _Model(np.ones(columns), 0.0, unknown, fitted), EQUAL_SPLIT_RELATIVE_ERROR
     norms = np.diag(gram)
-    ridge = RIDGE_FRACTION * np.median(norms[norms > 0])
-    watts = np.linalg.solve(gram + ridge * np.eye(templates), moment + ridge * common_watts)
-    return _Fit(common_watts=common_watts, relative=np.clip(watts / common_watts, *FIT_BOUNDS))
+    used = norms > 0
+
+    # The residual relative to each column's own power (sum_c w_c^2 G_cc), not to the sum's: intervals
+    # shared by n tasks average n deviations, and a task's share moves with its own.
+    def residual(weights: np.ndarray) -> float:
+        return max(squares - 2 * weights @ moment + weights @ gram @ weights, 0.0)
+
+    if not fitted:
+        plain = np.full(columns, common)
+        relative = math.sqrt(residual(plain) / max(plain**2 @ norms, 1e-300))
+        return _Model(plain, common, np.full(columns, relative), False), relative
+    floor = RIDGE_FLOOR * float(np.median(norms[used]))
+    first = np.linalg.solve(gram + floor * np.eye(columns), moment + floor * common)
+    variance = residual(first) / max(rows - int(used.sum()), 1.0)
+    ridge = max(variance / (TEMPLATE_SPREAD * common) ** 2, floor)
+    system = gram + ridge * np.eye(columns)
+    weights = np.clip(np.linalg.solve(system, moment + ridge * common), *(common * b for b in FIT_BOUNDS))
+    relative = math.sqrt(residual(weights) / max(weights**2 @ norms, 1e-300))
+    standard_error = np.sqrt(variance * np.diag(np.linalg.inv(system)))
+    per_column = np.sqrt(relative**2 + (standard_error / weights) ** 2)
+    return _Model(weights, common, per_column, True), relative
 
 
-def _modelled_joules(segments: _Segments, segment_s: np.ndarray, dynamic_watts: np.ndarray) -> np.ndarray:
-    """Each reading interval's energy spread over its segments in proportion to the modelled power."""
-    model_j = (segments.idle_watts + dynamic_watts) * segment_s
-    interval_model_j = np.bincount(segments.interval, model_j)[segments.interval]
-    interval_j = np.bincount(segments.interval, segments.segment_j)[segments.interval]
+# ---------------------------------------------------------------------------------------------------------
+# Attributing one series
+
+
+@dataclass(frozen=True)
+class _Settings:
+    idle_policy: str
+    window_us: int
+    fitted: bool
+    share: str
+    idle_power_watts: dict[tuple[str, str], float]
+    skew_tolerance_seconds: float
+    correct_skew: bool
+
+
+@dataclass(frozen=True)
+class _Skew:
+    seconds: float
+    applied: bool
+    step_seconds: float
+
+    def label(self) -> str:
+        return f";skew={self.seconds:+.2f}s({'corrected' if self.applied else 'estimated'})"
+
+
+def _spread(cut: _Cut, model_watts: np.ndarray) -> np.ndarray:
+    """Each reading interval's energy over its segments in proportion to the modelled power."""
+    model_j = model_watts * cut.segment_s
+    interval_model_j = np.bincount(cut.interval, model_j, cut.interval_j.size)[cut.interval]
     return np.divide(
-        interval_j * model_j, interval_model_j, out=segments.segment_j.copy(), where=interval_model_j > 0
+        cut.interval_j[cut.interval] * model_j,
+        interval_model_j,
+        out=cut.segment_j.copy(),
+        where=interval_model_j > 0,
     )
 
 
-def _attribute_device(
-    segments: _Segments,
-    tasks: _Tasks,
-    capacity: tuple[float, str],
-    idle_policy: str,
-    fit: _Fit | None,
-) -> tuple[dict, dict]:
-    """Task rows and balance rows of one device series (formulas in the module doc)."""
-    series, rows, times_s, grid_s = segments.series, segments.rows, segments.times_s, segments.grid_s
-    lo, hi, start_s, end_s = segments.lo, segments.hi, segments.start_s, segments.end_s
-    first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
-    readings = times_s.size
-    accelerator = series.device_kind in ACCELERATOR_IDS
-    weights = np.zeros(rows.size) if accelerator else tasks.request_microcores[rows]
-    # Dynamic split weights: requested cores times the template's fitted multiple of the common W/core.
-    relative = np.ones(rows.size) if fit is None else fit.relative[tasks.template[rows]]
-    split_weights = weights * relative
-    duration_s = end_s - start_s
-    segment_s = np.diff(grid_s)
-    running = _running(lo, hi, np.ones(rows.size), grid_s.size)
-    requested = _running(lo, hi, weights, grid_s.size)
-    weighted = _running(lo, hi, split_weights, grid_s.size)
-    segment_j = segments.segment_j
-    if fit is not None and series.is_counter:
-        segment_j = _modelled_joules(segments, segment_s, fit.common_watts * weighted / MICROCORES_PER_CORE)
-
-    idle_j = np.minimum(segment_j, segments.idle_watts * segment_s)
-    dynamic_j = segment_j - idle_j
-    # Per segment: joules per split weight (dynamic) or requested micro-core (idle), and per running task.
-    zero = np.zeros_like(segment_j)
-    to_tasks = idle_policy == "requests"
-    if accelerator:
-        core_dynamic_j = core_idle_j = zero
-        equal_dynamic_j = np.divide(dynamic_j, running, out=zero.copy(), where=running > 0)
-        equal_idle_j = np.divide(idle_j, running, out=zero.copy(), where=(running > 0) & to_tasks)
+def _gauge_variance(cut: _Cut, noise: float) -> np.ndarray:
+    """Per reading interval, the variance of a gauge's energy: unmeasured changes and reading noise."""
+    series, dt = cut.series, np.diff(cut.times_s)
+    power = series.values
+    if series.rule == "trailing":
+        unmeasured = np.maximum(dt - TRAILING_AVERAGE_SECONDS.get("nvml", 1.0), 0.0)
+        reading = (noise * power[1:] * dt) ** 2
     else:
-        core_dynamic_j = np.divide(dynamic_j, weighted, out=zero.copy(), where=requested > 0)
-        core_idle_j = np.divide(
-            idle_j, np.maximum(capacity[0], requested), out=zero.copy(), where=(requested > 0) & to_tasks
-        )
-        equal_dynamic_j = np.divide(
-            dynamic_j, running, out=zero.copy(), where=(requested == 0) & (running > 0)
-        )
-        equal_idle_j = zero
-    equal_j = equal_dynamic_j + equal_idle_j
+        unmeasured = dt
+        reading = noise**2 * (power[1:] ** 2 + power[:-1] ** 2) / 4 * dt**2
+    return (np.abs(np.diff(power)) * unmeasured) ** 2 / 12 + reading
 
-    def received(
-        dynamic: np.ndarray, idle: np.ndarray, equal: np.ndarray, a: np.ndarray, b: np.ndarray
-    ) -> np.ndarray:
-        """Joules each task got over grid points [a, b) from per-weight, per-core and per-task shares."""
-        dynamic_sum, idle_sum, equal_sum = _cumulative(dynamic), _cumulative(idle), _cumulative(equal)
+
+def _attribute_cut(
+    cut: _Cut,
+    tasks: _Tasks,
+    model: _Model | None,
+    spread_error: float,
+    idle: _Idle,
+    capacity: tuple[float, str],
+    settings: _Settings,
+    kind_fraction: np.ndarray | None,
+    noise: float,
+    skew: _Skew | None,
+    mig: bool,
+    emit: tuple[int, int],
+) -> tuple[dict, dict]:
+    """Task rows and balance rows of one series (formulas in the module doc)."""
+    series, pieces = cut.series, cut.pieces
+    rows, count = pieces.rows, pieces.rows.size
+    accelerator = series.device_kind in ACCELERATOR_IDS
+    kepler = kind_fraction is not None
+    segment_s, points = cut.segment_s, cut.grid_s.size
+    weight = np.ones(pieces.column.size) if model is None or kepler else model.weights[pieces.column]
+    weighted_rate = weight * cut.main_rate
+    # Rates below a nano-unit per second (rounding crumbs of counters) draw nothing: dividing by them overflows.
+    weighted_rate = np.where(weighted_rate > MIN_RATE, weighted_rate, 0.0)
+    drawing = _running(cut.main_lo, cut.main_hi, weighted_rate, points)
+    # Whether anyone draws is counted in integers: a float running sum leaves crumbs where nobody does.
+    main = _running(cut.main_lo, cut.main_hi, (weighted_rate > 0) * 1.0, points) > 0
+    drawing = np.where(main, drawing, 0.0)
+    presence = pieces.equal_presence
+    sharing = _running(cut.equal_lo, cut.equal_hi, presence, points)
+    shared = _running(cut.equal_lo, cut.equal_hi, (presence > 0) * 1.0, points) > 0
+    sharing = np.where(shared, sharing, 0.0)
+    # Within a reading interval the energy follows the modelled power: idle plus what the pieces draw at
+    # the fitted watts per unit, or (GPU/FPGA) the device's mean dynamic power per holder.
+    model_w, holder_w = None, 0.0
+    if accelerator and shared.any():
+        uniform_dynamic = cut.segment_j - np.minimum(cut.segment_j, max(idle.watts, 0.0) * segment_s)
+        holder_w = uniform_dynamic[shared].sum() / (sharing * segment_s).sum()
+        model_w = idle.watts + holder_w * sharing if holder_w > 0 else None
+    elif model is not None and not kepler and model.common_watts > 0 and main.any():
+        model_w = idle.watts + drawing
+    modelled = model_w is not None
+    segment_j = _spread(cut, model_w) if modelled else cut.segment_j
+    idle_j = np.minimum(segment_j, max(idle.watts, 0.0) * segment_s)
+    dynamic_j = segment_j - idle_j
+    zero = np.zeros_like(segment_j)
+    if kepler:
+        given_j = np.minimum(kind_fraction * segment_s * drawing, segment_j)
+        price = np.divide(given_j, drawing, out=zero.copy(), where=main)
+    else:
+        price = np.divide(dynamic_j, drawing, out=zero.copy(), where=main)
+    equal_price = np.divide(dynamic_j, sharing, out=zero.copy(), where=~main & shared)
+
+    requests = tasks.request_microcores[rows]
+    if settings.idle_policy == "none" or kepler:
+        idle_weight, idle_label = np.zeros(count), "idle=none"
+    elif accelerator or settings.idle_policy == "time":
+        idle_weight, idle_label = np.ones(count), "idle=holders" if accelerator else "idle=time"
+    else:
+        idle_weight, idle_label = requests, f"idle=requests/capacity={capacity[1]}"
+    idle_running = _running(cut.idle_lo, cut.idle_hi, idle_weight, points)
+    # Under "requests" the idle power of cores nobody reserved stays unattributed.
+    share_of = (
+        np.maximum(capacity[0], idle_running) if idle_label.startswith("idle=requests") else idle_running
+    )
+    idle_price = np.divide(idle_j, share_of, out=zero.copy(), where=idle_running > 0)
+
+    def received(mask: np.ndarray | None = None) -> np.ndarray:
+        """Joules each task got from the segments in `mask` (all by default)."""
+        keep = 1.0 if mask is None else mask
+        main_c, equal_c, idle_c = (_cumulative(p * keep) for p in (price, equal_price, idle_price))
         return (
-            split_weights * (dynamic_sum[b] - dynamic_sum[a])
-            + weights * (idle_sum[b] - idle_sum[a])
-            + (equal_sum[b] - equal_sum[a])
+            np.bincount(pieces.task, weighted_rate * (main_c[cut.main_hi] - main_c[cut.main_lo]), count)
+            + np.bincount(
+                pieces.equal_task, presence * (equal_c[cut.equal_hi] - equal_c[cut.equal_lo]), count
+            )
+            + idle_weight * (idle_c[cut.idle_hi] - idle_c[cut.idle_lo])
         )
 
-    dynamic_joules = received(core_dynamic_j, zero, equal_dynamic_j, lo, hi)
-    idle_joules = received(zero, core_idle_j, equal_idle_j, lo, hi)
-    energy_joules = dynamic_joules + idle_joules
-    average_w = np.divide(energy_joules, duration_s, out=np.zeros(rows.size), where=duration_s > 0)
-    # A task with a request never runs where the equal split applies, and one without gets no per-core
-    # share; tasks with one split multiple share one per-core power curve.
-    peak_w = _range_max(equal_j / segment_s, lo, hi)
-    for multiple in np.unique(relative[weights > 0]):
-        group = (weights > 0) & (relative == multiple)
-        per_core_w = (multiple * core_dynamic_j + core_idle_j) / segment_s
-        peak_w[group] = weights[group] * _range_max(per_core_w, lo[group], hi[group])
+    # Extended precision: a price can be huge where little draws, and later differences must not lose it.
+    main_c, equal_c, idle_c = (
+        np.concatenate([[0.0], np.cumsum(p, dtype=np.longdouble)]) for p in (price, equal_price, idle_price)
+    )
+    # Every share is summed per balance window, so the task rows add up to what the balance attributes.
+    window_edges = np.concatenate([[0], np.searchsorted(cut.grid_s, cut.bounds_s), [points - 1]])
+    windows = window_edges.size - 1
+    attributed_joules = np.zeros(windows)
 
-    reading_s = np.diff(times_s)
-    covered_interval = reading_s <= GAP_FACTOR * np.median(reading_s)
-    covered = covered_interval[segments.interval]
-    covered_s = _cumulative(segment_s * covered)
-    at_start = np.searchsorted(times_s, start_s, side="right") - 1
-    at_end = np.searchsorted(times_s, end_s, side="right") - 1
+    def shares(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: np.ndarray):
+        """Joules of each range [lo, hi) at `weight` x the per-segment price summed in `total`, per owner."""
+        part, window, sub_lo, sub_hi = _by_window(lo, hi, window_edges)
+        joules = weight[part] * (total[sub_hi] - total[sub_lo]).astype(float)
+        np.add.at(attributed_joules, window, joules)
+        return np.bincount(owner[part], joules, count), np.bincount(part, joules, lo.size)
+
+    main_joules, piece_j = shares(pieces.task, cut.main_lo, cut.main_hi, weighted_rate, main_c)
+    equal_joules, _ = shares(pieces.equal_task, cut.equal_lo, cut.equal_hi, presence, equal_c)
+    idle_joules, _ = shares(np.arange(count), cut.idle_lo, cut.idle_hi, idle_weight, idle_c)
+    dynamic_joules = main_joules + equal_joules
+    energy_joules = dynamic_joules + idle_joules
+    duration_s = cut.idle_end_s - cut.idle_start_s
+    inside_s = cut.grid_s[cut.idle_hi] - cut.grid_s[cut.idle_lo]
+    average_w = np.divide(energy_joules, duration_s, out=np.zeros(count), where=duration_s > 0)
+
+    dynamic_peak = np.full(count, np.nan)
+    np.fmax.at(
+        dynamic_peak, pieces.task, weighted_rate * _range_max(price / segment_s, cut.main_lo, cut.main_hi)
+    )
+    np.fmax.at(
+        dynamic_peak,
+        pieces.equal_task,
+        presence * _range_max(equal_price / segment_s, cut.equal_lo, cut.equal_hi),
+    )
+    idle_peak = idle_weight * _range_max(idle_price / segment_s, cut.idle_lo, cut.idle_hi)
+    peak_w = np.where(
+        np.isnan(dynamic_peak) & np.isnan(idle_peak),
+        np.nan,
+        np.nan_to_num(dynamic_peak) + np.nan_to_num(idle_peak),
+    )
+
+    times_s, readings = cut.times_s, cut.times_s.size
+    covered = cut.covered[cut.interval]
+    covered_c = _cumulative(segment_s * covered)
+    at_start = np.searchsorted(times_s, cut.idle_start_s, side="right") - 1
     start_interval = np.clip(at_start, 0, readings - 2)
-    end_interval = np.clip(at_end, 0, readings - 2)
-    point_covered = (at_start >= 0) & (at_start < readings - 1) & covered_interval[start_interval]
+    point_covered = (at_start >= 0) & (at_start < readings - 1) & cut.covered[start_interval]
     coverage = np.minimum(
-        np.divide(covered_s[hi] - covered_s[lo], duration_s, out=point_covered * 1.0, where=duration_s > 0),
+        np.divide(
+            covered_c[cut.idle_hi] - covered_c[cut.idle_lo],
+            duration_s,
+            out=point_covered * 1.0,
+            where=duration_s > 0,
+        ),
         1.0,
     )
-    past_reading = np.searchsorted(times_s, end_s, side="left")
+    past_reading = np.searchsorted(times_s, cut.idle_end_s, side="left")
     samples = np.maximum(past_reading - (at_start + 1), 0)
-
-    reading_grid = np.searchsorted(grid_s, times_s)
-    start_inside = (at_start >= 0) & (at_start < readings - 1) & (times_s[start_interval] < start_s)
-    end_inside = (at_end >= 0) & (at_end < readings - 1) & (times_s[end_interval] < end_s)
-    start_edge_j = received(
-        core_dynamic_j, core_idle_j, equal_j, lo, np.minimum(reading_grid[start_interval + 1], hi)
-    )
-    end_edge_j = received(
-        core_dynamic_j, core_idle_j, equal_j, np.maximum(reading_grid[end_interval], lo), hi
-    )
-    uncovered_j = received(core_dynamic_j * ~covered, core_idle_j * ~covered, equal_j * ~covered, lo, hi)
-    uncertainty_joules = (
-        tasks.resolution_seconds[rows] * average_w * 2.0
-        + 0.5 * np.where(start_inside, start_edge_j, 0.0)
-        + 0.5 * np.where(end_inside, end_edge_j, 0.0)
-        + 0.5 * uncovered_j
+    outside = (
+        (inside_s <= 0)
+        & ((duration_s > 0) | ~point_covered)
+        & ((cut.idle_end_s <= 0) | (cut.idle_start_s >= times_s[-1]))
     )
 
-    # Counter fixes in the reading intervals the task window overlaps: [first_interval, past_interval).
+    # Uncertainty components (module doc), each a standard deviation in joules.
+    segments = segment_s.size
+    first_seg = np.clip(cut.idle_lo, 0, segments - 1)
+    last_seg = np.clip(cut.idle_hi - 1, 0, segments - 1)
+    has_window = cut.idle_hi > cut.idle_lo
+
+    def dynamic_in(seg: np.ndarray) -> np.ndarray:
+        """Joules of dynamic energy each task got in its segment `seg`."""
+        main_hit = (cut.main_lo <= seg[pieces.task]) & (cut.main_hi > seg[pieces.task])
+        equal_hit = (cut.equal_lo <= seg[pieces.equal_task]) & (cut.equal_hi > seg[pieces.equal_task])
+        return np.bincount(
+            pieces.task[main_hit], (weighted_rate * price[seg[pieces.task]])[main_hit], count
+        ) + np.bincount(
+            pieces.equal_task[equal_hit], (presence * equal_price[seg[pieces.equal_task]])[equal_hit], count
+        )
+
+    def modelled_in(seg: np.ndarray) -> np.ndarray:
+        """Watts the model gives each task in its segment `seg`."""
+        main_hit = (cut.main_lo <= seg[pieces.task]) & (cut.main_hi > seg[pieces.task])
+        equal_hit = (cut.equal_lo <= seg[pieces.equal_task]) & (cut.equal_hi > seg[pieces.equal_task])
+        main_w = weighted_rate if modelled and not accelerator else np.zeros(weighted_rate.size)
+        return np.bincount(pieces.task[main_hit], main_w[main_hit], count) + np.bincount(
+            pieces.equal_task[equal_hit], holder_w * presence[equal_hit], count
+        )
+
+    dynamic_edge = [dynamic_in(seg) * has_window for seg in (first_seg, last_seg)]
+    # Argo's truncation bounds each true edge within +-r/2 of the estimate: a bound, not a deviation. A
+    # task whose share follows its window draws its full power just inside the ramps at its edges.
+    resolution_s = tasks.resolution_us[rows] / US_PER_SECOND
+    follows_window = np.isin(pieces.basis, (BASIS_REQUESTS, BASIS_EQUAL))
+    edge_power = np.zeros(count)
+    for edge_s, side in (
+        (cut.idle_start_s + resolution_s / 2, "right"),
+        (cut.idle_end_s - resolution_s / 2, "left"),
+    ):
+        at = np.searchsorted(cut.grid_s, np.clip(edge_s, 0.0, times_s[-1]), side=side) - (side == "right")
+        seg = np.clip(at, first_seg, last_seg)
+        own = np.where(follows_window, dynamic_in(seg), 0.0) + idle_weight * idle_price[seg]
+        edge_power += own / segment_s[seg] * has_window
+    timing_bound = resolution_s / 2 * edge_power
+    if skew is not None:
+        timing_bound += (skew.step_seconds / 2 if skew.applied else abs(skew.seconds)) * edge_power
+    variance = np.zeros(count)
+    interval_s = np.diff(times_s)
+    if modelled or series.rule != "trapezoid":
+        beta = (EQUAL_SPLIT_RELATIVE_ERROR if accelerator else spread_error) if modelled else 1 / math.sqrt(3)
+        interval_dynamic = np.bincount(cut.interval, dynamic_j, interval_s.size)
+        for seg, dynamic_seg in zip((first_seg, last_seg), dynamic_edge, strict=True):
+            j = cut.interval[seg]
+            lo = np.maximum(cut.idle_start_s, times_s[j])
+            hi = np.minimum(cut.idle_end_s, times_s[j + 1])
+            phi = np.clip((hi - lo) / interval_s[j], 0.0, 1.0)
+            fraction = np.divide(dynamic_seg, dynamic_j[seg], out=np.zeros(count), where=dynamic_j[seg] > 0)
+            variance += (beta * (1.0 - phi) * fraction * interval_dynamic[j]) ** 2
+    if series.rule != "counter":
+        gauge_c = _cumulative(_gauge_variance(cut, noise))
+        # Reading noise and unmeasured changes land in the dynamic energy (idle is one estimate).
+        window_c = _cumulative(dynamic_j)
+        window_j = window_c[cut.idle_hi] - window_c[cut.idle_lo]
+        fraction = np.minimum(
+            np.divide(dynamic_joules, window_j, out=np.zeros(count), where=window_j > 0), 1.0
+        )
+        span = gauge_c[cut.interval[last_seg] + 1] - gauge_c[cut.interval[first_seg]]
+        variance += fraction**2 * span * has_window
+        # A gauge does not see between readings: at an edge, a reading that caught the task doubles its
+        # modelled power over the unmeasured part of the interval, one that missed it loses all of it.
+        window_s = TRAILING_AVERAGE_SECONDS["nvml"] if series.rule == "trailing" else 0.0
+        for seg in (first_seg, last_seg):
+            j = cut.interval[seg]
+            overlap = np.minimum(cut.idle_end_s, times_s[j + 1]) - np.maximum(cut.idle_start_s, times_s[j])
+            unmeasured = np.maximum(interval_s[j] - window_s, 0.0) / interval_s[j]
+            variance += (modelled_in(seg) * np.maximum(overlap, 0.0) * unmeasured) ** 2 * has_window
+    gap_scale = 1.0 if series.rule == "trapezoid" else 1.0 / math.sqrt(3.0)
+    variance += (gap_scale * received(~covered)) ** 2
+    if modelled and not covered.all():
+        # In a gap the model alone places the energy: how far the price strays from it is a bias too.
+        model_c, gap_c = _cumulative(segment_s * ~covered), _cumulative(price * ~covered)
+        gap_model_j = weighted_rate * (model_c[cut.main_hi] - model_c[cut.main_lo])
+        gap_given_j = weighted_rate * (gap_c[cut.main_hi] - gap_c[cut.main_lo])
+        variance += np.bincount(pieces.task, gap_given_j - gap_model_j, count) ** 2
+    estimated = cut.flags[cut.interval] == FLAG_RESET
+    if estimated.any():
+        variance += received(estimated) ** 2
+    if not kepler:
+        squares_c = _cumulative(np.divide(dynamic_j, drawing**2, out=zero.copy(), where=main))
+        equal_squares_c = _cumulative(np.divide(dynamic_j, sharing**2, out=zero.copy(), where=~main & shared))
+        main_spread = np.maximum(
+            piece_j - weighted_rate**2 * (squares_c[cut.main_hi] - squares_c[cut.main_lo]), 0.0
+        )
+        relative = model.relative_error[pieces.column] if model is not None else np.zeros(pieces.column.size)
+        equal_spread = np.maximum(
+            presence * (equal_c[cut.equal_hi] - equal_c[cut.equal_lo]).astype(float)
+            - presence**2 * (equal_squares_c[cut.equal_hi] - equal_squares_c[cut.equal_lo]),
+            0.0,
+        )
+        split = np.bincount(
+            pieces.task, relative * main_spread, count
+        ) + EQUAL_SPLIT_RELATIVE_ERROR * np.bincount(pieces.equal_task, equal_spread, count)
+        variance += 2.0 * (SPLIT_CALIBRATION * split) ** 2
+        seconds_c = _cumulative(np.divide(segment_s, drawing, out=zero.copy(), where=main))
+        equal_seconds_c = _cumulative(np.divide(segment_s, sharing, out=zero.copy(), where=~main & shared))
+        dynamic_seconds = np.bincount(
+            pieces.task, weighted_rate * (seconds_c[cut.main_hi] - seconds_c[cut.main_lo]), count
+        ) + np.bincount(
+            pieces.equal_task,
+            presence * (equal_seconds_c[cut.equal_hi] - equal_seconds_c[cut.equal_lo]),
+            count,
+        )
+        idle_seconds = np.divide(idle_joules, idle.watts, out=np.zeros(count), where=idle.watts > 0)
+        variance += (idle.standard_error_watts * (idle_seconds - dynamic_seconds)) ** 2
+    outside_s = np.maximum(duration_s - inside_s, 0.0)
+    variance += (outside_s * np.divide(energy_joules, inside_s, out=np.zeros(count), where=inside_s > 0)) ** 2
+    tail_j = np.bincount(pieces.task[pieces.tail], piece_j[pieces.tail], count)
+    variance += tail_j**2 / 3.0
+    uncertainty_joules = np.hypot(timing_bound, UNCERTAINTY_COVERAGE_FACTOR * np.sqrt(variance))
+
     first_interval = np.clip(at_start, 0, readings - 1)
     past_interval = np.maximum(np.clip(past_reading, 0, readings - 1), first_interval)
-    flags = segments.flags
-    wraps, resets = _cumulative(flags == FLAG_WRAP), _cumulative(flags == FLAG_RESET)
-    if not to_tasks:
-        idle = "idle=none"
-    else:
-        idle = "idle=holders" if accelerator else f"idle=requests/capacity={capacity[1]}"
+    wraps, resets = _cumulative(cut.flags == FLAG_WRAP), _cumulative(cut.flags == FLAG_RESET)
+    holders = _range_max(
+        _running(cut.equal_lo, cut.equal_hi, (presence >= 1) * 1.0, points), cut.equal_lo, cut.equal_hi
+    )
+    labels = _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
+    tail = f";{idle_label};idle_power={idle.method}" + (skew.label() if skew is not None else "")
+    tail += ";mig" if mig and series.device_kind == "gpu" else ""
+    reading = {
+        "counter": "counter-interpolated",
+        "trailing": "gauge-trailing-average-1s",
+        "trapezoid": "gauge-trapezoid",
+    }[series.rule]
+    methods = np.asarray(
+        [
+            ("no-readings: outside readings;" if out else "")
+            + reading
+            + (";wraps-corrected" if wrapped else "")
+            + (";reset-estimated" if was_reset else "")
+            + (";gap" if cover < 1.0 and not out else "")
+            + f";split={label}"
+            + tail
+            for out, wrapped, was_reset, cover, label in zip(
+                outside,
+                wraps[past_interval] - wraps[first_interval],
+                resets[past_interval] - resets[first_interval],
+                coverage,
+                labels,
+                strict=True,
+            )
+        ],
+        dtype=object,
+    )
+    emitted = (tasks.start_us[rows] >= emit[0]) & (tasks.start_us[rows] < emit[1])
     task_rows = {
         "workflow_uid": tasks.workflow_uid[rows],
         "task_id": tasks.task_id[rows],
-        "device_kind": np.full(rows.size, series.device_kind, dtype=object),
-        "device_id": np.full(rows.size, series.device_id, dtype=object),
+        "device_kind": np.full(count, series.device_kind, dtype=object),
+        "device_id": np.full(count, series.device_id, dtype=object),
         "energy_joules": energy_joules,
         "dynamic_joules": dynamic_joules,
         "idle_joules": idle_joules,
         "avg_power_watts": np.where(duration_s > 0, average_w, np.nan),
         "peak_power_watts": peak_w,
-        "coverage": coverage,
+        "coverage": np.where(outside, 0.0, coverage),
         "samples": samples.astype(np.int64),
-        "method": _methods(
-            series,
-            weights,
-            wraps[past_interval] - wraps[first_interval],
-            resets[past_interval] - resets[first_interval],
-            "requests" if fit is None else "fitted",
-            f"{idle};idle_power={segments.idle_method}",
-        ),
+        "method": methods,
         "uncertainty_joules": uncertainty_joules,
-        "provenance": np.full(rows.size, series.provenance, dtype=object),
+        "provenance": np.full(count, series.provenance, dtype=object),
+        # Seconds of which nothing was read: their bound comes from other rows of the kind (Engine.result).
+        "_unread_s": np.where(outside, np.maximum(duration_s, 0.0), 0.0),
     }
+    task_rows = {name: values[emitted] for name, values in task_rows.items()}
 
-    attributed_j = weighted * core_dynamic_j + requested * core_idle_j + running * equal_j
-    bounds_us, bounds_s = segments.bounds_us, segments.bounds_s
-    window = np.searchsorted(bounds_s, grid_s[:-1], side="right")
-    windows = bounds_s.size + 1
+    window = np.searchsorted(cut.bounds_s, cut.grid_s[:-1], side="right")
+    first_us, last_us = cut.origin_us, int(series.times_us[-1])
+    window_start = np.concatenate([[first_us], cut.bounds_us])
     measured_joules = np.bincount(window, segment_j, windows)
-    attributed_joules = np.bincount(window, attributed_j, windows)
     balance_rows = {
         "host_node": np.full(windows, series.host_node, dtype=object),
         "device_kind": np.full(windows, series.device_kind, dtype=object),
         "device_id": np.full(windows, series.device_id, dtype=object),
-        "window_start": np.concatenate([[first_us], bounds_us]),
-        "window_end": np.concatenate([bounds_us, [last_us]]),
+        "window_start": window_start,
+        "window_end": np.concatenate([cut.bounds_us, [last_us]]),
         "measured_joules": measured_joules,
         "attributed_joules": attributed_joules,
         "unattributed_joules": measured_joules - attributed_joules,
         "provenance": np.full(windows, series.provenance, dtype=object),
     }
-    return task_rows, balance_rows
+    kept = (window_start >= emit[0]) & (window_start < emit[1])
+    return task_rows, {name: values[kept] for name, values in balance_rows.items()}
+
+
+def _by_window(
+    lo: np.ndarray, hi: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ranges [lo, hi) of grid points cut at the window edges: (range, window, lo, hi) of every part."""
+    first = np.searchsorted(edges[1:-1], lo, side="right")
+    last = np.searchsorted(edges[1:-1], np.maximum(hi - 1, lo), side="right")
+    count = np.where(hi > lo, last - first + 1, 0)
+    part = np.repeat(np.arange(lo.size), count)
+    window = first[part] + np.arange(part.size) - np.repeat(np.cumsum(count) - count, count)
+    return part, window, np.maximum(lo[part], edges[window]), np.minimum(hi[part], edges[window + 1])
+
+
+def _split_labels(
+    basis: np.ndarray,
+    settings: _Settings,
+    accelerator: bool,
+    shared: np.ndarray | None,
+    equal_task: np.ndarray,
+    count: int,
+) -> list[str]:
+    """The split part of each row's method: what its share was computed from."""
+    if accelerator:
+        most = np.zeros(count)
+        np.fmax.at(most, equal_task, np.nan_to_num(shared))
+        return ["time-sliced-equal" if holders > 1 else "exclusive" for holders in most]
+    fitted = "-fitted" if settings.fitted else ""
+    fallback = "(no-usage-series)" if settings.share == "usage" else ""
+    names = {
+        BASIS_USAGE: f"usage{fitted}",
+        BASIS_REQUESTS: f"requests{fitted}{fallback}",
+        BASIS_EQUAL: f"equal{fallback}",
+        BASIS_KEPLER: "kepler",
+        BASIS_NONE: "kepler(no-series)",
+    }
+    return [names[b] for b in basis]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Clock skew
+
+
+@dataclass
+class _SkewStats:
+    """Sums of the correlation of power changes with requested-core changes, per candidate shift."""
+
+    shifts_s: np.ndarray
+    sums: np.ndarray  # rows: n, a, b, aa, bb, ab
+
+
+def _skew_candidates(tolerance_s: float) -> np.ndarray:
+    step = max(1.0 / SKEW_STEPS_PER_SECOND, 2.0 * tolerance_s / 200)
+    count = int(round(tolerance_s / step))
+    return np.arange(-count, count + 1) * step
+
+
+def _skew_gather(
+    series: _Series, tasks: _Tasks, rows: np.ndarray, stats: _SkewStats, emit: tuple[int, int]
+) -> None:
+    """Correlate the series' power steps with the tasks' requested-core steps under each candidate shift."""
+    if rows.size == 0:
+        return
+    origin = int(series.times_us[0])
+    times_s = (series.times_us - origin) / US_PER_SECOND
+    energy_j, _ = _interval_energy(series, times_s)
+    interval_s = np.diff(times_s)
+    power = energy_j / interval_s
+    requests = tasks.request_microcores[rows] / MICROCORES_PER_CORE
+    weight = requests if (requests > 0).any() else np.ones(rows.size)
+    windows = _windows(tasks, rows, 0)
+    edges = np.concatenate([windows.idle_start, windows.idle_end]) - origin
+    change = np.concatenate([weight, -weight])
+    order = np.argsort(edges, kind="stable")
+    edges_s, change = edges[order] / US_PER_SECOND, change[order]
+    running = np.cumsum(change)
+    cumulative = np.concatenate([[0.0], np.cumsum(running[:-1] * np.diff(edges_s))])
+    inside = _emitted_times(origin, times_s[1:-1], emit)
+    a = np.diff(power)[inside]
+    for index, shift in enumerate(stats.shifts_s):
+        core_seconds = np.diff(np.interp(times_s - shift, edges_s, cumulative))
+        b = np.diff(core_seconds / interval_s)[inside]
+        stats.sums[:, index] += (a.size, a.sum(), b.sum(), (a * a).sum(), (b * b).sum(), (a * b).sum())
+
+
+def _emitted_times(origin_us: int, seconds: np.ndarray, emit: tuple[int, int]) -> np.ndarray:
+    if emit == EVERYTHING:
+        return np.ones(seconds.size, bool)
+    at_us = origin_us + seconds * US_PER_SECOND
+    return (at_us >= emit[0]) & (at_us < emit[1])
+
+
+def _skew_estimate(stats: _SkewStats) -> tuple[float, float]:
+    """The shift with the highest correlation (refined by a parabola through its neighbours) and that
+    correlation; 0 when nothing correlates."""
+    n, a, b, aa, bb, ab = stats.sums
+    denominator = np.sqrt(np.maximum(n * aa - a * a, 0.0) * np.maximum(n * bb - b * b, 0.0))
+    correlation = np.divide(n * ab - a * b, denominator, out=np.zeros(n.size), where=denominator > 0)
+    best = int(np.argmax(correlation))
+    if not correlation[best] > 0:
+        return 0.0, 0.0
+    shift = float(stats.shifts_s[best])
+    if 0 < best < correlation.size - 1:
+        left, middle, right = correlation[best - 1 : best + 2]
+        curvature = left - 2 * middle + right
+        if curvature < 0:
+            step = stats.shifts_s[1] - stats.shifts_s[0]
+            shift += float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5) * step)
+    return shift, float(correlation[best])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The engine: gather statistics node by node, fit, then attribute node by node
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A node's readings and container counters for one stretch of time, and which results it emits."""
+
+    node: str
+    series: list[_Series]
+    usage: _Readings | None
+    kepler: _Readings | None
+    emit: tuple[int, int] = EVERYTHING
+
+
+class _Engine:
+    def __init__(self, ran: _Tasks, machines: pa.Table | None, settings: _Settings):
+        self.tasks = ran
+        self.settings = settings
+        self.capacities = _capacities(ran, machines)
+        self.machine_devices = _machine_devices(machines)
+        self.stats: dict[tuple[str, str, str], _SeriesStats] = {}
+        self.grams: dict[str, np.ndarray] = {}
+        self.skew_stats: dict[str, _SkewStats] = {}
+        self.skews: dict[str, _Skew] = {}
+        self.idle: dict[tuple[str, str, str], _Idle] = {}
+        self.noise: dict[tuple[str, str, str], float] = {}
+        self.models: dict[str, tuple[_Model, float]] = {}
+        self.notes: list[dict] = []
+        self.task_parts: list[dict] = []
+        self.balance_parts: list[dict] = []
+        self.missing: list[dict] = []
+        self.reference_w: dict[str, float] = {}
+
+    def rows_of(self, node: str, chunk: _Chunk) -> np.ndarray:
+        """The node's tasks whose window reaches into the chunk's readings (all of them in memory)."""
+        rows = self.tasks.by_node.get(node, np.zeros(0, dtype=np.int64))
+        if chunk.emit == EVERYTHING or not chunk.series:
+            return rows
+        first = min(int(s.times_us[0]) for s in chunk.series)
+        last = max(int(s.times_us[-1]) for s in chunk.series)
+        reach = (self.tasks.end_us[rows] + self.tasks.resolution_us[rows] >= first) & (
+            self.tasks.start_us[rows] <= last
+        )
+        return rows[reach]
+
+    # pass 0: clock skew
+    def gather_skew(self, chunk: _Chunk) -> None:
+        if self.settings.skew_tolerance_seconds <= 0:
+            return
+        cpu = sorted(
+            (s for s in chunk.series if s.device_kind not in ACCELERATOR_IDS),
+            key=lambda s: (s.device_kind != "cpu_package", s.device_id),
+        )
+        if not cpu:
+            return
+        shifts = _skew_candidates(self.settings.skew_tolerance_seconds)
+        stats = self.skew_stats.setdefault(chunk.node, _SkewStats(shifts, np.zeros((6, shifts.size))))
+        _skew_gather(cpu[0], self.tasks, self.rows_of(chunk.node, chunk), stats, chunk.emit)
+
+    def finish_skew(self) -> None:
+        step = 1.0 / SKEW_STEPS_PER_SECOND
+        for node, stats in self.skew_stats.items():
+            seconds, correlation = _skew_estimate(stats)
+            self.skews[node] = _Skew(seconds, self.settings.correct_skew, step)
+            self.notes.append(
+                _diagnostic("skew_seconds", seconds, f"correlation {correlation:.3f}", (node, None, None))
+            )
+
+    # pass 1: cut, gather idle/noise/fit statistics
+    def cuts(self, chunk: _Chunk) -> list[_Cut]:
+        node = chunk.node
+        rows = self.rows_of(node, chunk)
+        skew = self.skews.get(node)
+        skew_us = round(skew.seconds * US_PER_SECOND) if skew is not None and skew.applied else 0
+        windows = _windows(self.tasks, rows, skew_us)
+        share = self.settings.share
+        if share == "usage" and chunk.usage is not None:
+            windows = _usage_edges(chunk.usage, rows, windows)
+        cpu = _cpu_pieces(self.tasks, rows, windows, chunk.usage if share == "usage" else None, None)
+        result = []
+        for series in chunk.series:
+            kind = series.device_kind
+            if kind in ACCELERATOR_IDS:
+                holders = self.tasks.holders.get(series.key, np.zeros(0, dtype=np.int64))
+                pieces = _holder_pieces(rows, windows, holders)
+            elif share == "kepler":
+                pieces = _cpu_pieces(self.tasks, rows, windows, chunk.kepler, kind)
+            else:
+                pieces = cpu
+            result.append(_cut(series, pieces, self.settings.window_us))
+        return result
+
+    def gather(self, chunk: _Chunk, cuts: list[_Cut]) -> None:
+        columns = self.tasks.columns
+        for cut in cuts:
+            stats = self.stats.setdefault(cut.series.key, _SeriesStats())
+            _gather(cut, stats, chunk.emit)
+            kind = cut.series.device_kind
+            if kind not in ACCELERATOR_IDS and self.settings.share != "kepler":
+                gram = self.grams.setdefault(kind, np.zeros((columns, columns)))
+                _design(cut, columns, stats, gram, chunk.emit)
+
+    def finish_node(self, node: str) -> None:
+        """Idle power and gauge noise of the node's series; their per-segment samples are let go."""
+        configured = self.settings.idle_power_watts
+        for key, stats in self.stats.items():
+            if key[0] != node or key in self.idle:
+                continue
+            self.idle[key] = _idle_power(stats, configured.get((key[0], key[1])))
+            self.noise[key] = _gauge_noise(stats)
+            stats.release()
+            self.notes.append(
+                _diagnostic("idle_power_watts", self.idle[key].watts, self.idle[key].method, key)
+            )
+            if self.noise[key] > 0:
+                self.notes.append(_diagnostic("gauge_noise_relative", self.noise[key], None, key))
+
+    def finish_statistics(self) -> None:
+        for kind, gram in self.grams.items():
+            keys = [key for key in self.stats if key[1] == kind]
+            # Sockets of one node see the same tasks: their rows are one datum for the residual's degrees
+            # of freedom, so splitting a meter into zones does not change the fit.
+            zones = {node: sum(key[0] == node for key in keys) for node, _, _ in keys}
+            parts = [(self.stats[key], self.idle[key].watts, 1.0 / zones[key[0]]) for key in keys]
+            model, relative = _solve(gram, parts, self.tasks.columns, self.settings.fitted)
+            self.models[kind] = (model, relative)
+            self.notes.append(
+                _diagnostic(
+                    "fit_relative_residual",
+                    relative,
+                    "fitted" if model.fitted else "plain",
+                    (None, kind, None),
+                )
+            )
+            used = np.flatnonzero(np.diag(gram) > 0)
+            for column in used:
+                template = self.tasks.template_names[column // FIT_BASES]
+                basis = "usage" if column % FIT_BASES == BASIS_USAGE else "requests"
+                self.notes.append(
+                    _diagnostic(
+                        "fit_watts_per_unit",
+                        float(model.weights[column]),
+                        f"{template}/{basis}",
+                        (None, kind, None),
+                    )
+                )
+
+    # pass 2: attribute
+    def attribute(self, chunk: _Chunk, cuts: list[_Cut]) -> None:
+        node = chunk.node
+        mig = self.machine_devices.get(node, ([], False))[1]
+        capacity = self.capacities.get(node, (0.0, "peak-requests"))
+        kind_energy = self._kind_energy(cuts) if self.settings.share == "kepler" else {}
+        for cut in cuts:
+            kind = cut.series.device_kind
+            model, relative = self.models.get(kind, (None, 1.0 / math.sqrt(3.0)))
+            if kind in ACCELERATOR_IDS:
+                model, relative = None, 1.0 / math.sqrt(3.0)
+            fraction = None
+            if kind in kind_energy:
+                absolute = cut.origin_us + cut.grid_s * US_PER_SECOND
+                node_kind_j = np.diff(kind_energy[kind](absolute))
+                own_j = np.diff(np.interp(cut.grid_s, cut.times_s, _cumulative(cut.interval_j)))
+                fraction = np.divide(own_j, node_kind_j, out=np.ones(own_j.size), where=node_kind_j > 0)
+            task_rows, balance_rows = _attribute_cut(
+                cut,
+                self.tasks,
+                model,
+                relative,
+                self.idle[cut.series.key],
+                capacity,
+                self.settings,
+                fraction,
+                self.noise[cut.series.key],
+                self.skews.get(node),
+                mig,
+                chunk.emit,
+            )
+            self.task_parts.append(task_rows)
+            self.balance_parts.append(balance_rows)
+            seen = task_rows["avg_power_watts"][task_rows["coverage"] > 0]
+            seen = seen[np.isfinite(seen)]
+            if seen.size:
+                self.reference_w[kind] = max(self.reference_w.get(kind, 0.0), float(seen.max()))
+        self._missing_rows(chunk)
+
+    def _kind_energy(self, cuts: list[_Cut]):
+        """Per CPU-zone kind, the node's cumulative energy of that kind as a function of absolute us."""
+        functions = {}
+        for kind in {cut.series.device_kind for cut in cuts} - set(ACCELERATOR_IDS):
+            parts = [
+                (cut.series.times_us.astype(float), _cumulative(cut.interval_j))
+                for cut in cuts
+                if cut.series.device_kind == kind
+            ]
+            functions[kind] = lambda at, parts=parts: sum(
+                np.interp(at, times, energy) for times, energy in parts
+            )
+        return functions
+
+    def _missing_rows(self, chunk: _Chunk) -> None:
+        """Rows with coverage 0 and a reason for the devices a task should draw on that have no series."""
+        node, tasks = chunk.node, self.tasks
+        rows = self.rows_of(node, chunk)
+        rows = rows[(tasks.start_us[rows] >= chunk.emit[0]) & (tasks.start_us[rows] < chunk.emit[1])]
+        if rows.size == 0:
+            return
+        present = {(s.device_kind, s.device_id) for s in chunk.series}
+        zones = {(s.device_kind, s.device_id) for s in chunk.series if s.device_kind not in ACCELERATOR_IDS}
+        # The sockets of `machines` name the zones of a kind only when no series of that kind exists: one
+        # series may meter all sockets (Kepler's "package").
+        metered = {kind for kind, _ in zones}
+        implied = {(kind, device) for kind, device in self.machine_devices.get(node, ([], False))[0]}
+        expected = {(kind, device) for kind, device in implied if kind not in metered} | zones
+        wanted: list[tuple[np.ndarray, str, str, str]] = []
+        if not expected:
+            wanted.append((rows, "cpu_package", "unknown", "no-readings: node has no series"))
+        for kind, device_id in sorted(expected - present):
+            wanted.append((rows, kind, device_id, f"no-readings: node has no {kind} series for {device_id}"))
+        for kind, ids in tasks.held.get(node, {}).items():
+            for device_id in sorted(ids):
+                if (kind, device_id) in present:
+                    continue
+                holders = rows[np.isin(rows, tasks.holders[(node, kind, device_id)])]
+                wanted.append(
+                    (holders, kind, device_id, f"no-readings: node has no {kind} series for {device_id}")
+                )
+        for holders, kind, device_id, reason in wanted:
+            if holders.size:
+                self.missing.append(
+                    {"rows": holders, "device_kind": kind, "device_id": device_id, "method": reason}
+                )
+
+    def result(self) -> Attribution:
+        tasks = self.tasks
+        for part in self.missing:
+            rows = part["rows"]
+            count = rows.size
+            duration_s = (tasks.end_us[rows] - tasks.start_us[rows]) / US_PER_SECOND
+            self.task_parts.append(
+                {
+                    "workflow_uid": tasks.workflow_uid[rows],
+                    "task_id": tasks.task_id[rows],
+                    "device_kind": np.full(count, part["device_kind"], dtype=object),
+                    "device_id": np.full(count, part["device_id"], dtype=object),
+                    "energy_joules": np.zeros(count),
+                    "dynamic_joules": np.zeros(count),
+                    "idle_joules": np.zeros(count),
+                    "avg_power_watts": np.where(duration_s > 0, 0.0, np.nan),
+                    "peak_power_watts": np.full(count, np.nan),
+                    "coverage": np.zeros(count),
+                    "samples": np.zeros(count, dtype=np.int64),
+                    "method": np.full(count, part["method"], dtype=object),
+                    "uncertainty_joules": np.zeros(count),
+                    "provenance": np.full(count, "estimated", dtype=object),
+                    "_unread_s": np.maximum(duration_s, 0.0),
+                }
+            )
+        self.missing = []
+        for part in self.task_parts:
+            reference_w = np.asarray([self.reference_w.get(kind, 0.0) for kind in part["device_kind"]])
+            part["uncertainty_joules"] = np.hypot(
+                part["uncertainty_joules"], part.pop("_unread_s") * reference_w
+            )
+        return Attribution(
+            task_energy=_table(
+                "task_energy", self.task_parts, ["workflow_uid", "task_id", "device_kind", "device_id"]
+            ),
+            node_energy_balance=_table(
+                "node_energy_balance",
+                self.balance_parts,
+                ["host_node", "device_kind", "device_id", "window_start"],
+            ),
+            diagnostics=pa.Table.from_pylist(self.notes, schema=DIAGNOSTICS),
+        )
 
 
 def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:
+    parts = [part for part in parts if len(next(iter(part.values())))]
     if not parts:
         return empty(name)
     columns = {}
@@ -653,8 +1994,72 @@ def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:
         values = np.concatenate([part[column] for part in parts])
         if column in ("window_start", "window_end"):
             values = pa.array(values.astype(np.int64)).cast(UTC_TIMESTAMP)
+        elif values.dtype.kind == "f":
+            values = pa.array(values, mask=np.isnan(values))
         columns[column] = values
     return conform(name, columns).sort_by([(key, "ascending") for key in sort_keys])
+
+
+def _settings(
+    idle_policy: str,
+    window_seconds: float,
+    split: str,
+    share: str | None,
+    idle_power_watts: dict | None,
+    skew_tolerance_seconds: float,
+    correct_skew: bool,
+) -> _Settings:
+    if idle_policy not in IDLE_POLICIES:
+        raise ValueError(f"idle_policy {idle_policy!r} is not one of {IDLE_POLICIES}")
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {SPLITS}")
+    if share is not None and share not in SHARES:
+        raise ValueError(f"share {share!r} is not one of {SHARES}")
+    if split == "requests":
+        if share not in (None, "requests"):
+            raise ValueError(f'split "requests" means share "requests", not {share!r}: use split "plain"')
+        share = "requests"
+    window_us = round(window_seconds * US_PER_SECOND)
+    if window_us <= 0:
+        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    if skew_tolerance_seconds < 0:
+        raise ValueError(f"skew_tolerance_seconds must not be negative, got {skew_tolerance_seconds}")
+    if correct_skew and skew_tolerance_seconds <= 0:
+        raise ValueError("correct_skew needs a positive skew_tolerance_seconds to search within")
+    configured = {}
+    for key, watts in (idle_power_watts or {}).items():
+        if not (isinstance(key, tuple) and len(key) == 2) or not watts >= 0:
+            raise ValueError(
+                f"idle_power_watts wants (host_node, device_kind) -> watts >= 0, got {key}: {watts}"
+            )
+        configured[key] = float(watts)
+    return _Settings(
+        idle_policy=idle_policy,
+        window_us=window_us,
+        fitted=split == "fitted",
+        share=share or "",
+        idle_power_watts=configured,
+        skew_tolerance_seconds=float(skew_tolerance_seconds),
+        correct_skew=correct_skew,
+    )
+
+
+def _resolve_share(settings: _Settings, usage: _Readings | None) -> _Settings:
+    """The default share: measured usage when any task has a usage series, else requested cores."""
+    if settings.share:
+        return settings
+    return _Settings(**{**settings.__dict__, "share": "usage" if usage is not None else "requests"})
+
+
+def parse_idle_power(text: str) -> tuple[tuple[str, str], float]:
+    """ "HOST:KIND=WATTS" (e.g. cpu-node-1:cpu_package=38.5, watts per device of that kind) -> an
+    `idle_power_watts` entry."""
+    try:
+        device, watts = text.rsplit("=", 1)
+        host, kind = device.rsplit(":", 1)
+        return (host, kind), float(watts)
+    except ValueError:
+        raise ValueError(f"{text!r} is not HOST:KIND=WATTS") from None
 
 
 def attribute(
@@ -665,61 +2070,208 @@ def attribute(
     idle_policy: str = "requests",
     window_seconds: float = 3600.0,
     split: str = "fitted",
+    containers: pa.Table | None = None,
+    share: str | None = None,
+    idle_power_watts: dict[tuple[str, str], float] | None = None,
+    skew_tolerance_seconds: float = 0.0,
+    correct_skew: bool = False,
 ) -> Attribution:
-    """Per-task, per-device energy and a per-window balance of every device series.
+    """Per-task, per-device energy, a per-window balance of every device series, and diagnostics.
 
-    Task rows: one per (task, device) for every CPU-zone series on the task's node and every held gpu/fpga
-    with a series; a task whose node (or held device) has no series gets no row, and a task outside a
-    series' readings gets a row with energy 0 and coverage 0. Tasks without host_node or either time are
-    skipped.
-    - energy_joules = dynamic_joules + idle_joules, summed over the task's segments (module doc).
-    - avg_power_watts = energy / (finished - started), null for a zero-length task.
-    - peak_power_watts = max over the task's segments of its attributed joules / dt_s.
-    - coverage = the part of the task window inside reading intervals no longer than 3x the median one
-      (a zero-length task: 1 if its instant lies in such an interval, else 0).
-    - samples = readings strictly inside the task window.
-    - uncertainty_joules = 2 * time_resolution_seconds * avg_power + 0.5 * (joules the task got from the
-      reading interval holding its start + from the one holding its end) + 0.5 * joules in uncovered time.
-    - provenance: the readings' provenance when they all agree, else "estimated".
-    split: "requests" splits CPU-zone dynamic energy by requested cores, "fitted" by requested cores times
-    a per-template W/core fitted from the readings (module doc); idle shares are the same under both.
+    Task rows: one per (task, device) for every CPU-zone series on the task's node (and every zone its
+    `machines` row implies) and every held gpu/fpga; a device without readings gives a row with energy 0,
+    coverage 0 and the reason in `method`, as does a task outside a series' readings. Tasks without
+    host_node or either time are skipped.
+    - energy_joules = dynamic_joules + idle_joules; avg_power_watts = energy / duration (null at 0 s);
+      peak_power_watts = the highest attributed power over a segment;
+    - coverage = the part of the task window inside reading intervals no longer than 3x the median one;
+    - samples = readings strictly inside the window; uncertainty_joules: the module doc;
+    - method: reading rule; wraps-corrected / reset-estimated / gap; split=...; idle=...; idle_power=...
+      (+ skew, mig); provenance: the readings' when they agree, else "estimated".
+    split: "fitted" weights each task's usage (or requests) by its template's fitted watts per unit,
+    "plain" by the common value; "requests" = "plain" with share "requests" (the first engine's rule).
+    share: "usage" (CPU-seconds counters of `containers`; tasks without one fall back to requests),
+    "requests", "kepler" (Kepler's per-pod joules of `containers`, no idle); default usage when any task has
+    a usage series. idle_policy: "none", "requests" (reserved share of the node's cores), "time" (equal among
+    the tasks running). idle_power_watts: {(host_node, device_kind): watts per device} from configuration.
+    skew_tolerance_seconds > 0 estimates each node's clock skew within +-tolerance (diagnostics, method);
+    correct_skew shifts the node's task times by it.
     Balance rows: per device and window [m * window_seconds, (m + 1) * window_seconds) clipped to the series'
     first and last reading; measured = sum e_s, attributed = sum given to tasks, unattributed = the rest.
     """
-    if idle_policy not in IDLE_POLICIES:
-        raise ValueError(f"idle_policy {idle_policy!r} is not one of {IDLE_POLICIES}")
-    if split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    window_us = round(window_seconds * US_PER_SECOND)
-    if window_us <= 0:
-        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
-    ran = _ran_tasks(tasks)
-    capacities = _capacities(ran, machines)
-    none = np.zeros(0, dtype=np.intp)
-    cut = []
-    for series in _device_series(samples):
-        if series.device_kind in ACCELERATOR_IDS:
-            rows = ran.holders.get((series.host_node, series.device_kind, series.device_id), none)
-        else:
-            rows = ran.by_node.get(series.host_node, none)
-        cut.append(_cut(series, ran, rows, window_us))
-    fits = {}
-    if split == "fitted":
-        for kind in {segments.series.device_kind for segments in cut} - set(ACCELERATOR_IDS):
-            designs = [_design(segments, ran) for segments in cut if segments.series.device_kind == kind]
-            fits[kind] = _fit_watts_per_core(designs, ran.template_count)
-    task_parts, balance_parts = [], []
-    for segments in cut:
-        capacity = capacities.get(segments.series.host_node, (0.0, "peak-requests"))
-        fit = fits.get(segments.series.device_kind)
-        task_rows, balance_rows = _attribute_device(segments, ran, capacity, idle_policy, fit)
-        task_parts.append(task_rows)
-        balance_parts.append(balance_rows)
-    return Attribution(
-        task_energy=_table(
-            "task_energy", task_parts, ["workflow_uid", "task_id", "device_kind", "device_id"]
-        ),
-        node_energy_balance=_table(
-            "node_energy_balance", balance_parts, ["host_node", "device_kind", "device_id", "window_start"]
-        ),
+    settings = _settings(
+        idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
     )
+    ran = _ran_tasks(tasks)
+    series, notes = _device_series(samples)
+    usage, usage_notes = _container_readings(containers, ran, CPU_SECONDS, USAGE_SOURCES)
+    settings = _resolve_share(settings, usage)
+    kepler, kepler_notes = (None, [])
+    if settings.share == "kepler":
+        kepler, kepler_notes = _container_readings(containers, ran, COUNTER, (KEPLER_SOURCE,))
+    engine = _Engine(ran, machines, settings)
+    engine.notes += notes + usage_notes + kepler_notes
+    engine.notes.append(_diagnostic("share", None, settings.share))
+    by_node: dict[str, list[_Series]] = {}
+    for one in series:
+        by_node.setdefault(one.host_node, []).append(one)
+    chunks = [
+        _Chunk(node, by_node.get(node, []), usage, kepler) for node in sorted(set(by_node) | set(ran.by_node))
+    ]
+    for chunk in chunks:
+        engine.gather_skew(chunk)
+    engine.finish_skew()
+    # Cuts are made again in the second pass rather than kept: memory holds one node's segments at a time.
+    for chunk in chunks:
+        engine.gather(chunk, engine.cuts(chunk))
+        engine.finish_node(chunk.node)
+    engine.finish_statistics()
+    for chunk in chunks:
+        engine.attribute(chunk, engine.cuts(chunk))
+    return engine.result()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Streaming a trace dataset node by node and day by day
+
+
+def _day_chunks(
+    node: str,
+    tasks: _Tasks,
+    power: ds.Dataset,
+    containers: ds.Dataset | None,
+    settings: _Settings,
+    margin_us: int,
+) -> Iterator[_Chunk]:
+    """The node's readings day by day: each day's readings plus a margin and the whole of every task
+    starting that day, emitting only that day's results."""
+    from datasets.traces import PARTITION_COLUMN
+
+    at_node = pc.field("host_node") == node
+    bounds = power.to_table(columns=["timestamp"], filter=at_node)["timestamp"]
+    rows = tasks.by_node.get(node, np.zeros(0, dtype=np.int64))
+    instants = [tasks.start_us[rows], tasks.end_us[rows]]
+    if len(bounds):
+        extremes = pc.min_max(bounds)
+        instants.append(np.array([extremes["min"].value, extremes["max"].value], dtype=np.int64))
+    everything = np.concatenate(instants)
+    if everything.size == 0:
+        return
+    first_day, last_day = int(everything.min()) // DAY_US, int(everything.max()) // DAY_US
+    for day in range(first_day, last_day + 1):
+        emit = (day * DAY_US, (day + 1) * DAY_US)
+        starting = rows[(tasks.start_us[rows] >= emit[0]) & (tasks.start_us[rows] < emit[1])]
+        latest = int((tasks.end_us[starting] + tasks.resolution_us[starting]).max()) if starting.size else 0
+        load = (emit[0] - margin_us, max(emit[1], latest) + margin_us)
+        dates = [
+            datetime.fromtimestamp(d * 86_400, UTC).strftime("%Y-%m-%d")
+            for d in range(load[0] // DAY_US, (load[1] - 1) // DAY_US + 1)
+        ]
+        in_time = (
+            pc.field(PARTITION_COLUMN).isin(dates)
+            & (pc.field("timestamp") >= pa.scalar(load[0], UTC_TIMESTAMP))
+            & (pc.field("timestamp") < pa.scalar(load[1], UTC_TIMESTAMP))
+        )
+        samples = power.to_table(filter=at_node & in_time)
+        series, _ = _device_series(_without_partition(samples, "power_samples"), emit)
+        usage = kepler = None
+        if containers is not None:
+            reaching = rows[
+                (tasks.end_us[rows] + tasks.resolution_us[rows] >= load[0])
+                & (tasks.start_us[rows] <= load[1])
+            ]
+            uids = [uid for uid in tasks.pod_uid[reaching] if uid is not None]
+            mine = at_node | pc.field("pod_uid").isin(uids)
+            table = _without_partition(containers.to_table(filter=mine & in_time), "container_samples")
+            if settings.share == "usage":
+                usage, _ = _container_readings(table, tasks, CPU_SECONDS, USAGE_SOURCES, emit)
+            elif settings.share == "kepler":
+                kepler, _ = _container_readings(table, tasks, COUNTER, (KEPLER_SOURCE,), emit)
+        if series or starting.size:
+            yield _Chunk(node, series, usage, kepler, emit)
+
+
+def _without_partition(table: pa.Table, name: str) -> pa.Table:
+    from datasets.traces import PARTITION_COLUMN
+
+    if PARTITION_COLUMN in table.column_names:
+        table = table.drop_columns([PARTITION_COLUMN])
+    return conform(name, table)
+
+
+def attribute_dataset(
+    root: str | Path,
+    out_root: str | Path | None = None,
+    *,
+    idle_policy: str = "requests",
+    window_seconds: float = 3600.0,
+    split: str = "fitted",
+    share: str | None = None,
+    idle_power_watts: dict[tuple[str, str], float] | None = None,
+    skew_tolerance_seconds: float = 0.0,
+    correct_skew: bool = False,
+    margin_seconds: float = STREAM_MARGIN_SECONDS,
+) -> Attribution:
+    """`attribute` over a hive-partitioned trace dataset (datasets/traces.py), holding one node-day at a time.
+
+    Pass 1 reads each node day by day (with `margin_seconds` of readings either side, and the whole of every
+    task that starts that day) and keeps only the idle-power samples of that node and the small normal
+    equations of the fit; pass 2 reads the same chunks again and attributes them with the pooled fit. The
+    result equals the in-memory `attribute` on the same tables up to float rounding (the clock-skew pass,
+    when asked, reads them once more). Balance windows must divide a day. With `out_root`, task_energy and
+    node_energy_balance are also written there.
+    """
+    import pyarrow.dataset as ds
+
+    from datasets.traces import read_table, write_dataset
+
+    root = Path(root)
+    settings = _settings(
+        idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
+    )
+    if DAY_US % settings.window_us:
+        raise ValueError(f"window_seconds {window_seconds} does not divide a day: streaming cuts at midnight")
+    ran = _ran_tasks(read_table(root, "tasks"))
+    machines = read_table(root, "machines") if (root / "machines").exists() else None
+    power = ds.dataset(
+        root / "power_samples", format="parquet", partitioning="hive", exclude_invalid_files=True
+    )
+    containers = None
+    if (root / "container_samples").exists():
+        containers = ds.dataset(
+            root / "container_samples", format="parquet", partitioning="hive", exclude_invalid_files=True
+        )
+    if not settings.share:
+        has_usage = containers is not None and containers.count_rows(
+            filter=(pc.field("value_kind") == CPU_SECONDS) & pc.field("source").isin(list(USAGE_SOURCES))
+        )
+        settings = _Settings(**{**settings.__dict__, "share": "usage" if has_usage else "requests"})
+    engine = _Engine(ran, machines, settings)
+    engine.notes.append(_diagnostic("share", None, settings.share))
+    nodes = sorted(
+        set(pc.unique(power.to_table(columns=["host_node"])["host_node"]).to_pylist()) | set(ran.by_node)
+    )
+    margin_us = round(margin_seconds * US_PER_SECOND)
+
+    def chunks(node: str) -> Iterator[_Chunk]:
+        return _day_chunks(node, ran, power, containers, settings, margin_us)
+
+    if settings.skew_tolerance_seconds > 0:
+        for node in nodes:
+            for chunk in chunks(node):
+                engine.gather_skew(chunk)
+        engine.finish_skew()
+    for node in nodes:
+        for chunk in chunks(node):
+            engine.gather(chunk, engine.cuts(chunk))
+        engine.finish_node(node)
+    engine.finish_statistics()
+    for node in nodes:
+        for chunk in chunks(node):
+            engine.attribute(chunk, engine.cuts(chunk))
+    result = engine.result()
+    if out_root is not None:
+        write_dataset(
+            out_root, {"task_energy": result.task_energy, "node_energy_balance": result.node_energy_balance}
+        )
+    return result

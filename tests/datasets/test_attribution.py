@@ -15,6 +15,7 @@ from datasets.attribution import (
     FLAG_RESET,
     FLAG_WRAP,
     IDLE_POLICIES,
+    SHARES,
     SPLITS,
     Attribution,
     attribute,
@@ -47,6 +48,7 @@ def _series(
     device_id: str = "package-0",
     counter_max: float | None = None,
     provenance: str = "synthetic",
+    source: str | None = None,
 ) -> dict[str, list]:
     times_s = np.asarray(times_s, dtype=float)
     return {
@@ -57,7 +59,7 @@ def _series(
         "value": list(np.asarray(values, dtype=float)),
         "value_kind": [value_kind] * times_s.size,
         "counter_max_joules": [counter_max] * times_s.size,
-        "source": ["rapl" if kind != "gpu" else "nvml"] * times_s.size,
+        "source": [source or ("rapl" if kind != "gpu" else "nvml")] * times_s.size,
         "provenance": [provenance] * times_s.size if isinstance(provenance, str) else list(provenance),
     }
 
@@ -88,8 +90,9 @@ def _task(
     host: str | None = "n1",
     cores: float | None = None,
     gpu_ids: tuple[str, ...] = (),
-    resolution_s: float = 1.0,
+    resolution_s: float = 1e-6,
     template: str | None = None,
+    pod_uid: str | None = None,
 ) -> dict:
     return {
         "workflow_uid": "wf-1",
@@ -99,6 +102,7 @@ def _task(
         "attempt": 0,
         "phase": "Succeeded",
         "host_node": host,
+        "pod_uid": pod_uid,
         "started_at": None if start_s is None else T0 + timedelta(seconds=start_s),
         "finished_at": None if end_s is None else T0 + timedelta(seconds=end_s),
         "time_resolution_seconds": resolution_s,
@@ -115,16 +119,17 @@ def _tasks(*rows: dict) -> pa.Table:
     return conform("tasks", list(rows))
 
 
-def _machines(**cores_by_node: int) -> pa.Table:
+def _machines(sockets: int | None = None, labels: dict | None = None, **cores_by_node: int) -> pa.Table:
     return conform(
         "machines",
         [
             {
                 "host_node": node,
+                "sockets": sockets,
                 "cores": cores,
                 "gpu_models": [],
                 "fpga_models": [],
-                "labels": [],
+                "labels": list((labels or {}).items()),
                 "provenance": "synthetic",
             }
             for node, cores in cores_by_node.items()
@@ -132,8 +137,36 @@ def _machines(**cores_by_node: int) -> pa.Table:
     )
 
 
+def _cpu_seconds(
+    pod_uid: str, times_s, cpu_seconds, *, host: str = "n1", source: str = "agent-cgroup"
+) -> dict:
+    """One container's cumulative CPU-seconds (or, with value_kind, Kepler joules) readings."""
+    times_s = np.asarray(times_s, dtype=float)
+    return {
+        "host_node": [host] * times_s.size,
+        "namespace": ["ns"] * times_s.size,
+        "pod_name": [f"pod-{pod_uid}"] * times_s.size,
+        "pod_uid": [pod_uid] * times_s.size,
+        "container_id": [f"c-{pod_uid}"] * times_s.size,
+        "device_kind": [None] * times_s.size,
+        "timestamp": list(T0_US + np.rint(times_s * 1e6).astype(np.int64)),
+        "value": list(np.asarray(cpu_seconds, dtype=float)),
+        "value_kind": ["cpu_seconds_counter"] * times_s.size,
+        "source": [source] * times_s.size,
+        "provenance": ["synthetic"] * times_s.size,
+    }
+
+
+def _containers(*series: dict[str, list]) -> pa.Table:
+    columns = {name: [value for part in series for value in part[name]] for name in series[0]}
+    columns["timestamp"] = pa.array(columns["timestamp"], pa.int64()).cast(UTC_TIMESTAMP)
+    return conform("container_samples", columns)
+
+
 def _run(tasks: pa.Table, samples: pa.Table, machines: pa.Table | None = None, **options) -> Attribution:
-    """Attribute and validate; the plain rules are tested under split="requests" unless a test says fitted."""
+    """Attribute and validate; the plain rules are tested under split="requests" unless a test says fitted.
+
+    Task times are exact (resolution 1 us) unless a test truncates them as Argo does."""
     options.setdefault("split", "requests")
     result = attribute(tasks, samples, machines, **options)
     validate("task_energy", result.task_energy)
@@ -288,20 +321,38 @@ def test_counter_reset_inside_a_task_is_estimated_and_recorded():
     assert abs(row["energy_joules"] - truth) / truth < 1e-3
 
 
-def test_gauge_integrates_piecewise_linear_power_exactly():
+def test_instantaneous_gauge_integrates_piecewise_linear_power_exactly():
     times = np.arange(0.0, 2001.0, 2.0)
     ramp = 100.0 + 0.05 * times
 
     def integral(a: float, b: float) -> float:
         return 100.0 * (b - a) + 0.025 * (b * b - a * a)
 
-    samples = _samples(_gauge(times, ramp))
-    result = _run(_tasks(_task("a", 500.5, 1500.25, cores=8.0)), samples, _machines(n1=8))
+    samples = _samples(_gauge(times, ramp, source="hwmon"))
+    result = _run(_tasks(_task("a", 500.0, 1500.0, cores=8.0)), samples, _machines(n1=8))
     row = _row(result, "a")
-    assert row["energy_joules"] == pytest.approx(integral(500.5, 1500.25), rel=1e-9)
+    assert row["energy_joules"] == pytest.approx(integral(500.0, 1500.0), rel=1e-9)
     assert row["method"].startswith("gauge-trapezoid;split=requests;")
     total = pc.sum(result.node_energy_balance["measured_joules"]).as_py()
     assert total == pytest.approx(integral(0.0, 2000.0), rel=1e-12)
+
+
+def test_nvml_gauge_is_a_trailing_average_held_over_the_second_before_it():
+    # NVML's power is the mean of the second before the reading: a step at 100.5 s is read as 150 W at 101.
+    times = np.arange(0.0, 301.0)
+    watts = 50.0 + np.where(times >= 101.0, 150.0, 0.0) - np.where(times == 101.0, 75.0, 0.0)
+    watts = np.where(times >= 201.0, 50.0, watts) + np.where(times == 201.0, 75.0, 0.0)
+    device = {"kind": "gpu", "device_id": "GPU-a"}
+    task = _tasks(_task("a", 100.5, 200.5, gpu_ids=("GPU-a",)))
+    trailing = _row(_run(task, _samples(_gauge(times, watts, source="nvml", **device))), "a", "GPU-a")
+    assert trailing["method"].startswith("gauge-trailing-average-1s;split=exclusive;")
+    # The halves of the readings at 101 and 201 s inside the task follow the modelled power: close to exact.
+    assert trailing["energy_joules"] == pytest.approx(200.0 * 100.0, rel=1e-4)
+    for source in ("dcgm", "agent/nvml"):
+        same = _row(_run(task, _samples(_gauge(times, watts, source=source, **device))), "a", "GPU-a")
+        assert same["energy_joules"] == pytest.approx(trailing["energy_joules"], rel=1e-12)
+    instantaneous = _row(_run(task, _samples(_gauge(times, watts, source="hwmon", **device))), "a", "GPU-a")
+    assert instantaneous["method"].startswith("gauge-trapezoid;")
 
 
 def test_counter_is_preferred_over_a_gauge_of_the_same_device():
@@ -377,11 +428,11 @@ def test_gpu_energy_goes_only_to_its_holders():
     t1 = _row(result, "t1", "GPU-a")
     assert t1["energy_joules"] == pytest.approx(230.0 * 300.0, rel=1e-9)
     assert t1["dynamic_joules"] == pytest.approx(200.0 * 300.0, rel=1e-9)
-    assert t1["method"] == "counter-interpolated;split=holders;idle=holders;idle_power=median-idle-segments"
-    for task_id in ("t2", "t3"):  # a shared GPU is split equally between its holders
+    assert t1["method"] == "counter-interpolated;split=exclusive;idle=holders;idle_power=median-idle-segments"
+    for task_id in ("t2", "t3"):  # a time-sliced GPU is split equally between its holders
         row = _row(result, task_id, "GPU-b")
         assert row["energy_joules"] == pytest.approx(175.0 * 200.0 / 2, rel=1e-9)
-        assert row["method"].startswith("gauge-trapezoid;split=holders;")
+        assert row["method"].startswith("gauge-trailing-average-1s;split=time-sliced-equal;")
     _assert_balance_closes(result)
 
 
@@ -407,7 +458,7 @@ def test_idle_policies():
     row = _row(_run(tasks, samples), "a")  # capacity = the node's peak requested cores = 4
     assert row["idle_joules"] == pytest.approx(idle_watts * duration, rel=1e-9)
     assert ";idle=requests/capacity=peak-requests;" in row["method"]
-    assert set(IDLE_POLICIES) == {"none", "requests"}
+    assert set(IDLE_POLICIES) == {"none", "requests", "time"}
     with pytest.raises(ValueError, match="idle_policy"):
         attribute(tasks, samples, idle_policy="equal")
 
@@ -480,7 +531,9 @@ def test_fitted_split_recovers_the_templates_watts_per_core_ratio():
         assert _row(fitted, task)["idle_joules"] == pytest.approx(
             _row(requests, task)["idle_joules"], rel=1e-9
         )
-    assert h2["method"].startswith("counter-interpolated;split=fitted;idle=requests/capacity=machines;")
+    assert h2["method"].startswith(
+        "counter-interpolated;split=requests-fitted;idle=requests/capacity=machines;"
+    )
     true_peak_w = 2.0 * WATTS_PER_CORE["heavy"] + 50.0 * 2.0 / 32
     assert h2["peak_power_watts"] == pytest.approx(true_peak_w, rel=0.02)
     assert h2["peak_power_watts"] >= h2["avg_power_watts"]
@@ -488,13 +541,14 @@ def test_fitted_split_recovers_the_templates_watts_per_core_ratio():
 
 
 def test_fitted_split_spreads_a_long_reading_interval_by_the_modelled_power():
-    # 3 s heavy tasks inside 10 s counter intervals: a uniform spread would give them the interval's mean power.
+    # 3 s heavy tasks inside 10 s counter intervals of a light task: the plain model spreads by requested
+    # cores at the common watts per core, the fitted one by each template's own.
     tasks, samples, truth = _two_templates(reading_s=10.0, short_tasks=10)
     fitted = _errors(_run(tasks, samples, _machines(n1=32), split="fitted"), truth)
-    requests = _errors(_run(tasks, samples, _machines(n1=32)), truth)
+    plain = _errors(_run(tasks, samples, _machines(n1=32), split="plain"), truth)
     short = [f"s{k}" for k in range(10)]
-    assert max(fitted[task] for task in short) < 0.03
-    assert min(requests[task] for task in short) > 0.45
+    assert max(fitted[task] for task in short) < 1e-6  # exact data, exact fit: the ridge vanishes
+    assert min(plain[task] for task in short) > 0.3
 
 
 def test_fitted_split_of_a_single_template_equals_the_requests_split():
@@ -512,43 +566,84 @@ def test_fitted_split_of_a_single_template_equals_the_requests_split():
     for fitted_row, requests_row in zip(fitted, requests, strict=True):
         for column in ("energy_joules", "dynamic_joules", "idle_joules", "peak_power_watts"):
             assert fitted_row[column] == pytest.approx(requests_row[column], rel=1e-9)
-        assert fitted_row["method"] == requests_row["method"].replace("split=requests", "split=fitted")
+        assert fitted_row["method"] == requests_row["method"].replace(
+            "split=requests", "split=requests-fitted"
+        )
     assert {row["task_id"]: row["method"].split(";")[1] for row in fitted} == {
-        "a": "split=fitted",
-        "b": "split=fitted",
-        "c": "split=fitted",
+        "a": "split=requests-fitted",
+        "b": "split=requests-fitted",
+        "c": "split=requests-fitted",
         "d": "split=equal",
     }
 
 
-def test_splits_and_an_unknown_split():
-    assert SPLITS == ("requests", "fitted")
+def test_splits_shares_and_bad_options():
+    assert SPLITS == ("fitted", "plain", "requests") and SHARES == ("usage", "requests", "kepler")
     times = np.arange(0.0, 101.0)
     samples = _samples(_counter(times, _energy(times, 50.0, [])))
-    with pytest.raises(ValueError, match="split"):
-        attribute(_tasks(_task("a", 10.0, 20.0, cores=1.0)), samples, split="templates")
+    tasks = _tasks(_task("a", 10.0, 20.0, cores=1.0))
+    for options, match in (
+        ({"split": "templates"}, "split"),
+        ({"share": "cores"}, "share"),
+        ({"split": "requests", "share": "usage"}, "split"),
+        ({"window_seconds": 0.0}, "window_seconds"),
+        ({"correct_skew": True}, "skew"),
+        ({"idle_power_watts": {"n1": 5.0}}, "idle_power_watts"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            attribute(tasks, samples, **options)
     nobody = _run(_tasks(_task("a", 10.0, 20.0, host="n2", cores=1.0)), samples, split="fitted")
-    assert nobody.task_energy.num_rows == 0
     assert pc.sum(nobody.node_energy_balance["unattributed_joules"]).as_py() == pytest.approx(5000.0)
 
 
 # attribute: short tasks, gaps, missing readings
 
 
-def test_task_shorter_than_the_reading_interval_gets_interpolated_energy_within_its_uncertainty():
+def test_task_shorter_than_the_reading_interval_gets_the_modelled_part_of_its_interval():
     times = np.arange(0.0, 601.0, 5.0)
     start, end, idle_watts, task_watts = 302.0, 304.5, 50.0, 200.0
     samples = _samples(_counter(times, _energy(times, idle_watts, [(start, end, task_watts)])))
     row = _row(_run(_tasks(_task("a", start, end, cores=2.0)), samples, _machines(n1=2)), "a")
+    # The interval's energy above idle is what the one running task drew: the model places it inside the task.
     truth = (idle_watts + task_watts) * (end - start)
-    interval = 5.0 * idle_watts + task_watts * (end - start)  # the one reading interval holding the task
-    assert row["energy_joules"] == pytest.approx(interval * (end - start) / 5.0, rel=1e-9)
+    assert row["energy_joules"] == pytest.approx(truth, rel=1e-9)
     assert row["samples"] == 0
     assert row["coverage"] == 1.0
     assert abs(row["energy_joules"] - truth) <= row["uncertainty_joules"]
 
 
-def test_zero_length_task_has_no_energy_and_no_average_power():
+@pytest.mark.parametrize("reading_s", [1.0, 5.0])
+def test_argo_second_truncation_is_modelled_and_covered_by_the_uncertainty(reading_s):
+    # Argo writes whole seconds: the true start and end lie in [t, t + 1). Lone tasks of 0.3 .. 40 s.
+    rng = np.random.default_rng(4)
+    times = np.arange(0.0, 4001.0, reading_s)
+    plan, bursts = [], []
+    cursor = 20.0
+    for number in range(60):
+        start = cursor + rng.uniform(0.0, 5.0)
+        end = start + rng.choice([0.3, 0.8, 2.5, 7.0, 40.0])
+        plan.append((f"t{number}", start, end))
+        bursts.append((start, end, 120.0))
+        cursor = end + 20.0
+    samples = _samples(_counter(times, _energy(times, 40.0, bursts)))
+    rows = [
+        _task(task, float(np.floor(start)), float(np.floor(end)), cores=4.0, resolution_s=1.0)
+        for task, start, end in plan
+    ]
+    result = _run(_tasks(*rows), samples, _machines(n1=4))
+    errors, covered = [], []
+    for task, start, end in plan:
+        row = _row(result, task)
+        truth = 160.0 * (end - start)
+        assert row["energy_joules"] > 0.0, f"{task}: a short task is never a silent zero"
+        errors.append(abs(row["energy_joules"] - truth) / truth)
+        covered.append(abs(row["energy_joules"] - truth) <= row["uncertainty_joules"])
+    assert np.mean(covered) >= 0.95
+    long_tasks = [error for (_, start, end), error in zip(plan, errors, strict=True) if end - start > 30]
+    assert max(long_tasks) < 0.01
+
+
+def test_zero_length_task_with_exact_times_has_no_energy_and_no_average_power():
     times = np.arange(0.0, 101.0)
     samples = _samples(_counter(times, _energy(times, 50.0, [])))
     row = _row(_run(_tasks(_task("a", 40.5, 40.5, cores=1.0)), samples), "a")
@@ -573,13 +668,22 @@ def test_gap_in_the_readings_lowers_coverage_and_widens_the_uncertainty():
     assert full["coverage"] == 1.0
     assert gapped["coverage"] == pytest.approx(0.9, rel=1e-12)
     assert gapped["samples"] == int(((times[kept] > 1000.0) & (times[kept] < 2000.0)).sum())
-    assert gapped["uncertainty_joules"] == pytest.approx(
-        full["uncertainty_joules"] + 0.5 * 150.0 * 100.0, rel=1e-9
-    )
+    # The counter still reads the gap's total; where in the gap it fell is the model's guess.
+    assert gapped["uncertainty_joules"] > full["uncertainty_joules"] + 0.5 * 150.0 * 100.0
+    assert ";gap;" in gapped["method"]
     assert gapped["energy_joules"] == pytest.approx(150.0 * 1000.0, rel=1e-9)
     outside = _row(result, "outside")  # a task outside the readings: a row with nothing measured
     assert (outside["energy_joules"], outside["coverage"], outside["samples"]) == (0.0, 0.0, 0)
-    assert set(result.task_energy["task_id"].to_pylist()) == {"a", "outside"}
+    assert outside["method"].startswith("no-readings: outside readings;")
+    assert outside["uncertainty_joules"] > 0.0
+    elsewhere = _row(result, "elsewhere", "unknown")  # a node without any series and no machine sockets
+    assert (elsewhere["energy_joules"], elsewhere["coverage"], elsewhere["device_kind"]) == (
+        0.0,
+        0.0,
+        "cpu_package",
+    )
+    assert elsewhere["method"] == "no-readings: node has no series"
+    assert set(result.task_energy["task_id"].to_pylist()) == {"a", "outside", "elsewhere"}
 
 
 # attribute: balance, provenance, validation, scale
@@ -631,7 +735,8 @@ def test_balance_closes_and_its_attributed_energy_equals_the_task_rows(idle_poli
         assert (starts[0], ends[-1]) == (T0_US + round(offset * 1e6), T0_US + round((offset + length) * 1e6))
         assert (starts[1:] % window_us == 0).all() and (ends - starts <= window_us).all()
     measured = balance.groupby("device_id")["measured_joules"].sum()
-    assert measured["GPU-1"] == pytest.approx(np.trapezoid(gpu_watts, gauge_times), rel=1e-12)
+    # NVML power is the mean of the interval before each reading.
+    assert measured["GPU-1"] == pytest.approx(np.sum(gpu_watts[1:] * np.diff(gauge_times)), rel=1e-12)
     packages = balance[balance["device_id"] == "package-0"].groupby("host_node")["measured_joules"].sum()
     for node, bursts in bursts_by_node.items():
         assert packages[node] == pytest.approx(
@@ -660,9 +765,10 @@ def test_provenance_follows_the_readings():
     assert by_device == {"package-0": "measured", "dram-0": "estimated"}
 
 
-def test_no_readings_gives_empty_valid_tables():
+def test_no_readings_at_all_gives_a_reasoned_row_and_no_balance():
     result = _run(_tasks(_task("a", 0.0, 10.0, cores=1.0)), empty("power_samples"))
-    assert result.task_energy.num_rows == 0 and result.node_energy_balance.num_rows == 0
+    assert result.node_energy_balance.num_rows == 0
+    assert result.task_energy.to_pylist()[0]["method"] == "no-readings: node has no series"
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -705,3 +811,369 @@ def test_thousand_tasks_and_300k_samples_in_a_few_seconds(split):
     assert elapsed < 5.0, f"{elapsed:.1f} s"
     assert result.task_energy.num_rows == 1000 * 2 + 250
     _assert_balance_closes(result)
+
+
+# attribute: devices without readings
+
+
+def test_every_device_a_task_should_draw_on_gets_a_row_with_a_reason():
+    times = np.arange(0.0, 601.0)
+    samples = _samples(_counter(times, _energy(times, 50.0, [(100.0, 200.0, 40.0)])))
+    tasks = _tasks(
+        _task("here", 100.0, 200.0, cores=1.0, gpu_ids=("GPU-x",)),
+        _task("there", 100.0, 200.0, host="n2", cores=1.0),
+    )
+    machines = conform(
+        "machines",
+        [
+            {"host_node": node, "sockets": 2, "cores": 8, "gpu_models": [], "fpga_models": [], "labels": []}
+            | {"provenance": "synthetic"}
+            for node in ("n1", "n2")
+        ],
+    )
+    result = _run(tasks, samples, machines)
+    rows = {(row["task_id"], row["device_id"]): row for row in result.task_energy.to_pylist()}
+    # package-0 is metered, so the node's cpu_package is (one series may meter all sockets); dram is not.
+    assert set(rows) == {
+        ("here", "package-0"),
+        ("here", "dram-0"),
+        ("here", "dram-1"),
+        ("here", "GPU-x"),
+        ("there", "package-0"),
+        ("there", "package-1"),
+        ("there", "dram-0"),
+        ("there", "dram-1"),
+    }
+    assert rows[("here", "package-0")]["energy_joules"] > 0.0
+    for key, reason in (
+        (("here", "dram-1"), "no-readings: node has no dram series for dram-1"),
+        (("here", "GPU-x"), "no-readings: node has no gpu series for GPU-x"),
+        (("there", "package-0"), "no-readings: node has no cpu_package series for package-0"),
+    ):
+        row = rows[key]
+        assert row["method"] == reason
+        assert (row["energy_joules"], row["coverage"], row["samples"], row["provenance"]) == (
+            0.0,
+            0.0,
+            0,
+            "estimated",
+        )
+    # Nothing was read: the interval spans what the node's other package rows drew in as long.
+    package_w = rows[("here", "package-0")]["avg_power_watts"]
+    assert rows[("there", "package-0")]["uncertainty_joules"] == pytest.approx(100.0 * package_w, rel=1e-9)
+
+
+# attribute: measured usage, Kepler
+
+
+def _co_located_usage() -> tuple[pa.Table, pa.Table, pa.Table, dict[str, float]]:
+    """Two tasks requesting 4 cores each on one node but using 1 and 3 CPU-seconds per second."""
+    times = np.arange(0.0, 1001.0)
+    watts_per_cpu_second = 10.0
+    samples = _samples(
+        _counter(
+            times,
+            _energy(
+                times,
+                30.0,
+                [(200.0, 700.0, watts_per_cpu_second * 1.0), (300.0, 800.0, watts_per_cpu_second * 3.0)],
+            ),
+        )
+    )
+    usage = _containers(
+        _cpu_seconds("uid-a", times[199:701], np.clip(times[199:701] - 200.0, 0, None) * 1.0),
+        _cpu_seconds("uid-b", times[299:801], np.clip(times[299:801] - 300.0, 0, None) * 3.0),
+    )
+    tasks = _tasks(
+        _task("a", 200.0, 700.0, cores=4.0, pod_uid="uid-a"),
+        _task("b", 300.0, 800.0, cores=4.0, pod_uid="uid-b"),
+        _task("c", 900.0, 950.0, cores=4.0),
+    )
+    truth = {"a": 10.0 * 500.0, "b": 30.0 * 500.0}
+    return tasks, samples, usage, truth
+
+
+@pytest.mark.parametrize("split", ["fitted", "plain"])
+def test_co_located_tasks_split_by_measured_cpu_usage(split):
+    tasks, samples, usage, truth = _co_located_usage()
+    result = _run(tasks, samples, _machines(n1=8), containers=usage, split=split)
+    for task_id, dynamic in truth.items():
+        row = _row(result, task_id)
+        assert row["dynamic_joules"] == pytest.approx(dynamic, rel=1e-9)
+        assert row["method"].startswith(
+            f"counter-interpolated;split=usage{'-fitted' if split == 'fitted' else ''};"
+        )
+    fallback = _row(result, "c")  # no usage series: its requested cores, and the method says so
+    assert ";split=requests" in fallback["method"] and "(no-usage-series)" in fallback["method"]
+    by_requests = _run(tasks, samples, _machines(n1=8), containers=usage, share="requests", split=split)
+    assert _row(by_requests, "a")["dynamic_joules"] == pytest.approx(
+        10.0 * 100.0 + 40.0 * 400.0 / 2, rel=1e-9
+    )
+    assert "share" in set(result.diagnostics["item"].to_pylist())
+    _assert_balance_closes(result)
+
+
+def test_usage_joins_on_pod_name_when_the_uid_is_missing_and_cadvisor_is_second_choice():
+    tasks, samples, usage, truth = _co_located_usage()
+    named = usage.set_column(
+        usage.schema.get_field_index("pod_uid"), "pod_uid", pa.nulls(usage.num_rows, pa.string())
+    )
+    tasks = tasks.set_column(
+        tasks.schema.get_field_index("pod_name"), "pod_name", pa.array(["pod-uid-a", "pod-uid-b", None])
+    )
+    noisy = _containers(_cpu_seconds("uid-a", [250.0, 260.0], [0.0, 500.0], source="cadvisor"))
+    result = _run(tasks, samples, _machines(n1=8), containers=pa.concat_tables([named, noisy]), split="plain")
+    assert _row(result, "a")["dynamic_joules"] == pytest.approx(truth["a"], rel=1e-9)
+
+
+def test_kepler_share_takes_the_pods_joules_as_they_are_and_leaves_the_rest():
+    tasks, samples, _, truth = _co_located_usage()
+    times = np.arange(0.0, 1001.0)
+
+    def kepler(uid: str, start: float, end: float, watts: float) -> dict:
+        window = times[int(start) - 1 : int(end) + 2]
+        series = _cpu_seconds(uid, window, np.clip(window - start, 0.0, end - start) * watts, source="kepler")
+        return series | {
+            "value_kind": ["energy_counter_joules"] * window.size,
+            "device_kind": ["cpu_package"] * window.size,
+        }
+
+    pods = _containers(kepler("uid-a", 200.0, 700.0, 12.0), kepler("uid-b", 300.0, 800.0, 25.0))
+    result = _run(tasks, samples, _machines(n1=8), containers=pods, share="kepler", split="plain")
+    a, b, c = _row(result, "a"), _row(result, "b"), _row(result, "c")
+    assert a["energy_joules"] == pytest.approx(12.0 * 500.0, rel=1e-6)
+    assert b["energy_joules"] == pytest.approx(25.0 * 500.0, rel=1e-6)
+    assert a["idle_joules"] == 0.0 and ";split=kepler;idle=none;" in a["method"]
+    assert c["energy_joules"] == 0.0 and ";split=kepler(no-series);" in c["method"]
+    _assert_balance_closes(result)
+
+
+# attribute: idle
+
+
+def test_idle_policy_time_and_configured_idle_power():
+    times = np.arange(0.0, 3001.0)
+    samples = _samples(_counter(times, _energy(times, 60.0, [(1000.0, 2000.0, 100.0)])))
+    tasks = _tasks(_task("a", 1000.0, 2000.0, cores=4.0), _task("b", 1500.0, 2000.0, cores=12.0))
+    timed = _run(tasks, samples, _machines(n1=16), idle_policy="time")
+    # Idle power is shared equally by the tasks running: a alone for 500 s, then with b.
+    assert _row(timed, "a")["idle_joules"] == pytest.approx(60.0 * 500.0 + 60.0 * 500.0 / 2, rel=1e-9)
+    assert _row(timed, "b")["idle_joules"] == pytest.approx(60.0 * 500.0 / 2, rel=1e-9)
+    assert ";idle=time;idle_power=median-idle-segments" in _row(timed, "a")["method"]
+    configured = _run(tasks, samples, _machines(n1=16), idle_power_watts={("n1", "cpu_package"): 50.0})
+    a = _row(configured, "a")
+    assert a["method"].endswith("idle_power=configured")
+    assert a["idle_joules"] == pytest.approx(50.0 * 1000.0 * 4 / 16, rel=1e-9)
+    items = configured.diagnostics.to_pandas().set_index("item")
+    assert (
+        items.loc["idle_power_watts", "value"] == 50.0
+        and items.loc["idle_power_watts", "detail"] == "configured"
+    )
+    _assert_balance_closes(timed)
+    _assert_balance_closes(configured)
+
+
+# attribute: clock skew
+
+
+def test_clock_skew_is_estimated_reported_and_corrected_when_asked():
+    rng = np.random.default_rng(11)
+    times = np.arange(0.0, 3001.0)
+    skew = 2.4  # the node's clock runs 2.4 s ahead of Argo's
+    plan, bursts = [], []
+    for number in range(40):
+        start = 30.0 + number * 70.0 + rng.uniform(0.0, 20.0)
+        end = start + rng.uniform(5.0, 40.0)
+        plan.append(_task(f"t{number}", start, end, cores=2.0))
+        bursts.append((start + skew, end + skew, 80.0))
+    samples = _samples(_counter(times, _energy(times, 40.0, bursts)))
+    tasks = _tasks(*plan)
+    plain = _run(tasks, samples, _machines(n1=2))
+    estimated = _run(tasks, samples, _machines(n1=2), skew_tolerance_seconds=5.0)
+    corrected = _run(tasks, samples, _machines(n1=2), skew_tolerance_seconds=5.0, correct_skew=True)
+    items = estimated.diagnostics.to_pandas().set_index("item")
+    assert items.loc["skew_seconds", "value"] == pytest.approx(skew, abs=0.1)
+    assert (
+        ";skew=+2.4" in _row(estimated, "t0")["method"] and "(estimated)" in _row(estimated, "t0")["method"]
+    )
+    assert "(corrected)" in _row(corrected, "t0")["method"]
+
+    def error(result: Attribution) -> float:
+        return sum(
+            abs(
+                _row(result, task["task_id"])["dynamic_joules"]
+                - 80.0 * (task["finished_at"] - task["started_at"]).total_seconds()
+            )
+            for task in plan
+        )
+
+    assert error(corrected) < 0.1 * error(plain)
+    assert _row(estimated, "t0")["uncertainty_joules"] > _row(plain, "t0")["uncertainty_joules"]
+
+
+# attribute: GPUs
+
+
+def test_time_sliced_and_mig_gpus_are_named_in_the_method():
+    times = np.arange(0.0, 601.0)
+    gpu = _counter(
+        times,
+        _energy(times, 30.0, [(100.0, 300.0, 100.0), (200.0, 400.0, 100.0)]),
+        kind="gpu",
+        device_id="GPU-m",
+    )
+    tasks = _tasks(
+        _task("a", 100.0, 300.0, gpu_ids=("GPU-m",)),
+        _task("b", 200.0, 400.0, gpu_ids=("GPU-m",)),
+        _task("c", 500.0, 550.0, gpu_ids=("GPU-m",)),
+    )
+    result = _run(tasks, _samples(gpu), _machines(labels={"nvidia.com/mig.strategy": "single"}, n1=8))
+    assert _row(result, "a", "GPU-m")["method"].startswith("counter-interpolated;split=time-sliced-equal;")
+    assert _row(result, "c", "GPU-m")["method"].startswith("counter-interpolated;split=exclusive;")
+    assert _row(result, "c", "GPU-m")["method"].endswith(";mig")
+    # Alone for 100 s, then sharing 200 W equally for 100 s.
+    assert _row(result, "a", "GPU-m")["dynamic_joules"] == pytest.approx(
+        100.0 * 100.0 + 200.0 * 100.0 / 2, rel=1e-9
+    )
+
+
+# attribute: bad input
+
+
+def test_unsorted_and_repeated_readings_give_the_same_result_and_are_counted():
+    times = np.arange(0.0, 601.0)
+    series = _counter(times, _energy(times, 50.0, [(100.0, 300.0, 80.0)]))
+    tasks = _tasks(_task("a", 100.0, 300.0, cores=1.0))
+    clean = _row(_run(tasks, _samples(series)), "a")
+    order = np.random.default_rng(0).permutation(times.size)
+    shuffled = {name: [values[i] for i in order] for name, values in series.items()}
+    repeated = {name: values + values[:10] for name, values in series.items()}
+    for messy in (shuffled, repeated):
+        result = _run(tasks, _samples(messy))
+        assert _row(result, "a")["energy_joules"] == pytest.approx(clean["energy_joules"], rel=1e-12)
+    notes = _run(tasks, _samples(repeated)).diagnostics.to_pandas().set_index("item")
+    assert notes.loc["readings_dropped", "detail"] == "10 duplicate"
+
+
+def test_conflicting_readings_at_one_instant_are_an_error_naming_the_series_and_time():
+    times = np.arange(0.0, 11.0)
+    series = _counter(times, 10.0 * times)
+    series = {name: values + values[3:4] for name, values in series.items()}
+    series["value"][-1] += 1.0
+    with pytest.raises(ValueError, match=r"n1/cpu_package/package-0: conflicting .* at 2026-03-02T09:00:03"):
+        attribute(_tasks(_task("a", 1.0, 5.0, cores=1.0)), _samples(series))
+
+
+def test_nan_and_negative_readings_are_dropped_and_counted():
+    times = np.arange(0.0, 201.0)
+    watts = np.full(times.size, 100.0)
+    watts[[10, 11]] = np.nan
+    watts[50] = -5.0
+    result = _run(
+        _tasks(_task("a", 0.0, 200.0, cores=1.0)),
+        _samples(_gauge(times, watts, source="hwmon")),
+        _machines(n1=1),
+    )
+    assert _row(result, "a")["energy_joules"] == pytest.approx(100.0 * 200.0, rel=1e-9)
+    notes = result.diagnostics.to_pandas().set_index("item")
+    assert notes.loc["readings_dropped", "value"] == 3.0
+    assert notes.loc["readings_dropped", "detail"] == "2 nan, 1 negative"
+
+
+def test_tasks_finishing_before_they_start_are_an_error_naming_them():
+    times = np.arange(0.0, 11.0)
+    backwards = _task("late", 8.0, 8.0, cores=1.0) | {"finished_at": T0 + timedelta(seconds=3)}
+    with pytest.raises(ValueError, match="1 tasks finish before they start: wf-1/late"):
+        attribute(_tasks(backwards), _samples(_counter(times, 10.0 * times)))
+
+
+# streaming a dataset by node and day
+
+
+def test_streaming_a_dataset_by_node_and_day_equals_attributing_in_memory(tmp_path):
+    from datasets.attribution import attribute_dataset
+    from datasets.traces import write_dataset
+
+    # Two nodes, readings from 22:00 to 02:00 across midnight, tasks on both days and over midnight.
+    rng = np.random.default_rng(5)
+    start_s = 13.0 * 3600.0  # T0 is 09:00 UTC
+    times = start_s + np.arange(0.0, 4 * 3600.0 + 1.0, 2.0)
+    rows, series, usage = [], [], []
+    for node in ("n1", "n2"):
+        bursts = []
+        for number in range(30):
+            start = start_s + rng.uniform(60.0, 4 * 3600.0 - 700.0)
+            end = start + rng.uniform(1.0, 600.0)
+            uid = f"{node}-{number}"
+            rows.append(
+                _task(
+                    uid,
+                    start,
+                    end,
+                    host=node,
+                    cores=float(rng.integers(1, 4)),
+                    template=f"k{number % 3}",
+                    pod_uid=uid,
+                )
+            )
+            rate = float(rng.uniform(0.5, 2.0))
+            bursts.append((start, end, 9.0 * rate))
+            if number % 4:
+                polls = times[(times >= start - 2.0) & (times <= end + 2.0)]
+                usage.append(
+                    _cpu_seconds(uid, polls, np.clip(polls - start, 0.0, end - start) * rate, host=node)
+                )
+        series.append(_counter(times, _energy(times, 45.0, bursts), host=node, counter_max=RAPL_MAX_JOULES))
+        series.append(
+            _gauge(
+                times,
+                20.0 + 5.0 * rng.random(times.size),
+                host=node,
+                kind="fpga",
+                device_id="F",
+                source="hwmon",
+            )
+        )
+    tasks, samples, containers = _tasks(*rows), _samples(*series), _containers(*usage)
+    workflows = conform(
+        "workflows",
+        [
+            {
+                "workflow_uid": "wf-1",
+                "workflow_name": "wf",
+                "cluster": "c",
+                "phase": "Succeeded",
+                "started_at": T0,
+                "task_count": len(rows),
+                "provenance": "synthetic",
+            }
+        ],
+    )
+    machines = _machines(n1=8, n2=8)
+    write_dataset(
+        tmp_path,
+        {
+            "workflows": workflows,
+            "tasks": tasks,
+            "machines": machines,
+            "power_samples": samples,
+            "container_samples": containers,
+        },
+    )
+    assert len(list((tmp_path / "power_samples").iterdir())) == 2  # two days
+    memory = attribute(tasks, samples, machines, containers=containers)
+    streamed = attribute_dataset(tmp_path, tmp_path / "out")
+    for name in ("task_energy", "node_energy_balance"):
+        expected, got = getattr(memory, name), getattr(streamed, name)
+        assert got.num_rows == expected.num_rows
+        for column in expected.column_names:
+            if pa.types.is_floating(expected[column].type):
+                np.testing.assert_allclose(
+                    got[column].to_numpy(zero_copy_only=False),
+                    expected[column].to_numpy(zero_copy_only=False),
+                    rtol=1e-7,
+                    atol=1e-6,
+                )
+            else:
+                assert got[column].equals(expected[column]), column
+    assert (tmp_path / "out" / "task_energy").exists()
