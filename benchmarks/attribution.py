@@ -1,0 +1,407 @@
+"""Attribution speed: jouletrace's engine against a pandas and a DuckDB baseline, on the same data.
+
+Run: .venv/bin/python benchmarks/attribution.py [--samples N] [--tasks M] [--nodes K] [--large]
+
+Data, made with numpy straight into Arrow tables of the trace schemas: K nodes (default 100), each with two
+RAPL package counters read every ~1 s (jittered, both packages in the same agent step, wrapping at RAPL's
+range), and M tasks with random windows (lognormal, median 60 s, whole seconds as Argo records them) and
+random CPU requests. A package draws its idle power plus half of each running task's cores x W/core, with
+a little noise, so the counters read like real ones.
+
+Default mode (10M samples x 100k tasks) times, in one run on the same tables, the pandas baseline and
+DuckDB's ASOF join (benchmarks/attribution_baselines.py) and jouletrace's
+`datasets.attribution.attribute(tasks, samples, machines)`, and prints samples/s and the speed ratios.
+The baselines compute only the counter energy over each task window on each device of its node; jouletrace
+does more with the same readings (split among co-located tasks, idle/dynamic parts, uncertainty, coverage,
+per-window node balance). So that the comparison is fair, a small case on which the three quantities
+coincide (one task at a time holding all of its node's cores, windows on reading times) is checked first,
+and the two baselines are asserted to agree within 1e-6 J on the timed data.
+
+--large (100M samples x 1M tasks) runs jouletrace only: the data is written node by node to a trace dataset
+in a temporary folder and attributed by `datasets.attribution.attribute_dataset`, which streams it one
+node-day at a time (two passes: the pooled fit, then the split); it prints samples/s and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attribution_baselines import (  # noqa: E402
+    duckdb_task_joules,
+    duckdb_threads,
+    max_difference_joules,
+    pandas_task_joules,
+)
+
+import schemas  # noqa: E402
+from datasets.attribution import attribute, attribute_dataset  # noqa: E402
+from schemas.tables import UTC_TIMESTAMP  # noqa: E402
+
+SOCKETS = 2
+CORES_PER_NODE = 64
+RAPL_MAX_JOULES = 262143.328850
+READING_JITTER_SECONDS = 0.02
+PACKAGE_IDLE_WATTS = (30.0, 50.0)
+WATTS_PER_CORE = (4.0, 10.0)
+POWER_NOISE = 0.05
+MEDIAN_TASK_SECONDS = 60.0
+TASK_SIGMA = 1.0
+MAX_TASK_SECONDS = 3600.0
+REQUEST_CORES = np.array([0.5, 1.0, 2.0, 4.0, 8.0])
+TEMPLATES = [f"template-{i:02d}" for i in range(20)]
+TASKS_PER_WORKFLOW = 50
+WORLD_START_US = 1_793_000_000 * 1_000_000  # 2026-10-26T07:33:20Z
+AGREEMENT_JOULES = 1e-6
+DEFAULT = {"samples": 10_000_000, "tasks": 100_000}
+LARGE = {"samples": 100_000_000, "tasks": 1_000_000}
+
+
+def strings(values: list[str], codes: np.ndarray) -> pa.Array:
+    """values[codes] as a string array made from raw buffers: a Python string per row would dominate."""
+    encoded = np.array([value.encode() for value in values])
+    width = encoded.dtype.itemsize
+    if any(len(value.encode()) != width for value in values) or len(codes) * width >= 2**31:
+        raise ValueError("strings() takes values of one length and under 2 GiB of characters")
+    offsets = np.arange(len(codes) + 1, dtype=np.int32) * np.int32(width)
+    return pa.StringArray.from_buffers(
+        len(codes), pa.py_buffer(offsets), pa.py_buffer(encoded[codes].tobytes())
+    )
+
+
+def constant(value: str, n: int) -> pa.Array:
+    return strings([value], np.zeros(n, np.intp))
+
+
+def empty_lists(n: int) -> pa.Array:
+    return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string()))
+
+
+def timestamps(seconds: np.ndarray) -> pa.Array:
+    return pa.array(WORLD_START_US + np.round(seconds * 1e6).astype(np.int64), UTC_TIMESTAMP)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node's readings (seconds after WORLD_START_US, both packages read in the same agent step) and tasks."""
+
+    read_s: np.ndarray
+    package_counters_joules: list[np.ndarray]
+    start_s: np.ndarray
+    end_s: np.ndarray
+    cores: np.ndarray
+    template: np.ndarray
+    time_resolution_seconds: float
+
+
+def simulate_node(rng: np.random.Generator, seconds: int, n_tasks: int, exclusive: bool = False) -> Node:
+    """`seconds` readings per package and `n_tasks` tasks of one node.
+
+    exclusive: tasks run one at a time, hold all the node's cores and start and end on reading times (their
+    times exact, resolution 0), the case in which jouletrace's task energy is exactly the counter energy
+    over the task window.
+    """
+    jitter_s = rng.uniform(-1, 1, seconds) * READING_JITTER_SECONDS
+    read_s = np.round((np.arange(seconds) + 0.5 + jitter_s) * 1e6) / 1e6
+    if exclusive:
+        bounds = np.sort(rng.choice(np.arange(1, seconds - 1), 2 * n_tasks, replace=False))
+        start_s, end_s = read_s[bounds[0::2]], read_s[bounds[1::2]]
+        cores = np.full(n_tasks, float(CORES_PER_NODE))
+    else:
+        duration_s = np.ceil(
+            np.clip(rng.lognormal(np.log(MEDIAN_TASK_SECONDS), TASK_SIGMA, n_tasks), 1.0, MAX_TASK_SECONDS)
+        )
+        duration_s = np.minimum(duration_s, seconds // 2)
+        start_s = np.floor(rng.uniform(1.0, seconds - 1.0 - duration_s))
+        end_s = start_s + duration_s
+        cores = rng.choice(REQUEST_CORES, n_tasks)
+
+    # Dynamic power on a 1 s grid: a task draws cores x W/core in every second it overlaps.
+    task_watts = cores * rng.uniform(*WATTS_PER_CORE, n_tasks)
+    step_watts = np.zeros(seconds + 1)
+    np.add.at(step_watts, np.floor(start_s).astype(np.int64), task_watts)
+    np.add.at(step_watts, np.minimum(np.ceil(end_s).astype(np.int64), seconds), -task_watts)
+    dynamic_watts = np.cumsum(step_watts)[:seconds]
+    second = np.minimum(np.floor(read_s).astype(np.int64), seconds - 1)
+    max_uj = round(RAPL_MAX_JOULES * 1e6)
+    counters = []
+    for _ in range(SOCKETS):
+        noise = rng.uniform(1 - POWER_NOISE, 1 + POWER_NOISE, seconds)
+        watts = rng.uniform(*PACKAGE_IDLE_WATTS) + dynamic_watts / SOCKETS * noise
+        grid_joules = np.concatenate([[0.0], np.cumsum(watts)])
+        joules = grid_joules[second] + watts[second] * (read_s - second)
+        counters.append(((rng.integers(0, max_uj) + np.round(joules * 1e6).astype(np.int64)) % max_uj) / 1e6)
+    template = rng.integers(0, len(TEMPLATES), n_tasks)
+    return Node(read_s, counters, start_s, end_s, cores, template, 0.0 if exclusive else 1.0)
+
+
+def samples_table(hosts: list[str], nodes: list[Node]) -> pa.Table:
+    """The nodes' RAPL package counters as `power_samples`, by node, package, then time."""
+    readings = np.array([len(node.read_s) for node in nodes])
+    n = int(SOCKETS * readings.sum())
+    return pa.table(
+        {
+            "host_node": strings(hosts, np.repeat(np.arange(len(nodes)), SOCKETS * readings)),
+            "device_kind": constant("cpu_package", n),
+            "device_id": strings(
+                [f"package-{p}" for p in range(SOCKETS)],
+                np.concatenate([np.repeat(np.arange(SOCKETS), count) for count in readings]),
+            ),
+            "timestamp": timestamps(np.concatenate([np.tile(node.read_s, SOCKETS) for node in nodes])),
+            "value": pa.array(np.concatenate([c for node in nodes for c in node.package_counters_joules])),
+            "value_kind": constant("energy_counter_joules", n),
+            "counter_max_joules": pa.array(np.full(n, RAPL_MAX_JOULES)),
+            "source": constant("rapl", n),
+            "provenance": constant("synthetic", n),
+        },
+        schema=schemas.POWER_SAMPLES,
+    )
+
+
+def tasks_table(hosts: list[str], nodes: list[Node], first_task: int) -> pa.Table:
+    """The nodes' tasks as `tasks` (ids numbered from `first_task`), 50 to a workflow."""
+    counts = np.array([len(node.start_s) for node in nodes])
+    n = int(counts.sum())
+    index = first_task + np.arange(n)
+    start_s = np.concatenate([node.start_s for node in nodes])
+    end_s = np.concatenate([node.end_s for node in nodes])
+    template = np.concatenate([node.template for node in nodes])
+    return pa.table(
+        {
+            "workflow_uid": pa.array([f"wf-{i // TASKS_PER_WORKFLOW:06d}" for i in index], pa.string()),
+            "task_id": pa.array([f"task-{i:08d}" for i in index], pa.string()),
+            "task_name": strings(TEMPLATES, template),
+            "template_name": strings(TEMPLATES, template),
+            "attempt": pa.array(np.zeros(n, np.int64)),
+            "phase": constant("Succeeded", n),
+            "reason": pa.nulls(n, pa.string()),
+            "pod_name": pa.nulls(n, pa.string()),
+            "pod_uid": pa.nulls(n, pa.string()),
+            "host_node": strings(hosts, np.repeat(np.arange(len(nodes)), counts)),
+            "started_at": timestamps(start_s),
+            "finished_at": timestamps(end_s),
+            "time_resolution_seconds": pa.array(
+                np.repeat([node.time_resolution_seconds for node in nodes], counts).astype(float)
+            ),
+            "runtime_seconds": pa.array(end_s - start_s),
+            "parents": empty_lists(n),
+            "children": empty_lists(n),
+            "cpu_request_cores": pa.array(np.concatenate([node.cores for node in nodes])),
+            "memory_request_bytes": pa.nulls(n, pa.int64()),
+            "gpu_ids": empty_lists(n),
+            "fpga_ids": empty_lists(n),
+            "avg_cpu_percent": pa.nulls(n, pa.float64()),
+            "memory_peak_bytes": pa.nulls(n, pa.int64()),
+            "read_bytes": pa.nulls(n, pa.int64()),
+            "written_bytes": pa.nulls(n, pa.int64()),
+            "provenance": constant("synthetic", n),
+        },
+        schema=schemas.TASKS,
+    )
+
+
+def machines_table(hosts: list[str]) -> pa.Table:
+    n = len(hosts)
+    return pa.table(
+        {
+            "host_node": pa.array(hosts, pa.string()),
+            "cpu_model": pa.nulls(n, pa.string()),
+            "sockets": pa.array(np.full(n, SOCKETS, np.int64)),
+            "cores": pa.array(np.full(n, CORES_PER_NODE, np.int64)),
+            "cpu_speed_mhz": pa.nulls(n, pa.float64()),
+            "memory_bytes": pa.nulls(n, pa.int64()),
+            "gpu_models": empty_lists(n),
+            "fpga_models": empty_lists(n),
+            "labels": pa.array([[]] * n, schemas.MACHINES.field("labels").type),
+            "provenance": constant("synthetic", n),
+        },
+        schema=schemas.MACHINES,
+    )
+
+
+def hosts_of(nodes: int) -> list[str]:
+    return [f"node-{i:04d}" for i in range(nodes)]
+
+
+def split_evenly(total: int, parts: int) -> np.ndarray:
+    return np.diff(np.linspace(0, total, parts + 1).round().astype(np.int64))
+
+
+def cluster_tables(
+    seed: int, nodes: int, samples: int, tasks: int, exclusive: bool = False
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """`tasks`, `power_samples` and `machines` of the whole cluster, every column one contiguous array."""
+    rng = np.random.default_rng(seed)
+    seconds = samples // (nodes * SOCKETS)
+    simulated = [simulate_node(rng, seconds, int(count), exclusive) for count in split_evenly(tasks, nodes)]
+    hosts = hosts_of(nodes)
+    return tasks_table(hosts, simulated, 0), samples_table(hosts, simulated), machines_table(hosts)
+
+
+def timed(run, *args):
+    """run(*args), its wall-clock seconds and this process's CPU seconds (all threads: other load on the
+    machine slows the wall clock, not the CPU time of a single-threaded run)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run(*args)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+
+
+def check_same_quantity(duckdb_thread_count: int | None) -> float:
+    """On the exclusive case, pandas, DuckDB and jouletrace give the same joules; the largest difference."""
+    tasks, samples, machines = cluster_tables(
+        seed=1, nodes=3, samples=3 * SOCKETS * 2000, tasks=30, exclusive=True
+    )
+    for name, table in (("tasks", tasks), ("power_samples", samples), ("machines", machines)):
+        schemas.validate(name, table, "benchmark check data")
+    pandas_joules = pandas_task_joules(tasks, samples)
+    duckdb_joules = duckdb_task_joules(tasks, samples, duckdb_thread_count)
+    engine = attribute(tasks, samples, machines).task_energy.to_pandas()
+    engine = engine.rename(columns={"energy_joules": "joules"})
+    # jouletrace also gives rows (energy 0, coverage 0) to the DRAM zones two sockets imply but nobody read.
+    read = engine.merge(
+        pandas_joules[["task_id", "device_id"]], on=["task_id", "device_id"], how="left", indicator=True
+    )
+    assert (read.loc[read["_merge"] == "left_only", "joules"] == 0).all(), (
+        "jouletrace gave joules to an unread zone"
+    )
+    engine_joules = read[read["_merge"] == "both"]
+    difference = max(
+        max_difference_joules(pandas_joules, duckdb_joules),
+        max_difference_joules(pandas_joules, engine_joules),
+    )
+    assert difference <= AGREEMENT_JOULES, (
+        f"baselines and jouletrace differ by {difference} J on the exclusive case"
+    )
+    return difference
+
+
+def run_default(args: argparse.Namespace) -> None:
+    (tasks, samples, machines), generate_s, _ = timed(
+        cluster_tables, args.seed, args.nodes, args.samples, args.tasks
+    )
+    n = samples.num_rows
+    per_series = n // (args.nodes * SOCKETS)
+    print(
+        f"data: {n:,} samples ({args.nodes} nodes x {SOCKETS} RAPL packages x {per_series:,} readings at ~1 s), "
+        f"{tasks.num_rows:,} tasks; made in {generate_s:.1f} s"
+    )
+    threads = duckdb_threads(args.duckdb_threads)
+    check = check_same_quantity(args.duckdb_threads)
+    print(f"check: on the exclusive case pandas, DuckDB and jouletrace agree within {check:.1e} J")
+
+    pandas_joules, pandas_s, pandas_cpu_s = timed(pandas_task_joules, tasks, samples)
+    duckdb_joules, duckdb_s, duckdb_cpu_s = timed(duckdb_task_joules, tasks, samples, args.duckdb_threads)
+    result, engine_s, engine_cpu_s = timed(attribute, tasks, samples, machines)
+    difference = max_difference_joules(pandas_joules, duckdb_joules)
+    assert difference <= AGREEMENT_JOULES, f"pandas and DuckDB differ by {difference} J"
+
+    rows = [
+        ("pandas merge_asof + groupby (1 thread)", pandas_s, pandas_cpu_s),
+        (f"DuckDB ASOF join ({threads} threads)", duckdb_s, duckdb_cpu_s),
+        ("jouletrace attribute() (numpy, 1 thread)", engine_s, engine_cpu_s),
+    ]
+    for name, seconds, cpu_seconds in rows:
+        print(
+            f"  {name:<42} {seconds:7.2f} s wall ({cpu_seconds:6.2f} s CPU)  {n / seconds / 1e6:6.2f} M samples/s"
+        )
+    print(
+        f"pandas and DuckDB: {len(pandas_joules):,} (task, device) energies agree within {difference:.1e} J; "
+        f"jouletrace wrote {result.task_energy.num_rows:,} task_energy and "
+        f"{result.node_energy_balance.num_rows:,} node_energy_balance rows"
+    )
+    print(
+        f"speed ratios: jouletrace/pandas = {pandas_s / engine_s:.1f}x, jouletrace/duckdb = {duckdb_s / engine_s:.1f}x"
+    )
+    print(
+        "note: the baselines compute only the counter energy over each task window (no split, no idle, no "
+        "balance); jouletrace also splits co-located tasks (fitted W/core), separates idle from dynamic energy, "
+        "states uncertainty and coverage, and closes the per-window node balance."
+    )
+    print(f"peak RSS {peak_rss_gib():.2f} GiB (all three, plus the data)")
+
+
+def write_node(root: Path, host: str, tables: dict[str, pa.Table]) -> None:
+    """One node's tables as files of the trace dataset's hive layout (datasets/traces.py), one per
+    node and date, so a node's rows are written once and never held with another node's."""
+    for name, table in tables.items():
+        column = "started_at" if name == "tasks" else "timestamp"
+        dates = pc.strftime(table[column], format="%Y-%m-%d")
+        for date in pc.unique(dates).to_pylist():
+            folder = root / name / f"date={date}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table.filter(pc.equal(dates, date)), folder / f"{host}.parquet")
+
+
+def run_large(args: argparse.Namespace) -> None:
+    """jouletrace only, through attribute_dataset: the data is written node by node to a trace dataset
+    on disk, which the engine reads one node-day at a time."""
+    rng = np.random.default_rng(args.seed)
+    seconds = args.samples // (args.nodes * SOCKETS)
+    counts = split_evenly(args.tasks, args.nodes)
+    hosts = hosts_of(args.nodes)
+    with tempfile.TemporaryDirectory(prefix="jouletrace-bench-") as folder:
+        root = Path(folder)
+        started = time.perf_counter()
+        samples = 0
+        for i, host in enumerate(hosts):
+            node = simulate_node(rng, seconds, int(counts[i]))
+            node_samples = samples_table([host], [node])
+            write_node(
+                root,
+                host,
+                {"tasks": tasks_table([host], [node], int(counts[:i].sum())), "power_samples": node_samples},
+            )
+            samples += node_samples.num_rows
+        (root / "machines").mkdir()
+        pq.write_table(machines_table(hosts), root / "machines" / "part-0.parquet")
+        written_s = time.perf_counter() - started
+        written_rss_gib = peak_rss_gib()
+        result, engine_s, engine_cpu_s = timed(attribute_dataset, root)
+    print(
+        f"large: {samples:,} samples ({args.nodes} nodes x {SOCKETS} packages x {seconds:,} readings), "
+        f"{args.tasks:,} tasks; made and written to a trace dataset in {written_s:.1f} s "
+        f"(peak RSS {written_rss_gib:.2f} GiB)"
+    )
+    print(
+        f"  jouletrace attribute_dataset() (one node-day at a time, Parquet reads included): {engine_s:.1f} s wall "
+        f"({engine_cpu_s:.1f} s CPU), {samples / engine_s / 1e6:.2f} M samples/s, "
+        f"{result.task_energy.num_rows:,} task_energy rows"
+    )
+    print(f"peak RSS {peak_rss_gib():.2f} GiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="100M samples x 1M tasks, jouletrace only")
+    parser.add_argument("--samples", type=int, help="power samples in all (default 10M, --large 100M)")
+    parser.add_argument("--tasks", type=int, help="tasks in all (default 100k, --large 1M)")
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--duckdb-threads", type=int, help="DuckDB threads (default: DuckDB's, all cores)")
+    args = parser.parse_args()
+    sizes = LARGE if args.large else DEFAULT
+    args.samples = args.samples or sizes["samples"]
+    args.tasks = args.tasks or sizes["tasks"]
+    if args.samples < args.nodes * SOCKETS * 4 or args.tasks < args.nodes:
+        parser.error("need at least 4 readings per package and one task per node")
+    (run_large if args.large else run_default)(args)
+
+
+if __name__ == "__main__":
+    main()
