@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from pipelines.allocate.assets import allocation_evaluation
-from pipelines.collect.assets import machines, power_samples, task_runs
+from pipelines.collect.assets import container_samples, machines, power_samples, task_runs
 from pipelines.collect.resources import (
     ArgoServerRuns,
     KubernetesApi,
@@ -24,6 +24,7 @@ ASSETS = [
     task_runs,
     machines,
     power_samples,
+    container_samples,
     task_energy,
     energy_traces,
     *export_assets,
@@ -57,7 +58,9 @@ def source_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     else:
         kubernetes = RecordedKubernetes(**recorded)
     if live.prometheus_url:
-        power = PrometheusPowerReadings(url=live.prometheus_url, dialects=list(live.dialects))
+        power = PrometheusPowerReadings(
+            url=live.prometheus_url, dialects=list(live.dialects), usage_dialects=list(live.usage_dialects)
+        )
     else:
         power = RecordedPowerReadings(**recorded)
     return {"argo": argo, "kubernetes": kubernetes, "power": power}

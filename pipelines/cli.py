@@ -36,15 +36,37 @@ def cmd_attribute(args) -> int:
     tasks = _read("tasks", args.tasks)
     samples = _read("power_samples", args.samples)
     machines = _read("machines", args.machines) if args.machines else None
+    containers = _read("container_samples", args.containers) if args.containers else None
     result = attribute(
-        tasks, samples, machines, idle_policy=args.idle_policy, window_seconds=args.window_seconds
+        tasks,
+        samples,
+        machines,
+        idle_policy=args.idle_policy,
+        window_seconds=args.window_seconds,
+        split=args.split,
+        containers=containers,
+        share=args.share,
+        idle_power_watts=dict(args.idle_power or []),
+        skew_tolerance_seconds=args.skew_tolerance_seconds,
+        correct_skew=args.correct_skew,
     )
     write_parquet_atomic(result.task_energy, Path(args.out))
     if args.balance_out:
         write_parquet_atomic(result.node_energy_balance, Path(args.balance_out))
+    if args.diagnostics_out:
+        write_parquet_atomic(result.diagnostics, Path(args.diagnostics_out))
     total = sum(result.task_energy["energy_joules"].to_pylist())
     print(f"wrote {args.out}: {result.task_energy.num_rows} rows, {total:,.1f} J attributed")
     return 0
+
+
+def _idle_power(text: str) -> tuple[tuple[str, str], float]:
+    from datasets.attribution import parse_idle_power
+
+    try:
+        return parse_idle_power(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_sample(args) -> int:
@@ -92,9 +114,12 @@ def cmd_collect(args) -> int:
             kubeconfig=args.kubeconfig,
             prometheus_url=args.prometheus,
             dialects=tuple(args.dialect or ("agent",)),
+            usage_dialects=tuple(args.usage_dialect or ()),
         ),
     )
-    config = run_config(args.since, args.until, idle_policy=args.idle_policy, split=args.split)
+    config = run_config(
+        args.since, args.until, idle_policy=args.idle_policy, split=args.split, share=args.share
+    )
     outcome = materialize_everything(settings, config, dg.DagsterInstance.ephemeral(), TRACE_GROUPS)
     if outcome.step_errors:
         for error in outcome.step_errors:
@@ -390,16 +415,46 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--tasks", required=True, help="tasks Parquet file")
     a.add_argument("--samples", required=True, help="power_samples Parquet file")
     a.add_argument("--out", required=True, help="task_energy Parquet file to write")
-    a.add_argument("--idle-policy", choices=["none", "requests"], default="requests")
+    a.add_argument(
+        "--idle-policy",
+        choices=["none", "requests", "time"],
+        default="requests",
+        help="idle power to tasks: none, by reserved share of the node's cores (default), or equally among "
+        "the tasks running",
+    )
+    a.add_argument(
+        "--share",
+        choices=["usage", "requests", "kepler"],
+        help="what co-located tasks' CPU/DRAM energy is split by: measured CPU usage (default when "
+        "--containers holds CPU-seconds counters), requested cores, or Kepler's per-pod joules as they are",
+    )
     a.add_argument(
         "--split",
-        choices=["fitted", "requests"],
+        choices=["fitted", "plain", "requests"],
         default="fitted",
-        help="CPU/DRAM split of co-located tasks: requested cores weighted by each task type's fitted "
-        "watts per core (default), or requested cores alone",
+        help="weight each task's usage or cores by its task type's fitted watts per unit (default), or by "
+        "one common value (plain); requests = plain with --share requests",
+    )
+    a.add_argument(
+        "--containers", help="container_samples Parquet file (CPU-seconds counters, Kepler joules)"
     )
     a.add_argument("--machines", help="machines Parquet file (node core counts for the idle share)")
+    a.add_argument(
+        "--idle-power",
+        action="append",
+        type=_idle_power,
+        metavar="HOST:KIND=WATTS",
+        help="configured idle power of each device of a kind on a node, instead of the estimate (repeatable)",
+    )
+    a.add_argument(
+        "--skew-tolerance-seconds",
+        type=float,
+        default=0.0,
+        help="estimate each node's clock skew against Argo within +-this many seconds (reported)",
+    )
+    a.add_argument("--correct-skew", action="store_true", help="shift task times by the estimated skew")
     a.add_argument("--balance-out", help="also write node_energy_balance to this Parquet file")
+    a.add_argument("--diagnostics-out", help="also write the diagnostics (idle powers, fit, skew, drops)")
     a.add_argument("--window-seconds", type=float, default=3600.0, help="balance window length")
     a.set_defaults(run=cmd_attribute)
 
@@ -435,13 +490,20 @@ def parser() -> argparse.ArgumentParser:
         choices=["agent", "kepler", "kepler-legacy", "node-exporter", "dcgm", "cadvisor"],
         help="which exporters' metrics to read (repeatable; default agent)",
     )
+    c.add_argument(
+        "--usage-dialect",
+        action="append",
+        choices=["agent", "cadvisor", "kepler", "kepler-legacy"],
+        help="per-container CPU usage (or Kepler pod joules) for splitting co-located tasks (repeatable)",
+    )
     c.add_argument("--since", help="workflows finished at or after this time (ISO 8601 with zone)")
     c.add_argument("--until", help="workflows finished before this time (ISO 8601 with zone)")
     c.add_argument(
         "--out", required=True, help="trace dataset folder (partitions are replaced, not duplicated)"
     )
-    c.add_argument("--idle-policy", choices=["none", "requests"], default="requests")
-    c.add_argument("--split", choices=["fitted", "requests"], default="fitted")
+    c.add_argument("--idle-policy", choices=["none", "requests", "time"], default="requests")
+    c.add_argument("--split", choices=["fitted", "plain", "requests"], default="fitted")
+    c.add_argument("--share", choices=["usage", "requests", "kepler"], help="default: usage where measured")
     c.set_defaults(run=cmd_collect)
 
     d = sub.add_parser("demo", help="run every asset on the sample world and report accuracy")

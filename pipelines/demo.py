@@ -76,7 +76,7 @@ def run_demo(
     truth = pq.read_table(settings.recorded_dir / "truth" / "task_energy.parquet")
     errors = per_task_errors(task_energy, truth)
     accuracy = summarize(errors)
-    # The same readings split by requested cores alone, to show what the fitted split adds.
+    # The same readings split by requested cores alone (no usage, no fit), to show what those add.
     machines = read_table(settings.dataset_dir, "machines")
     samples = read_table(settings.dataset_dir, "power_samples")
     plain = attribute(tasks, samples, machines, split="requests").task_energy
@@ -125,9 +125,9 @@ def format_report(report: DemoReport) -> str:
             f"  checks         {report.checks_passed + len(report.checks_failed)} asset checks, {checks}",
             f"  accuracy       per-task relative error vs ground truth over {acc.tasks} tasks: "
             f"median {acc.median_relative_error:.2%}, p95 {acc.p95_relative_error:.2%}, "
-            f"max {acc.max_relative_error:.2%}  (CPU/DRAM split by requested cores x fitted watts per core "
-            "of each task type)",
-            f"                 with the split by requested cores alone: "
+            f"max {acc.max_relative_error:.2%}  (co-located CPU/DRAM energy split by measured container CPU "
+            "time x each task type's fitted joules per CPU-second)",
+            f"                 split by requested cores alone instead: "
             f"median {report.accuracy_requests_split.median_relative_error:.2%}, "
             f"p95 {report.accuracy_requests_split.p95_relative_error:.2%}",
             f"  totals         attributed {acc.total_attributed_joules / 1e6:.3f} MJ, "

@@ -21,12 +21,13 @@ def run_config(
     until: str | None = None,
     idle_policy: str = "requests",
     split: str = "fitted",
+    share: str | None = None,
     log_level: str = "INFO",
 ) -> dict:
     return {
         "ops": {
             "task_runs": {"config": {"since": since, "until": until}},
-            "task_energy": {"config": {"idle_policy": idle_policy, "split": split}},
+            "task_energy": {"config": {"idle_policy": idle_policy, "split": split, "share": share}},
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
     }

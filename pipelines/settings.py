@@ -27,6 +27,7 @@ class LiveSources:
     kubeconfig: str | None = None
     prometheus_url: str | None = None
     dialects: tuple[str, ...] = DEFAULT_DIALECTS
+    usage_dialects: tuple[str, ...] = ()
 
     @property
     def kubernetes_is_live(self) -> bool:
@@ -69,10 +70,10 @@ class Settings:
     def from_env(cls) -> Settings:
         """JOULETRACE_DATA (default ./data), JOULETRACE_RECORDED (default: the sample world) and, for live
         collection, JOULETRACE_ARGO_URL, JOULETRACE_NAMESPACE, JOULETRACE_KUBERNETES_URL, KUBECONFIG,
-        JOULETRACE_PROMETHEUS_URL, JOULETRACE_DIALECTS (comma-separated). Tokens are read by the clients
+        JOULETRACE_PROMETHEUS_URL, JOULETRACE_DIALECTS and JOULETRACE_USAGE_DIALECTS (comma-separated). Tokens are read by the clients
         from ARGO_TOKEN / KUBERNETES_TOKEN and never stored here."""
         env = os.environ
-        dialects = tuple(d.strip() for d in env.get("JOULETRACE_DIALECTS", "").split(",") if d.strip())
+        dialects = _names(env.get("JOULETRACE_DIALECTS", ""))
         live = LiveSources(
             argo_url=env.get("JOULETRACE_ARGO_URL") or None,
             namespace=env.get("JOULETRACE_NAMESPACE") or None,
@@ -80,7 +81,12 @@ class Settings:
             kubeconfig=env.get("KUBECONFIG") if env.get("JOULETRACE_ARGO_URL") else None,
             prometheus_url=env.get("JOULETRACE_PROMETHEUS_URL") or None,
             dialects=dialects or DEFAULT_DIALECTS,
+            usage_dialects=_names(env.get("JOULETRACE_USAGE_DIALECTS", "")),
         )
         return cls.under(
             env.get("JOULETRACE_DATA", DEFAULT_DATA_DIR), env.get("JOULETRACE_RECORDED") or None, live=live
         )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())

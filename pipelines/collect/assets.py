@@ -126,3 +126,16 @@ def power_samples(
             "window_end": end.isoformat(),
         },
     )
+
+
+@dg.asset(group_name="collect", kinds={"parquet"})
+def container_samples(
+    context: dg.AssetExecutionContext, task_runs: pa.Table, machines: pa.Table, power: PowerReadingsResource
+):
+    """Per-container CPU seconds (`container_samples`) over the window of the task runs: the usage that
+    splits a node's energy among co-located tasks. Empty when no usage source is configured."""
+    start, end = reading_window(task_runs)
+    table = power.container_samples(sorted(set(machines["host_node"].to_pylist())), start, end)
+    pods = len(set(table["pod_uid"].to_pylist())) if table.num_rows else 0
+    context.log.info(f"read {table.num_rows} container readings of {pods} pods")
+    return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "pods": pods})

@@ -14,9 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
+import schemas
 from collectors.argo_live import argo_service, finished_workflows
 from collectors.kubernetes_live import core_v1, node_list, workflow_pod_list
-from collectors.prometheus import connect, gpu_ids_by_pod, read_power_samples
+from collectors.prometheus import connect, gpu_ids_by_pod, read_container_samples, read_power_samples
 from collectors.recorded import RecordedSources
 from datasets.sample_world import generate
 
@@ -75,6 +76,10 @@ class PowerReadingsResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table: ...
 
+    @abstractmethod
+    def container_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
+        """Per-container CPU seconds (and per-pod joules where an exporter gives them): `container_samples`."""
+
     def gpu_ids_by_pod(self, start: datetime, end: datetime) -> dict[tuple[str, str], list[str]]:
         """GPU UUIDs each (namespace, pod) held, where the readings' source says (DCGM); else none."""
         return {}
@@ -113,6 +118,9 @@ class RecordedKubernetes(RecordedFolder, KubernetesResource):
 class RecordedPowerReadings(RecordedFolder, PowerReadingsResource):
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
         return self.sources().power_samples(host_nodes=host_nodes, start=start, end=end)
+
+    def container_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
+        return self.sources().container_samples(host_nodes=host_nodes, start=start, end=end)
 
 
 class ArgoServerRuns(ArgoRunsResource):
@@ -157,16 +165,24 @@ class KubernetesApi(KubernetesResource):
 
 
 class PrometheusPowerReadings(PowerReadingsResource):
-    """Raw readings from Prometheus in the configured dialects (agent, kepler, node-exporter, dcgm)."""
+    """Raw readings from Prometheus in the configured dialects (agent, kepler, node-exporter, dcgm), and
+    per-container usage from `usage_dialects` (agent's cgroup counters, cadvisor, kepler pods); none by
+    default, so a cluster without them is not an error."""
 
     url: str
     dialects: list[str] = ["agent"]
+    usage_dialects: list[str] = []
 
     def _client(self):
         return connect(self.url)
 
     def power_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
         return read_power_samples(self._client(), self.dialects, start, end, host_nodes=host_nodes)
+
+    def container_samples(self, host_nodes: list[str], start: datetime, end: datetime) -> pa.Table:
+        if not self.usage_dialects:
+            return schemas.empty("container_samples")
+        return read_container_samples(self._client(), self.usage_dialects, start, end, host_nodes=host_nodes)
 
     def gpu_ids_by_pod(self, start: datetime, end: datetime) -> dict[tuple[str, str], list[str]]:
         if "dcgm" not in self.dialects:

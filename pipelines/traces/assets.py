@@ -8,17 +8,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from datasets.attribution import attribute
+from datasets.attribution import attribute, parse_idle_power
 from datasets.reports import energy_plot_png, joules_by_device_kind, top_task_types_markdown
 from datasets.traces import write_bytes_atomic, write_dataset
 
 
 class AttributionConfig(dg.Config):
-    """How readings become task energy (rules in docs/attribution.md)."""
+    """How readings become task energy (rules in docs/attribution.md). `share` None: by measured usage
+    where container CPU counters exist, else by requests."""
 
     idle_policy: str = "requests"
     split: str = "fitted"
+    share: str | None = None
     window_seconds: float = 3600.0
+    skew_tolerance_seconds: float = 0.0
+    correct_skew: bool = False
+    # Configured idle power instead of the estimate from readings: "HOST:DEVICE_KIND=WATTS" (per device).
+    idle_power: list[str] = []
+
+    def idle_power_watts(self) -> dict[tuple[str, str], float] | None:
+        return dict(parse_idle_power(item) for item in self.idle_power) if self.idle_power else None
 
 
 class TraceDatasetResource(dg.ConfigurableResource):
@@ -45,6 +54,7 @@ def task_energy(
     task_runs: pa.Table,
     power_samples: pa.Table,
     machines: pa.Table,
+    container_samples: pa.Table,
 ):
     result = attribute(
         task_runs,
@@ -52,7 +62,12 @@ def task_energy(
         machines,
         idle_policy=config.idle_policy,
         split=config.split,
+        share=config.share,
+        containers=container_samples if container_samples.num_rows else None,
         window_seconds=config.window_seconds,
+        skew_tolerance_seconds=config.skew_tolerance_seconds,
+        correct_skew=config.correct_skew,
+        idle_power_watts=config.idle_power_watts(),
     )
     energy, balance = result.task_energy, result.node_energy_balance
     by_kind = joules_by_device_kind(energy)
@@ -69,6 +84,7 @@ def task_energy(
             "top_task_types": dg.MetadataValue.md(top_task_types_markdown(energy, task_runs)),
             "idle_policy": config.idle_policy,
             "split": config.split,
+            "share": config.share or ("usage" if container_samples.num_rows else "requests"),
         },
     )
     measured = pc.sum(balance["measured_joules"]).as_py() or 0.0
@@ -103,6 +119,7 @@ def energy_traces(
     task_runs: pa.Table,
     machines: pa.Table,
     power_samples: pa.Table,
+    container_samples: pa.Table,
     task_energy: pa.Table,
     node_energy_balance: pa.Table,
 ) -> dg.MaterializeResult:
@@ -112,6 +129,7 @@ def energy_traces(
         "tasks": task_runs,
         "machines": machines,
         "power_samples": power_samples,
+        "container_samples": container_samples,
         "task_energy": task_energy,
         "node_energy_balance": node_energy_balance,
     }

@@ -12,6 +12,7 @@ TABLE_OF_ASSET = {
     "task_runs": "tasks",
     "machines": "machines",
     "power_samples": "power_samples",
+    "container_samples": "container_samples",
     "task_energy": "task_energy",
     "node_energy_balance": "node_energy_balance",
 }

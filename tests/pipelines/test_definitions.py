@@ -15,6 +15,7 @@ EXPECTED_ASSETS = {
     "task_runs",
     "machines",
     "power_samples",
+    "container_samples",
     "task_energy",
     "node_energy_balance",
     "energy_traces",
@@ -74,8 +75,7 @@ def test_demo_materializes_every_asset_and_passes_every_check(demo_run, capsys):
     assert materialized == EXPECTED_ASSETS
     # The dataset is valid and covers every device kind of the sample world.
     checked = schemas.validate_path(out / "dataset")
-    # container_samples needs a usage source (cAdvisor, the agent's cgroup counters); the sample world has none.
-    assert set(checked) == set(schemas.TABLES) - {"container_samples"}
+    assert set(checked) == set(schemas.TABLES)
     assert set(summary["joules_by_device_kind"]) == {"cpu_package", "dram", "gpu", "fpga"}
     assert summary["accuracy"]["median_relative_error"] < 0.05
     assert (out / "report" / "attribution_vs_truth.png").read_bytes()[:4] == b"\x89PNG"
