@@ -18,7 +18,6 @@ import math
 import os
 import re
 import secrets
-import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from datasets.traces import read_table, write_bytes_atomic, write_dataset
+from datasets.traces import read_table, replace_folder, write_bytes_atomic, write_dataset
 from datasets.wfformat import (
     EXPORTED_TABLES,
     attribution_summary,
@@ -267,20 +266,13 @@ def export_wfinstances(
 
 def _replace_folder(target: Path, contents: Mapping[Path, bytes]) -> None:
     """Write a folder's files into a staging sibling and swap it in, so readers see the old or the new one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    staging = target.with_name(f".{target.name}.{token}.new")
-    retired = target.with_name(f".{target.name}.{token}.old")
-    try:
+
+    def fill(staging: Path) -> None:
         for relative, data in contents.items():
             (staging / relative).parent.mkdir(parents=True, exist_ok=True)
             (staging / relative).write_bytes(data)
-        if target.exists():
-            os.replace(target, retired)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)
+
+    replace_folder(target, fill)
 
 
 def check_wfinstances_bundle(path: str | Path) -> list[Finding]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -108,22 +109,27 @@ def write_dataset(root: str | Path, tables: dict[str, pa.Table]) -> dict[str, li
     return written
 
 
-def _replace_partition(table_dir: Path, partition: str, part: pa.Table) -> Path:
-    table_dir.mkdir(parents=True, exist_ok=True)
+def replace_folder(target: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a staging sibling of `target`, then swap it in: readers see the old folder or the new one,
+    never a mix, and a failure leaves the old one in place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
-    staging = table_dir / f".{partition}.{token}.new"
-    retired = table_dir / f".{partition}.{token}.old"
-    target = table_dir / partition
+    staging = target.with_name(f".{target.name}.{token}.new")
+    retired = target.with_name(f".{target.name}.{token}.old")
     staging.mkdir()
     try:
-        pq.write_table(part, staging / "part-0.parquet")
+        fill(staging)
         if target.exists():
             os.replace(target, retired)
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(retired, ignore_errors=True)
-    return target / "part-0.parquet"
+
+
+def _replace_partition(table_dir: Path, partition: str, part: pa.Table) -> Path:
+    replace_folder(table_dir / partition, lambda staging: pq.write_table(part, staging / "part-0.parquet"))
+    return table_dir / partition / "part-0.parquet"
 
 
 def read_table(root: str | Path, name: str, filter_expression: ds.Expression | None = None) -> pa.Table:

@@ -16,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import schemas
-from datasets.traces import write_bytes_atomic
+from datasets.traces import replace_folder, write_bytes_atomic
 from datasets.wfformat import (
     UNKNOWN_CLUSTER,
     UNKNOWN_PHASE,
@@ -405,19 +402,9 @@ def write_wta(trace: WtaTrace, root: str | Path) -> list[Path]:
 
 
 def _replace_table_folder(folder: Path, table: pa.Table) -> Path:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    staging = folder.with_name(f".{folder.name}.{token}.new")
-    retired = folder.with_name(f".{folder.name}.{token}.old")
-    staging.mkdir()
-    try:
-        pq.write_table(table, staging / "part.0.parquet", compression="snappy")
-        if folder.exists():
-            os.replace(folder, retired)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(retired, ignore_errors=True)
+    replace_folder(
+        folder, lambda staging: pq.write_table(table, staging / "part.0.parquet", compression="snappy")
+    )
     return folder / "part.0.parquet"
 
 
