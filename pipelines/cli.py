@@ -207,9 +207,12 @@ def cmd_evaluate_allocation(args) -> int:
         raise ValueError("--repetitions must be >= 1")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     catalog = read_catalog(args.catalog) if args.catalog else default_catalog()
+    from tqdm import tqdm
+
     cases = synthetic_cases(workloads, args.repetitions, args.seed)
+    progress = tqdm(list(cases), desc="workflows", unit="workflow", file=sys.stderr)
     results = evaluate(
-        cases, parse_budgets(args.budgets), catalog, confidence=args.confidence, seed=args.seed
+        progress, parse_budgets(args.budgets), catalog, confidence=args.confidence, seed=args.seed
     )
     written = write_outputs(results, args.out)
     for algorithm, s in summary(results).items():
