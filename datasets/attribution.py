@@ -196,8 +196,12 @@ def unwrap_counter(
     allowed = (most >= fewest) & ((delta >= 0) | (fewest > 0))
     reset = (delta < 0) & ~allowed
     unique = allowed & (most == fewest)
-    neighbour_joules = _neighbour_mean((delta + fewest * wrap_joules) / seconds, unique) * seconds
     several = allowed & (most > fewest)
+    # Only a choice among wrap counts or a drop consults the neighbours (NaN: none known).
+    if (several | (delta < 0)).any():
+        neighbour_joules = _neighbour_mean((delta + fewest * wrap_joules) / seconds, unique) * seconds
+    else:
+        neighbour_joules = np.full(delta.size, np.nan)
     nearest = np.divide(neighbour_joules - delta, wrap_joules, out=np.full_like(delta, np.nan), where=several)
     wraps = np.where(np.isfinite(nearest), np.clip(np.rint(nearest), fewest, most), fewest)
     # A drop that a wrap would explain only with many times the neighbours' power was a reset.
@@ -265,6 +269,23 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
     return _numpy(encoded.indices), encoded.dictionary.to_pylist()
 
 
+def _key_codes(table: pa.Table, names: tuple[str, ...]) -> tuple[np.ndarray, list[tuple]]:
+    """Per row, the number of its key (the values of columns `names`) in order of first appearance, and the
+    keys. Each column is encoded alone and the codes combined: encoding joined strings costs far more."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    columns = []
+    for name in names:
+        codes, values = _codes(table[name])
+        combined = combined * len(values) + codes
+        columns.append(values)
+    codes, used = _codes(pa.chunked_array([combined]))
+    digits = np.unravel_index(np.asarray(used, dtype=np.int64), [len(values) for values in columns])
+    keys = [
+        tuple(values[i] for values, i in zip(columns, row, strict=True)) for row in zip(*digits, strict=True)
+    ]
+    return codes, keys
+
+
 def _diagnostic(item: str, value: float | None, detail: str | None = None, key=(None, None, None)) -> dict:
     host_node, device_kind, device_id = key
     return {
@@ -311,10 +332,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
     """One series per device (its energy counter when it has one, else its power gauge) and diagnostics."""
     if samples.num_rows == 0:
         return [], []
-    key = pc.binary_join_element_wise(
-        samples["host_node"], samples["device_kind"], samples["device_id"], "\x1f"
-    )
-    codes, names = _codes(key)
+    codes, keys = _key_codes(samples, ("host_node", "device_kind", "device_id"))
     provenance_codes, provenance_names = _codes(samples["provenance"])
     source_codes, source_names = _codes(samples["source"])
     counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
@@ -325,7 +343,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
     starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
     series, notes = [], []
     for rows in np.split(order, starts[1:]):
-        host_node, device_kind, device_id = names[codes[rows[0]]].split("\x1f")
+        host_node, device_kind, device_id = keys[codes[rows[0]]]
         counters = int(counter[rows].sum())
         rows = rows[:counters] if counters else rows
         what = COUNTER if counters else "power_watts"
@@ -351,7 +369,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
                 )
             )
             continue
-        sources = {source_names[c] for c in np.unique(source_codes[rows])}
+        sources = {source_names[c] for c in np.flatnonzero(np.bincount(source_codes[rows]))}
         if counters:
             rule = "counter"
         elif sources <= set(TRAILING_AVERAGE_SECONDS):
@@ -359,7 +377,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
         else:
             rule = "trapezoid"
         wrap = counter_max[rows]
-        provenances = {provenance_names[c] for c in np.unique(provenance_codes[rows])}
+        provenances = {provenance_names[c] for c in np.flatnonzero(np.bincount(provenance_codes[rows]))}
         series.append(
             _Series(
                 host_node=host_node,
@@ -885,6 +903,13 @@ def _running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -
     return np.cumsum(change, dtype=np.longdouble)[:-1].astype(float)
 
 
+def _holding(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
+    """Per segment, how many of the ranges [lo, hi) of grid points hold it (counted in integers: exact)."""
+    nonempty = hi > lo
+    change = np.bincount(lo[nonempty], minlength=points) - np.bincount(hi[nonempty], minlength=points)
+    return np.cumsum(change)[:-1]
+
+
 def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """max(values[lo:hi]) per range (NaN when empty); ranges sorted by start keep one pass over values."""
     result = np.full(lo.size, np.nan)
@@ -939,7 +964,7 @@ def _quiet(
     """Segments whose whole reading interval is clear of every window a task may have run in."""
     lo = np.clip(np.searchsorted(grid_s, start_s, side="right") - 1, 0, grid_s.size - 1)
     hi = np.maximum(np.searchsorted(grid_s, end_s, side="left"), lo + 1)
-    busy = _running(lo, hi, np.ones(lo.size), grid_s.size + 1)[: grid_s.size - 1] > 0
+    busy = _holding(lo, hi, grid_s.size + 1)[: grid_s.size - 1] > 0
     return np.bincount(interval, busy, intervals)[interval] == 0
 
 
@@ -1077,7 +1102,9 @@ def _interval_amounts(
     column: np.ndarray,
     columns: int,
 ) -> np.ndarray:
-    """X[j, c] = sum over the pieces of column c of rate x their overlap with [at_j, at_{j+1}]."""
+    """X^T: [c, j] = sum over the pieces of column c of rate x their overlap with [at_j, at_{j+1}].
+
+    Column-major (one row per column) so that the running sums run along contiguous memory."""
     intervals = at_s.size - 1
     inside = (end_s > at_s[0]) & (start_s < at_s[-1])
     start, end = np.clip(start_s[inside], at_s[0], at_s[-1]), np.clip(end_s[inside], at_s[0], at_s[-1])
@@ -1085,14 +1112,25 @@ def _interval_amounts(
     first = np.clip(np.searchsorted(at_s, start, side="right") - 1, 0, intervals - 1)
     last = np.clip(np.searchsorted(at_s, end, side="left") - 1, first, intervals - 1)
     # Intervals strictly between the first and the last are covered whole: a difference array of rates.
-    change = np.zeros((intervals + 1, columns))
+    # Sums over flat (column, interval) cells go through bincount, far faster than np.add.at.
     spans = last > first
-    np.add.at(change, (first[spans] + 1, column[spans]), rate[spans])
-    np.add.at(change, (last[spans], column[spans]), -rate[spans])
-    amount = np.cumsum(change, axis=0)[:intervals] * np.diff(at_s)[:, None]
-    np.add.at(amount, (first, column), rate * (np.minimum(end, at_s[first + 1]) - start))
-    np.add.at(amount, (last[spans], column[spans]), rate[spans] * (end[spans] - at_s[last[spans]]))
-    return amount
+    change = np.bincount(
+        np.tile(column[spans] * (intervals + 1), 2) + np.concatenate([first[spans] + 1, last[spans]]),
+        np.concatenate([rate[spans], -rate[spans]]),
+        columns * (intervals + 1),
+    ).reshape(columns, intervals + 1)
+    amount = np.cumsum(change, axis=1)[:, :intervals] * np.diff(at_s)
+    edges = np.bincount(
+        np.concatenate([column * intervals + first, column[spans] * intervals + last[spans]]),
+        np.concatenate(
+            [
+                rate * (np.minimum(end, at_s[first + 1]) - start),
+                rate[spans] * (end[spans] - at_s[last[spans]]),
+            ]
+        ),
+        columns * intervals,
+    )
+    return amount + edges.reshape(columns, intervals)
 
 
 def _design(cut: _Cut, columns: int, stats: _SeriesStats, gram: np.ndarray, emit: tuple[int, int]) -> None:
@@ -1114,14 +1152,14 @@ def _design(cut: _Cut, columns: int, stats: _SeriesStats, gram: np.ndarray, emit
     for first in range(0, times_s.size - 1, block):
         at_s = times_s[first : first + block + 1]
         amount = _interval_amounts(at_s, start_s, end_s, rate, local, used.size)
-        keep = (amount.sum(axis=1) > 0) & _emitted(cut, at_s[:-1], emit)
-        amount = amount[keep]
+        keep = (amount.sum(axis=0) > 0) & _emitted(cut, at_s[:-1], emit)
+        amount = amount[:, keep]
         energy_j = cut.interval_j[first : first + block][keep]
         interval_s = np.diff(at_s)[keep]
-        weighted = amount / interval_s[:, None]
-        gram[np.ix_(used, used)] += amount.T @ weighted
-        stats.moment_joules[used] += weighted.T @ energy_j
-        stats.moment_idle[used] += amount.sum(axis=0)
+        weighted = amount / interval_s
+        gram[np.ix_(used, used)] += amount @ weighted.T
+        stats.moment_joules[used] += weighted @ energy_j
+        stats.moment_idle[used] += amount.sum(axis=1)
         stats.sum_joules += float(energy_j.sum())
         stats.sum_seconds += float(interval_s.sum())
         stats.sum_squares += float((energy_j**2 / interval_s).sum())
@@ -1291,11 +1329,13 @@ def _attribute_cut(
     weighted_rate = np.where(weighted_rate > MIN_RATE, weighted_rate, 0.0)
     drawing = _running(cut.main_lo, cut.main_hi, weighted_rate, points)
     # Whether anyone draws is counted in integers: a float running sum leaves crumbs where nobody does.
-    main = _running(cut.main_lo, cut.main_hi, (weighted_rate > 0) * 1.0, points) > 0
+    drawn = weighted_rate > 0
+    main = _holding(cut.main_lo[drawn], cut.main_hi[drawn], points) > 0
     drawing = np.where(main, drawing, 0.0)
     presence = pieces.equal_presence
     sharing = _running(cut.equal_lo, cut.equal_hi, presence, points)
-    shared = _running(cut.equal_lo, cut.equal_hi, (presence > 0) * 1.0, points) > 0
+    present = presence > 0
+    shared = _holding(cut.equal_lo[present], cut.equal_hi[present], points) > 0
     sharing = np.where(shared, sharing, 0.0)
     # Within a reading interval the energy follows the modelled power: idle plus what the pieces draw at
     # the fitted watts per unit, or (GPU/FPGA) the device's mean dynamic power per holder.
@@ -1527,8 +1567,9 @@ def _attribute_cut(
     first_interval = np.clip(at_start, 0, readings - 1)
     past_interval = np.maximum(np.clip(past_reading, 0, readings - 1), first_interval)
     wraps, resets = _cumulative(cut.flags == FLAG_WRAP), _cumulative(cut.flags == FLAG_RESET)
+    whole = presence >= 1
     holders = _range_max(
-        _running(cut.equal_lo, cut.equal_hi, (presence >= 1) * 1.0, points), cut.equal_lo, cut.equal_hi
+        _holding(cut.equal_lo[whole], cut.equal_hi[whole], points), cut.equal_lo, cut.equal_hi
     )
     labels = _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
     tail = f";{idle_label};idle_power={idle.method}" + (skew.label() if skew is not None else "")
@@ -1538,26 +1579,25 @@ def _attribute_cut(
         "trailing": "gauge-trailing-average-1s",
         "trapezoid": "gauge-trapezoid",
     }[series.rule]
-    methods = np.asarray(
-        [
-            ("no-readings: outside readings;" if out else "")
-            + reading
-            + (";wraps-corrected" if wrapped else "")
-            + (";reset-estimated" if was_reset else "")
-            + (";gap" if cover < 1.0 and not out else "")
-            + f";split={label}"
-            + tail
-            for out, wrapped, was_reset, cover, label in zip(
-                outside,
-                wraps[past_interval] - wraps[first_interval],
-                resets[past_interval] - resets[first_interval],
-                coverage,
-                labels,
-                strict=True,
-            )
-        ],
-        dtype=object,
+    # Each distinct combination of the flags and the split label is spelt once, not once per row.
+    label_names, label_of = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    wrapped = wraps[past_interval] != wraps[first_interval]
+    was_reset = resets[past_interval] != resets[first_interval]
+    gap = (coverage < 1.0) & ~outside
+    spelt, which = np.unique(
+        label_of * 16 + outside * 8 + wrapped * 4 + was_reset * 2 + gap, return_inverse=True
     )
+    texts = [
+        ("no-readings: outside readings;" if combination & 8 else "")
+        + reading
+        + (";wraps-corrected" if combination & 4 else "")
+        + (";reset-estimated" if combination & 2 else "")
+        + (";gap" if combination & 1 else "")
+        + f";split={label_names[combination // 16]}"
+        + tail
+        for combination in spelt.tolist()
+    ]
+    methods = np.asarray(texts, dtype=object)[which]
     emitted = (tasks.start_us[rows] >= emit[0]) & (tasks.start_us[rows] < emit[1])
     task_rows = {
         "workflow_uid": tasks.workflow_uid[rows],
