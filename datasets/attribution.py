@@ -150,6 +150,8 @@ DAY_US = 86_400 * US_PER_SECOND
 STREAM_MARGIN_SECONDS = 3600.0
 # Values of dense fit rows (reading intervals x columns) built at a time.
 DESIGN_BLOCK_VALUES = 4_000_000
+# Segments (grid points over all series) that attribute() keeps from the fit pass for the split pass.
+KEPT_CUT_POINTS = 30_000_000
 # The emit range of a computation over all time (in memory): results for every instant.
 EVERYTHING = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
 
@@ -1104,7 +1106,7 @@ def _interval_amounts(
 ) -> np.ndarray:
     """X^T: [c, j] = sum over the pieces of column c of rate x their overlap with [at_j, at_{j+1}].
 
-    Column-major (one row per column) so that the running sums run along contiguous memory."""
+    One row per column; the running sums run over an (interval, column) array, a contiguous row per step."""
     intervals = at_s.size - 1
     inside = (end_s > at_s[0]) & (start_s < at_s[-1])
     start, end = np.clip(start_s[inside], at_s[0], at_s[-1]), np.clip(end_s[inside], at_s[0], at_s[-1])
@@ -1115,11 +1117,11 @@ def _interval_amounts(
     # Sums over flat (column, interval) cells go through bincount, far faster than np.add.at.
     spans = last > first
     change = np.bincount(
-        np.tile(column[spans] * (intervals + 1), 2) + np.concatenate([first[spans] + 1, last[spans]]),
+        np.concatenate([first[spans] + 1, last[spans]]) * columns + np.tile(column[spans], 2),
         np.concatenate([rate[spans], -rate[spans]]),
-        columns * (intervals + 1),
-    ).reshape(columns, intervals + 1)
-    amount = np.cumsum(change, axis=1)[:, :intervals] * np.diff(at_s)
+        (intervals + 1) * columns,
+    ).reshape(intervals + 1, columns)
+    amount = np.ascontiguousarray((np.cumsum(change, axis=0)[:intervals] * np.diff(at_s)[:, None]).T)
     edges = np.bincount(
         np.concatenate([column * intervals + first, column[spans] * intervals + last[spans]]),
         np.concatenate(
@@ -2161,13 +2163,22 @@ def attribute(
     for chunk in chunks:
         engine.gather_skew(chunk)
     engine.finish_skew()
-    # Cuts are made again in the second pass rather than kept: memory holds one node's segments at a time.
+    # The fit pass's cuts are kept for the split pass while their segments total at most KEPT_CUT_POINTS;
+    # the other nodes' cuts are made again, so memory stays bounded on large inputs.
+    kept: dict[str, list[_Cut]] = {}
+    points = 0
     for chunk in chunks:
-        engine.gather(chunk, engine.cuts(chunk))
+        cuts = engine.cuts(chunk)
+        engine.gather(chunk, cuts)
         engine.finish_node(chunk.node)
+        size = sum(cut.grid_s.size for cut in cuts)
+        if points + size <= KEPT_CUT_POINTS:
+            kept[chunk.node] = cuts
+            points += size
     engine.finish_statistics()
     for chunk in chunks:
-        engine.attribute(chunk, engine.cuts(chunk))
+        cuts = kept.pop(chunk.node, None)
+        engine.attribute(chunk, engine.cuts(chunk) if cuts is None else cuts)
     return engine.result()
 
 
