@@ -92,3 +92,14 @@ def start_prometheus():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    """The demo's trace dataset of the sample world (6 workflows, seed 3), built once and shared by the
+    format and publication tests."""
+    from pipelines.demo import run_demo
+
+    out = tmp_path_factory.mktemp("sample-world-6-3")
+    run_demo(out, workflows=6, seed=3, echo=lambda s: None)
+    return out / "dataset"

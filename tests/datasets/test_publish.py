@@ -20,19 +20,13 @@ from datasets.publish import (
 from datasets.traces import read_table
 from datasets.wfformat import attribution_summary, read_wfformat
 from pipelines.cli import main
-from pipelines.demo import run_demo
 from pipelines.export.assets import export_assets
 from pipelines.traces.assets import TraceDatasetResource
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """The sample world's dataset (6 workflows, seed 3), built once per test session and shared by the
-    format test modules (it lives in the session's base temporary folder)."""
-    out = tmp_path_factory.getbasetemp() / "sample-world-6-3"
-    if not (out / "report" / "summary.json").exists():
-        run_demo(out, workflows=6, seed=3, echo=lambda s: None)
-    return out / "dataset"
+def dataset(sample_dataset) -> Path:
+    return sample_dataset
 
 
 @pytest.fixture(scope="module")

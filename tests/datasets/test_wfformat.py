@@ -6,7 +6,6 @@ import logging
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -23,7 +22,6 @@ from datasets.wfformat import (
     unescape_task_id,
     wfformat_to_tables,
 )
-from pipelines.demo import run_demo
 from schemas.formats import FormatError, check_wfformat, read_json
 from schemas.tables import KEYS
 
@@ -57,17 +55,8 @@ def wfcommons_validator(shared_data):
 
 
 @pytest.fixture(scope="module")
-def sample_tables(tmp_path_factory):
-    return {name: read_table(sample_world(tmp_path_factory), name) for name in EXPORTED_TABLES}
-
-
-def sample_world(tmp_path_factory) -> Path:
-    """The sample world's dataset (6 workflows, seed 3), built once per test session and shared by the
-    format test modules (it lives in the session's base temporary folder)."""
-    out = tmp_path_factory.getbasetemp() / "sample-world-6-3"
-    if not (out / "report" / "summary.json").exists():
-        run_demo(out, workflows=6, seed=3, echo=lambda s: None)
-    return out / "dataset"
+def sample_tables(sample_dataset):
+    return {name: read_table(sample_dataset, name) for name in EXPORTED_TABLES}
 
 
 def rows_by_key(name: str, table: pa.Table, only_hardware_labels: bool = False) -> dict[tuple, dict]:

@@ -4,7 +4,6 @@ import json
 import math
 import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,22 +20,12 @@ from datasets.wta import (
     write_wta,
     wta_id,
 )
-from pipelines.demo import run_demo
 from schemas.formats import WTA_TASKS, WTA_WORKFLOWS, FormatError, validate_wta
 
 
 @pytest.fixture(scope="module")
-def sample_tables(tmp_path_factory):
-    return {name: read_table(sample_world(tmp_path_factory), name) for name in EXPORTED_TABLES}
-
-
-def sample_world(tmp_path_factory) -> Path:
-    """The sample world's dataset (6 workflows, seed 3), built once per test session and shared by the
-    format test modules (it lives in the session's base temporary folder)."""
-    out = tmp_path_factory.getbasetemp() / "sample-world-6-3"
-    if not (out / "report" / "summary.json").exists():
-        run_demo(out, workflows=6, seed=3, echo=lambda s: None)
-    return out / "dataset"
+def sample_tables(sample_dataset):
+    return {name: read_table(sample_dataset, name) for name in EXPORTED_TABLES}
 
 
 @pytest.fixture(scope="module")
