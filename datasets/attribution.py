@@ -96,6 +96,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datasets import kernels
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform, empty
 
@@ -148,8 +149,6 @@ BASIS_USAGE, BASIS_REQUESTS, BASIS_EQUAL, BASIS_KEPLER, BASIS_NONE = range(5)
 FIT_BASES = 2  # usage and requests pieces get fitted columns
 DAY_US = 86_400 * US_PER_SECOND
 STREAM_MARGIN_SECONDS = 3600.0
-# Values of dense fit rows (reading intervals x columns) built at a time.
-DESIGN_BLOCK_VALUES = 4_000_000
 # Segments (grid points over all series) that attribute() keeps from the fit pass for the split pass.
 KEPT_CUT_POINTS = 30_000_000
 # The emit range of a computation over all time (in memory): results for every instant.
@@ -186,50 +185,14 @@ def unwrap_counter(
     wrap count k_i allowed by 0 <= e_i <= max_power_watts * dt_i, disambiguated by the neighbours' power;
     a negative delta with no allowed count is a reset, e_i = max(v_{i+1}, P_nb * dt_i) (see the module doc).
     """
-    values = np.asarray(values_joules, dtype=float)
+    values = np.ascontiguousarray(values_joules, dtype=float)
     seconds = np.diff(np.asarray(times_seconds, dtype=float))
-    delta = np.diff(values)
-    wrap_joules = float(counter_max_joules or 0.0)
-    if wrap_joules > 0:
-        fewest = (delta < 0).astype(float)
-        most = np.floor((max_power_watts * seconds - delta) / wrap_joules)
-    else:
-        fewest = most = np.zeros_like(delta)
-    allowed = (most >= fewest) & ((delta >= 0) | (fewest > 0))
-    reset = (delta < 0) & ~allowed
-    unique = allowed & (most == fewest)
-    several = allowed & (most > fewest)
-    # Only a choice among wrap counts or a drop consults the neighbours (NaN: none known).
-    if (several | (delta < 0)).any():
-        neighbour_joules = _neighbour_mean((delta + fewest * wrap_joules) / seconds, unique) * seconds
-    else:
-        neighbour_joules = np.full(delta.size, np.nan)
-    nearest = np.divide(neighbour_joules - delta, wrap_joules, out=np.full_like(delta, np.nan), where=several)
-    wraps = np.where(np.isfinite(nearest), np.clip(np.rint(nearest), fewest, most), fewest)
-    # A drop that a wrap would explain only with many times the neighbours' power was a reset.
-    wrapped_joules = delta + wraps * wrap_joules
-    reset |= (
-        (delta < 0)
-        & (wrapped_joules > RESET_POWER_FACTOR * np.fmax(neighbour_joules, 1.0))
-        & np.isfinite(neighbour_joules)
+    if values.size < 2:
+        return np.zeros(values.size), np.zeros(0, dtype=np.int8)
+    energy, flags = kernels.unwrap_intervals(
+        values, seconds, float(counter_max_joules or 0.0), float(max_power_watts), RESET_POWER_FACTOR
     )
-    energy = np.where(reset, np.fmax(values[1:], neighbour_joules), wrapped_joules)
-    flags = np.where(reset, FLAG_RESET, np.where(wraps > 0, FLAG_WRAP, FLAG_OK)).astype(np.int8)
-    return np.concatenate([np.zeros(min(values.size, 1)), np.cumsum(energy)]), flags
-
-
-def _neighbour_mean(values: np.ndarray, reliable: np.ndarray) -> np.ndarray:
-    """Mean of the nearest reliable value before and after each position (NaN if there is none)."""
-    count = values.size
-    positions = np.arange(count)
-    before = np.maximum.accumulate(np.where(reliable, positions, -1))
-    after = np.minimum.accumulate(np.where(reliable, positions, count)[::-1])[::-1]
-    total = np.zeros(count)
-    found = np.zeros(count)
-    for position, ok in ((before, before >= 0), (after, after < count)):
-        total += np.where(ok, values[np.clip(position, 0, max(count - 1, 0))], 0.0)
-        found += ok
-    return np.divide(total, found, out=np.full(count, np.nan), where=found > 0)
+    return np.concatenate([[0.0], np.cumsum(energy)]), flags
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -273,18 +236,32 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
 
 def _key_codes(table: pa.Table, names: tuple[str, ...]) -> tuple[np.ndarray, list[tuple]]:
     """Per row, the number of its key (the values of columns `names`) in order of first appearance, and the
-    keys. Each column is encoded alone and the codes combined: encoding joined strings costs far more."""
-    combined = np.zeros(table.num_rows, dtype=np.int64)
-    columns = []
+    keys. Work goes by runs of equal keys (readings come grouped by series), so a key costs its runs, not
+    its rows: hashing ten million strings would cost more than the whole attribution."""
+    rows = table.num_rows
+    ends, values = [], []
     for name in names:
-        codes, values = _codes(table[name])
-        combined = combined * len(values) + codes
-        columns.append(values)
-    codes, used = _codes(pa.chunked_array([combined]))
-    digits = np.unravel_index(np.asarray(used, dtype=np.int64), [len(values) for values in columns])
+        runs = pc.run_end_encode(table[name].combine_chunks(), run_end_type=pa.int64())
+        ends.append(_numpy(runs.run_ends))
+        values.append(runs.values)
+    run_end = np.unique(np.concatenate([np.zeros(0, np.int64), *ends]))
+    run_start = np.concatenate([[0], run_end[:-1]]).astype(np.int64)
+    combined = np.zeros(run_start.size, dtype=np.int64)
+    columns = []
+    for column_ends, column_values in zip(ends, values, strict=True):
+        at = column_values.take(pa.array(np.searchsorted(column_ends, run_start, side="right")))
+        codes, names_of = _codes(pa.chunked_array([at]))
+        combined = combined * len(names_of) + codes
+        columns.append(names_of)
+    distinct, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    rank = np.empty(distinct.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(distinct.size)
+    digits = np.unravel_index(distinct[np.argsort(rank)], [len(names_of) for names_of in columns])
     keys = [
-        tuple(values[i] for values, i in zip(columns, row, strict=True)) for row in zip(*digits, strict=True)
+        tuple(names_of[i] for names_of, i in zip(columns, row, strict=True))
+        for row in zip(*digits, strict=True)
     ]
+    codes = np.repeat(rank[inverse], np.diff(np.concatenate([run_start, [rows]])))
     return codes, keys
 
 
@@ -311,8 +288,11 @@ def _clean(
     finite = np.isfinite(values)
     negative = finite & (values < 0)
     keep = np.flatnonzero(finite & ~negative)
-    keep = keep[np.argsort(times_us[keep], kind="stable")]
-    same = np.flatnonzero(np.diff(times_us[keep]) == 0) + 1
+    step = np.diff(times_us[keep])
+    if (step < 0).any():
+        keep = keep[np.argsort(times_us[keep], kind="stable")]
+        step = np.diff(times_us[keep])
+    same = np.flatnonzero(step == 0) + 1
     if same.size:
         conflict = values[keep[same]] != values[keep[same - 1]]
         if conflict.any():
@@ -335,19 +315,22 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
     if samples.num_rows == 0:
         return [], []
     codes, keys = _key_codes(samples, ("host_node", "device_kind", "device_id"))
-    provenance_codes, provenance_names = _codes(samples["provenance"])
-    source_codes, source_names = _codes(samples["source"])
+    provenance_codes, provenance_names = _key_codes(samples, ("provenance",))
+    source_codes, source_names = _key_codes(samples, ("source",))
     counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
     times_us = _microseconds(samples["timestamp"])
     values = _numpy(samples["value"].cast(pa.float64())).astype(float)
     counter_max = _numpy(samples["counter_max_joules"].cast(pa.float64())).astype(float)
-    order = np.lexsort((~counter, codes))
+    # Readings usually come grouped by series: then each series is a slice and nothing needs sorting.
+    grouped = bool((np.diff(codes) >= 0).all())
+    order = np.arange(codes.size) if grouped else np.argsort(codes, kind="stable")
     starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
     series, notes = [], []
     for rows in np.split(order, starts[1:]):
         host_node, device_kind, device_id = keys[codes[rows[0]]]
-        counters = int(counter[rows].sum())
-        rows = rows[:counters] if counters else rows
+        is_counter = counter[rows]
+        counters = int(is_counter.sum())
+        rows = rows[is_counter] if 0 < counters < rows.size else rows
         what = COUNTER if counters else "power_watts"
         keep, dropped = _clean(
             times_us[rows], values[rows], f"{host_node}/{device_kind}/{device_id}", what, emit
@@ -371,7 +354,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
                 )
             )
             continue
-        sources = {source_names[c] for c in np.flatnonzero(np.bincount(source_codes[rows]))}
+        sources = {source_names[c][0] for c in np.flatnonzero(np.bincount(source_codes[rows]))}
         if counters:
             rule = "counter"
         elif sources <= set(TRAILING_AVERAGE_SECONDS):
@@ -379,7 +362,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
         else:
             rule = "trapezoid"
         wrap = counter_max[rows]
-        provenances = {provenance_names[c] for c in np.flatnonzero(np.bincount(provenance_codes[rows]))}
+        provenances = {provenance_names[c][0] for c in np.flatnonzero(np.bincount(provenance_codes[rows]))}
         series.append(
             _Series(
                 host_node=host_node,
@@ -892,17 +875,34 @@ def _holder_pieces(rows: np.ndarray, windows: _Windows, holders: np.ndarray) -> 
 
 
 def _cumulative(values: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0.0], np.cumsum(values)])
+    return kernels.cumulative(np.ascontiguousarray(values, dtype=float))
 
 
 def _running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
     """Per segment, the sum of the weights of the ranges [lo, hi) of grid points that hold it.
 
-    Summed in extended precision: the sum must stay the sum of the ranges holding the segment, not keep
-    crumbs of large ranges that ended before it."""
+    Summed with compensation: the sum must stay the sum of the ranges holding the segment, not keep crumbs
+    of large ranges that ended before it."""
     weights = np.where(hi > lo, weights, 0.0)  # an empty range must not leave crumbs of its weight
     change = np.bincount(lo, weights, points) - np.bincount(hi, weights, points)
-    return np.cumsum(change, dtype=np.longdouble)[:-1].astype(float)
+    high, low = kernels.compensated_prefix(change)
+    return high[1:points] + low[1:points]
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """Compensated prefix sums of per-segment values: sums over ranges of segments to ~100 bits, so a price
+    that is huge where little draws does not swallow the small ones after it."""
+
+    high: np.ndarray
+    low: np.ndarray
+
+    def between(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return (self.high[hi] - self.high[lo]) + (self.low[hi] - self.low[lo])
+
+
+def _prefix(values: np.ndarray) -> _Prefix:
+    return _Prefix(*kernels.compensated_prefix(np.ascontiguousarray(values, dtype=float)))
 
 
 def _holding(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
@@ -1096,77 +1096,36 @@ def _gather(cut: _Cut, stats: _SeriesStats, emit: tuple[int, int]) -> None:
         stats.noise.append(second[usable] / middle[usable])
 
 
-def _interval_amounts(
-    at_s: np.ndarray,
-    start_s: np.ndarray,
-    end_s: np.ndarray,
-    rate: np.ndarray,
-    column: np.ndarray,
-    columns: int,
-) -> np.ndarray:
-    """X^T: [c, j] = sum over the pieces of column c of rate x their overlap with [at_j, at_{j+1}].
-
-    One row per column; the running sums run over an (interval, column) array, a contiguous row per step."""
-    intervals = at_s.size - 1
-    inside = (end_s > at_s[0]) & (start_s < at_s[-1])
-    start, end = np.clip(start_s[inside], at_s[0], at_s[-1]), np.clip(end_s[inside], at_s[0], at_s[-1])
-    rate, column = rate[inside], column[inside]
-    first = np.clip(np.searchsorted(at_s, start, side="right") - 1, 0, intervals - 1)
-    last = np.clip(np.searchsorted(at_s, end, side="left") - 1, first, intervals - 1)
-    # Intervals strictly between the first and the last are covered whole: a difference array of rates.
-    # Sums over flat (column, interval) cells go through bincount, far faster than np.add.at.
-    spans = last > first
-    change = np.bincount(
-        np.concatenate([first[spans] + 1, last[spans]]) * columns + np.tile(column[spans], 2),
-        np.concatenate([rate[spans], -rate[spans]]),
-        (intervals + 1) * columns,
-    ).reshape(intervals + 1, columns)
-    amount = np.ascontiguousarray((np.cumsum(change, axis=0)[:intervals] * np.diff(at_s)[:, None]).T)
-    edges = np.bincount(
-        np.concatenate([column * intervals + first, column[spans] * intervals + last[spans]]),
-        np.concatenate(
-            [
-                rate * (np.minimum(end, at_s[first + 1]) - start),
-                rate[spans] * (end[spans] - at_s[last[spans]]),
-            ]
-        ),
-        columns * intervals,
-    )
-    return amount + edges.reshape(columns, intervals)
-
-
 def _design(cut: _Cut, columns: int, stats: _SeriesStats, gram: np.ndarray, emit: tuple[int, int]) -> None:
     """Add the cut's reading intervals (rows D_j ~ sum_c w_c X_jc, weight 1 / dt_j) to the normal equations.
 
-    Rows go in blocks of dense X (the columns a series sees are few) through BLAS; a long piece adds its rate
-    to the intervals it covers through a difference array, so it costs nothing per interval.
-    """
+    A compiled sweep over the intervals (kernels.design_rows) keeps only the pieces running in each one, so a
+    row costs the few columns present in it."""
     fitted = (cut.pieces.column >= 0) & (cut.main_hi > cut.main_lo)
     if not fitted.any():
         return
-    start_s, end_s = cut.grid_s[cut.main_lo[fitted]], cut.grid_s[cut.main_hi[fitted]]
-    used, local = np.unique(cut.pieces.column[fitted], return_inverse=True)
-    rate = cut.main_rate[fitted]
-    times_s = cut.times_s
+    order = np.flatnonzero(fitted)
+    order = order[np.argsort(cut.main_lo[order], kind="stable")]
     if stats.moment_joules is None:
         stats.moment_joules, stats.moment_idle = np.zeros(columns), np.zeros(columns)
-    block = max(1, DESIGN_BLOCK_VALUES // used.size)
-    for first in range(0, times_s.size - 1, block):
-        at_s = times_s[first : first + block + 1]
-        amount = _interval_amounts(at_s, start_s, end_s, rate, local, used.size)
-        keep = (amount.sum(axis=0) > 0) & _emitted(cut, at_s[:-1], emit)
-        amount = amount[:, keep]
-        energy_j = cut.interval_j[first : first + block][keep]
-        interval_s = np.diff(at_s)[keep]
-        weighted = amount / interval_s
-        gram[np.ix_(used, used)] += amount @ weighted.T
-        stats.moment_joules[used] += weighted @ energy_j
-        stats.moment_idle[used] += amount.sum(axis=1)
-        stats.sum_joules += float(energy_j.sum())
-        stats.sum_seconds += float(interval_s.sum())
-        stats.sum_squares += float((energy_j**2 / interval_s).sum())
-        stats.sum_amount += float(amount.sum())
-        stats.rows += int(keep.sum())
+    sums = kernels.design_rows(
+        cut.times_s,
+        cut.interval_j,
+        _emitted(cut, cut.times_s[:-1], emit),
+        cut.grid_s[cut.main_lo[order]],
+        cut.grid_s[cut.main_hi[order]],
+        cut.main_rate[order],
+        cut.pieces.column[order].astype(np.int64),
+        columns,
+        gram,
+        stats.moment_joules,
+        stats.moment_idle,
+    )
+    stats.sum_joules += sums[0]
+    stats.sum_seconds += sums[1]
+    stats.sum_squares += sums[2]
+    stats.sum_amount += sums[3]
+    stats.rows += sums[4]
 
 
 @dataclass(frozen=True)
@@ -1386,19 +1345,16 @@ def _attribute_cut(
             + idle_weight * (idle_c[cut.idle_hi] - idle_c[cut.idle_lo])
         )
 
-    # Extended precision: a price can be huge where little draws, and later differences must not lose it.
-    main_c, equal_c, idle_c = (
-        np.concatenate([[0.0], np.cumsum(p, dtype=np.longdouble)]) for p in (price, equal_price, idle_price)
-    )
+    main_c, equal_c, idle_c = (_prefix(p) for p in (price, equal_price, idle_price))
     # Every share is summed per balance window, so the task rows add up to what the balance attributes.
     window_edges = np.concatenate([[0], np.searchsorted(cut.grid_s, cut.bounds_s), [points - 1]])
     windows = window_edges.size - 1
     attributed_joules = np.zeros(windows)
 
-    def shares(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: np.ndarray):
+    def shares(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: _Prefix):
         """Joules of each range [lo, hi) at `weight` x the per-segment price summed in `total`, per owner."""
         part, window, sub_lo, sub_hi = _by_window(lo, hi, window_edges)
-        joules = weight[part] * (total[sub_hi] - total[sub_lo]).astype(float)
+        joules = weight[part] * total.between(sub_lo, sub_hi)
         np.add.at(attributed_joules, window, joules)
         return np.bincount(owner[part], joules, count), np.bincount(part, joules, lo.size)
 
@@ -1541,7 +1497,7 @@ def _attribute_cut(
         )
         relative = model.relative_error[pieces.column] if model is not None else np.zeros(pieces.column.size)
         equal_spread = np.maximum(
-            presence * (equal_c[cut.equal_hi] - equal_c[cut.equal_lo]).astype(float)
+            presence * equal_c.between(cut.equal_lo, cut.equal_hi)
             - presence**2 * (equal_squares_c[cut.equal_hi] - equal_squares_c[cut.equal_lo]),
             0.0,
         )

@@ -1,0 +1,197 @@
+"""Compiled loops of the attribution engine (numba): the steps numpy can only do in many full-array passes.
+
+Each kernel is a plain loop over sorted arrays, compiled once and cached next to this file
+(``cache=True``), so later processes load machine code instead of compiling again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def design_rows(
+    times_s: np.ndarray,
+    energy_j: np.ndarray,
+    emitted: np.ndarray,
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    rate: np.ndarray,
+    column: np.ndarray,
+    columns: int,
+    gram: np.ndarray,
+    moment_joules: np.ndarray,
+    moment_idle: np.ndarray,
+) -> tuple[float, float, float, float, int]:
+    """Add each reading interval j = [t_j, t_j+1] as a fit row to the normal equations, in place.
+
+    X_jc = sum over the pieces of column c of rate x their overlap with interval j (pieces sorted by start).
+    A row counts when it is emitted and sum_c X_jc > 0: gram += X_j X_j^T / dt_j, moment_joules +=
+    X_j e_j / dt_j, moment_idle += X_j. Only the columns present in an interval are touched, so a row costs
+    what runs in it, not the number of columns. Returns (sum e_j, sum dt_j, sum e_j^2 / dt_j, sum X, rows).
+    """
+    pieces = start_s.size
+    active = np.empty(pieces, np.int64)
+    amount = np.zeros(columns)
+    touched = np.empty(columns, np.int64)
+    seen = np.zeros(columns, np.bool_)
+    count = 0
+    following = 0
+    sum_joules = 0.0
+    sum_seconds = 0.0
+    sum_squares = 0.0
+    sum_amount = 0.0
+    rows = 0
+    for j in range(times_s.size - 1):
+        lo = times_s[j]
+        hi = times_s[j + 1]
+        while following < pieces and start_s[following] < hi:
+            active[count] = following
+            count += 1
+            following += 1
+        kept = 0
+        used = 0
+        for i in range(count):
+            piece = active[i]
+            if end_s[piece] <= lo:
+                continue
+            active[kept] = piece
+            kept += 1
+            overlap = min(end_s[piece], hi) - max(start_s[piece], lo)
+            if overlap > 0.0:
+                c = column[piece]
+                if not seen[c]:
+                    seen[c] = True
+                    touched[used] = c
+                    used += 1
+                amount[c] += rate[piece] * overlap
+        count = kept
+        total = 0.0
+        for u in range(used):
+            total += amount[touched[u]]
+        if total > 0.0 and emitted[j]:
+            dt = hi - lo
+            e = energy_j[j]
+            for u in range(used):
+                a = touched[u]
+                x = amount[a]
+                moment_joules[a] += x * e / dt
+                moment_idle[a] += x
+                for v in range(used):
+                    b = touched[v]
+                    gram[a, b] += x * amount[b] / dt
+            sum_joules += e
+            sum_seconds += dt
+            sum_squares += e * e / dt
+            sum_amount += total
+            rows += 1
+        for u in range(used):
+            amount[touched[u]] = 0.0
+            seen[touched[u]] = False
+    return sum_joules, sum_seconds, sum_squares, sum_amount, rows
+
+
+@njit(cache=True, nogil=True)
+def unwrap_intervals(
+    values: np.ndarray,
+    seconds: np.ndarray,
+    wrap_joules: float,
+    max_power_watts: float,
+    reset_power_factor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energy and flag (0 ok, 1 wrapped, 2 reset) of each interval between counter readings.
+
+    The rule of attribution.unwrap_counter: e_i = delta_i + k_i M with the wrap counts k_i the power bound
+    allows; a choice among several, or a drop, consults the mean power of the nearest intervals before and
+    after with exactly one allowed count; a drop nothing explains (or that needs reset_power_factor x the
+    neighbours' power) is a reset, e_i = max(v_i+1, neighbours' energy)."""
+    n = seconds.size
+    delta = np.empty(n)
+    fewest = np.zeros(n)
+    most = np.zeros(n)
+    unique = np.zeros(n, np.bool_)
+    rate = np.empty(n)
+    for i in range(n):
+        d = values[i + 1] - values[i]
+        delta[i] = d
+        if wrap_joules > 0:
+            fewest[i] = 1.0 if d < 0 else 0.0
+            most[i] = np.floor((max_power_watts * seconds[i] - d) / wrap_joules)
+        allowed = most[i] >= fewest[i] and (d >= 0 or fewest[i] > 0)
+        unique[i] = allowed and most[i] == fewest[i]
+        rate[i] = (d + fewest[i] * wrap_joules) / seconds[i]
+    # Nearest reliable rate at or before and at or after each interval.
+    before = np.full(n, np.nan)
+    last = np.nan
+    for i in range(n):
+        if unique[i]:
+            last = rate[i]
+        before[i] = last
+    energy = np.empty(n)
+    flags = np.zeros(n, np.int8)
+    following = np.nan
+    for i in range(n - 1, -1, -1):
+        if unique[i]:
+            following = rate[i]
+        found = 0
+        total = 0.0
+        if not np.isnan(before[i]):
+            total += before[i]
+            found += 1
+        if not np.isnan(following):
+            total += following
+            found += 1
+        neighbour = total / found * seconds[i] if found > 0 else np.nan
+        d = delta[i]
+        allowed = most[i] >= fewest[i] and (d >= 0 or fewest[i] > 0)
+        reset = d < 0 and not allowed
+        wraps = fewest[i]
+        if allowed and most[i] > fewest[i] and not np.isnan(neighbour):
+            wraps = min(max(np.rint((neighbour - d) / wrap_joules), fewest[i]), most[i])
+        wrapped = d + wraps * wrap_joules
+        if d < 0 and not np.isnan(neighbour) and wrapped > reset_power_factor * max(neighbour, 1.0):
+            reset = True
+        if reset:
+            energy[i] = values[i + 1] if np.isnan(neighbour) else max(values[i + 1], neighbour)
+            flags[i] = 2
+        else:
+            energy[i] = wrapped
+            flags[i] = 1 if wraps > 0 else 0
+    return energy, flags
+
+
+@njit(cache=True, nogil=True)
+def compensated_prefix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prefix sums P_0 = 0, P_i+1 = P_i + v_i as high + low parts (Neumaier): range sums taken as
+    (high[b] - high[a]) + (low[b] - low[a]) keep ~100 bits, so a small range after large ones loses nothing."""
+    n = values.size
+    high = np.empty(n + 1)
+    low = np.empty(n + 1)
+    total = 0.0
+    carry = 0.0
+    high[0] = 0.0
+    low[0] = 0.0
+    for i in range(n):
+        x = values[i]
+        t = total + x
+        if abs(total) >= abs(x):
+            carry += (total - t) + x
+        else:
+            carry += (x - t) + total
+        total = t
+        high[i + 1] = total
+        low[i + 1] = carry
+    return high, low
+
+
+@njit(cache=True, nogil=True)
+def cumulative(values: np.ndarray) -> np.ndarray:
+    """Prefix sums with a leading 0."""
+    result = np.empty(values.size + 1)
+    total = 0.0
+    result[0] = 0.0
+    for i in range(values.size):
+        total += values[i]
+        result[i + 1] = total
+    return result
