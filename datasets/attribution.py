@@ -86,9 +86,11 @@ the highest average power of any row of that device kind (the best-known bound).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -639,6 +641,21 @@ class _Pieces:
     equal_end_us: np.ndarray
     equal_presence: np.ndarray  # the chance the task runs there (ramps at truncated edges)
 
+    @cached_property
+    def edges(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The distinct edge instants (us, sorted) of the idle windows, main and equal pieces, and where each
+        of those six arrays' values is among them; the zones of a node share their pieces, so once a node."""
+        parts = (
+            self.windows.idle_start,
+            self.windows.idle_end,
+            self.start_us,
+            self.end_us,
+            self.equal_start_us,
+            self.equal_end_us,
+        )
+        distinct, inverse = np.unique(np.concatenate(parts).astype(np.int64), return_inverse=True)
+        return distinct, np.split(inverse, np.cumsum([part.size for part in parts])[:-1])
+
 
 def _slices(sorted_keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """Positions in `sorted_keys` of every element equal to one of `wanted`."""
@@ -996,25 +1013,18 @@ def _cut(series: _Series, pieces: _Pieces, window_us: int) -> _Cut:
     windows = pieces.windows
     idle_start_s = (windows.idle_start - first_us) / US_PER_SECOND
     idle_end_s = (windows.idle_end - first_us) / US_PER_SECOND
-    edges = [
-        seconds(windows.idle_start),
-        seconds(windows.idle_end),
-        seconds(pieces.start_us),
-        seconds(pieces.end_us),
-        seconds(pieces.equal_start_us),
-        seconds(pieces.equal_end_us),
-    ]
-    grid_s = np.unique(np.concatenate([times_s, bounds_s, *edges]))
+    distinct_us, where = pieces.edges
+    grid_s, reading, position = kernels.merge_grid(times_s, bounds_s, seconds(distinct_us))
     segment_s = np.diff(grid_s)
     interval_j, flags = _interval_energy(series, times_s)
-    interval = np.clip(np.searchsorted(times_s, grid_s[:-1], side="right") - 1, 0, times_s.size - 2)
+    interval = reading[:-1]
     if series.rule == "trapezoid":
-        watts = np.interp(grid_s, times_s, series.values)
+        watts = kernels.interpolate(grid_s, reading, times_s, series.values)
         segment_j = 0.5 * (watts[:-1] + watts[1:]) * segment_s
     else:
-        segment_j = np.diff(np.interp(grid_s, times_s, _cumulative(interval_j)))
+        segment_j = np.diff(kernels.interpolate(grid_s, reading, times_s, _cumulative(interval_j)))
     reading_s = np.diff(times_s)
-    idle_lo, idle_hi, main_lo, main_hi, equal_lo, equal_hi = (np.searchsorted(grid_s, edge) for edge in edges)
+    idle_lo, idle_hi, main_lo, main_hi, equal_lo, equal_hi = (position[part] for part in where)
     length_s = (pieces.end_us - pieces.start_us) / US_PER_SECOND
     return _Cut(
         series=series,
@@ -1720,13 +1730,46 @@ class _Chunk:
     emit: tuple[int, int] = EVERYTHING
 
 
+@dataclass
+class _Split:
+    """What attributing one chunk gives: task and balance rows, rows of devices without readings, and the
+    highest average power seen per kind (the bound of unread seconds)."""
+
+    task_parts: list[dict] = field(default_factory=list)
+    balance_parts: list[dict] = field(default_factory=list)
+    missing: list[dict] = field(default_factory=list)
+    reference_w: dict[str, float] = field(default_factory=dict)
+
+
+def _in_order(work, items: list, threads: int) -> Iterator:
+    """work(item) for each item, on `threads` threads, yielded in the items' order.
+
+    The compiled kernels and numpy's array loops release the GIL, so nodes attribute side by side; at most
+    2 x threads results wait at a time, so memory stays that of a few nodes."""
+    if threads <= 1 or len(items) <= 1:
+        yield from map(work, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="jouletrace-attribute") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 class _Engine:
     def __init__(self, ran: _Tasks, machines: pa.Table | None, settings: _Settings):
         self.tasks = ran
         self.settings = settings
         self.capacities = _capacities(ran, machines)
         self.machine_devices = _machine_devices(machines)
-        self.stats: dict[tuple[str, str, str], _SeriesStats] = {}
+        # Per node, then per series: a node's worker writes only its own node's entry.
+        self.stats: dict[str, dict[tuple[str, str, str], _SeriesStats]] = {}
         self.grams: dict[str, np.ndarray] = {}
         self.skew_stats: dict[str, _SkewStats] = {}
         self.skews: dict[str, _Skew] = {}
@@ -1798,21 +1841,32 @@ class _Engine:
             result.append(_cut(series, pieces, self.settings.window_us))
         return result
 
-    def gather(self, chunk: _Chunk, cuts: list[_Cut]) -> None:
+    def gather(self, chunk: _Chunk, cuts: list[_Cut]) -> dict[str, np.ndarray]:
+        """Add the cuts' idle, noise and fit statistics to their series' and return the chunk's part of
+        each kind's normal equations (summed by `add_grams` in chunk order: the same sums on any thread)."""
         columns = self.tasks.columns
+        grams: dict[str, np.ndarray] = {}
         for cut in cuts:
-            stats = self.stats.setdefault(cut.series.key, _SeriesStats())
+            stats = self.stats.setdefault(chunk.node, {}).setdefault(cut.series.key, _SeriesStats())
             _gather(cut, stats, chunk.emit)
             kind = cut.series.device_kind
             if kind not in ACCELERATOR_IDS and self.settings.share != "kepler":
-                gram = self.grams.setdefault(kind, np.zeros((columns, columns)))
+                gram = grams.setdefault(kind, np.zeros((columns, columns)))
                 _design(cut, columns, stats, gram, chunk.emit)
+        return grams
+
+    def add_grams(self, grams: dict[str, np.ndarray]) -> None:
+        for kind, gram in grams.items():
+            if kind in self.grams:
+                self.grams[kind] += gram
+            else:
+                self.grams[kind] = gram
 
     def finish_node(self, node: str) -> None:
         """Idle power and gauge noise of the node's series; their per-segment samples are let go."""
         configured = self.settings.idle_power_watts
-        for key, stats in self.stats.items():
-            if key[0] != node or key in self.idle:
+        for key, stats in self.stats.get(node, {}).items():
+            if key in self.idle:
                 continue
             self.idle[key] = _idle_power(stats, configured.get((key[0], key[1])))
             self.noise[key] = _gauge_noise(stats)
@@ -1825,11 +1879,12 @@ class _Engine:
 
     def finish_statistics(self) -> None:
         for kind, gram in self.grams.items():
-            keys = [key for key in self.stats if key[1] == kind]
+            series = {key: stats for node in sorted(self.stats) for key, stats in self.stats[node].items()}
+            keys = [key for key in series if key[1] == kind]
             # Sockets of one node see the same tasks: their rows are one datum for the residual's degrees
             # of freedom, so splitting a meter into zones does not change the fit.
             zones = {node: sum(key[0] == node for key in keys) for node, _, _ in keys}
-            parts = [(self.stats[key], self.idle[key].watts, 1.0 / zones[key[0]]) for key in keys]
+            parts = [(series[key], self.idle[key].watts, 1.0 / zones[key[0]]) for key in keys]
             model, relative = _solve(gram, parts, self.tasks.columns, self.settings.fitted)
             self.models[kind] = (model, relative)
             self.notes.append(
@@ -1854,7 +1909,9 @@ class _Engine:
                 )
 
     # pass 2: attribute
-    def attribute(self, chunk: _Chunk, cuts: list[_Cut]) -> None:
+    def attribute(self, chunk: _Chunk, cuts: list[_Cut]) -> _Split:
+        """Task and balance rows of the chunk's series; `take` adds them to the result (in chunk order)."""
+        split = _Split()
         node = chunk.node
         mig = self.machine_devices.get(node, ([], False))[1]
         capacity = self.capacities.get(node, (0.0, "peak-requests"))
@@ -1884,13 +1941,21 @@ class _Engine:
                 mig,
                 chunk.emit,
             )
-            self.task_parts.append(task_rows)
-            self.balance_parts.append(balance_rows)
+            split.task_parts.append(task_rows)
+            split.balance_parts.append(balance_rows)
             seen = task_rows["avg_power_watts"][task_rows["coverage"] > 0]
             seen = seen[np.isfinite(seen)]
             if seen.size:
-                self.reference_w[kind] = max(self.reference_w.get(kind, 0.0), float(seen.max()))
-        self._missing_rows(chunk)
+                split.reference_w[kind] = max(split.reference_w.get(kind, 0.0), float(seen.max()))
+        split.missing = self._missing_rows(chunk)
+        return split
+
+    def take(self, split: _Split) -> None:
+        self.task_parts += split.task_parts
+        self.balance_parts += split.balance_parts
+        self.missing += split.missing
+        for kind, watts in split.reference_w.items():
+            self.reference_w[kind] = max(self.reference_w.get(kind, 0.0), watts)
 
     def _kind_energy(self, cuts: list[_Cut]):
         """Per CPU-zone kind, the node's cumulative energy of that kind as a function of absolute us."""
@@ -1906,13 +1971,13 @@ class _Engine:
             )
         return functions
 
-    def _missing_rows(self, chunk: _Chunk) -> None:
+    def _missing_rows(self, chunk: _Chunk) -> list[dict]:
         """Rows with coverage 0 and a reason for the devices a task should draw on that have no series."""
         node, tasks = chunk.node, self.tasks
         rows = self.rows_of(node, chunk)
         rows = rows[(tasks.start_us[rows] >= chunk.emit[0]) & (tasks.start_us[rows] < chunk.emit[1])]
         if rows.size == 0:
-            return
+            return []
         present = {(s.device_kind, s.device_id) for s in chunk.series}
         zones = {(s.device_kind, s.device_id) for s in chunk.series if s.device_kind not in ACCELERATOR_IDS}
         # The sockets of `machines` name the zones of a kind only when no series of that kind exists: one
@@ -1933,11 +1998,11 @@ class _Engine:
                 wanted.append(
                     (holders, kind, device_id, f"no-readings: node has no {kind} series for {device_id}")
                 )
-        for holders, kind, device_id, reason in wanted:
-            if holders.size:
-                self.missing.append(
-                    {"rows": holders, "device_kind": kind, "device_id": device_id, "method": reason}
-                )
+        return [
+            {"rows": holders, "device_kind": kind, "device_id": device_id, "method": reason}
+            for holders, kind, device_id, reason in wanted
+            if holders.size
+        ]
 
     def result(self) -> Attribution:
         tasks = self.tasks
@@ -2049,6 +2114,14 @@ def _resolve_share(settings: _Settings, usage: _Readings | None) -> _Settings:
     return _Settings(**{**settings.__dict__, "share": "usage" if usage is not None else "requests"})
 
 
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        return max(1, len(os.sched_getaffinity(0)))
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    return threads
+
+
 def parse_idle_power(text: str) -> tuple[tuple[str, str], float]:
     """ "HOST:KIND=WATTS" (e.g. cpu-node-1:cpu_package=38.5, watts per device of that kind) -> an
     `idle_power_watts` entry."""
@@ -2073,6 +2146,7 @@ def attribute(
     idle_power_watts: dict[tuple[str, str], float] | None = None,
     skew_tolerance_seconds: float = 0.0,
     correct_skew: bool = False,
+    threads: int | None = None,
 ) -> Attribution:
     """Per-task, per-device energy, a per-window balance of every device series, and diagnostics.
 
@@ -2093,13 +2167,15 @@ def attribute(
     a usage series. idle_policy: "none", "requests" (reserved share of the node's cores), "time" (equal among
     the tasks running). idle_power_watts: {(host_node, device_kind): watts per device} from configuration.
     skew_tolerance_seconds > 0 estimates each node's clock skew within +-tolerance (diagnostics, method);
-    correct_skew shifts the node's task times by it.
+    correct_skew shifts the node's task times by it. threads: nodes attributed side by side (default: the
+    cores this process may use); the result does not depend on it.
     Balance rows: per device and window [m * window_seconds, (m + 1) * window_seconds) clipped to the series'
     first and last reading; measured = sum e_s, attributed = sum given to tasks, unattributed = the rest.
     """
     settings = _settings(
         idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
     )
+    workers = _threads(threads)
     ran = _ran_tasks(tasks)
     series, notes = _device_series(samples)
     usage, usage_notes = _container_readings(containers, ran, CPU_SECONDS, USAGE_SOURCES)
@@ -2123,18 +2199,26 @@ def attribute(
     # the other nodes' cuts are made again, so memory stays bounded on large inputs.
     kept: dict[str, list[_Cut]] = {}
     points = 0
-    for chunk in chunks:
+
+    def fit_pass(chunk: _Chunk) -> tuple[list[_Cut], dict[str, np.ndarray]]:
         cuts = engine.cuts(chunk)
-        engine.gather(chunk, cuts)
+        return cuts, engine.gather(chunk, cuts)
+
+    for chunk, (cuts, grams) in zip(chunks, _in_order(fit_pass, chunks, workers), strict=True):
+        engine.add_grams(grams)
         engine.finish_node(chunk.node)
         size = sum(cut.grid_s.size for cut in cuts)
         if points + size <= KEPT_CUT_POINTS:
             kept[chunk.node] = cuts
             points += size
     engine.finish_statistics()
-    for chunk in chunks:
+
+    def split_pass(chunk: _Chunk) -> _Split:
         cuts = kept.pop(chunk.node, None)
-        engine.attribute(chunk, engine.cuts(chunk) if cuts is None else cuts)
+        return engine.attribute(chunk, engine.cuts(chunk) if cuts is None else cuts)
+
+    for split in _in_order(split_pass, chunks, workers):
+        engine.take(split)
     return engine.result()
 
 
@@ -2218,6 +2302,7 @@ def attribute_dataset(
     skew_tolerance_seconds: float = 0.0,
     correct_skew: bool = False,
     margin_seconds: float = STREAM_MARGIN_SECONDS,
+    threads: int | None = None,
 ) -> Attribution:
     """`attribute` over a hive-partitioned trace dataset (datasets/traces.py), holding one node-day at a time.
 
@@ -2226,13 +2311,15 @@ def attribute_dataset(
     equations of the fit; pass 2 reads the same chunks again and attributes them with the pooled fit. The
     result equals the in-memory `attribute` on the same tables up to float rounding (the clock-skew pass,
     when asked, reads them once more). Balance windows must divide a day. With `out_root`, task_energy and
-    node_energy_balance are also written there.
+    node_energy_balance are also written there. threads: nodes read and attributed side by side (default:
+    the cores this process may use).
     """
     import pyarrow.dataset as ds
 
     from datasets.traces import read_table, write_dataset
 
     root = Path(root)
+    workers = _threads(threads)
     settings = _settings(
         idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
     )
@@ -2268,14 +2355,22 @@ def attribute_dataset(
             for chunk in chunks(node):
                 engine.gather_skew(chunk)
         engine.finish_skew()
-    for node in nodes:
-        for chunk in chunks(node):
-            engine.gather(chunk, engine.cuts(chunk))
+
+    def fit_pass(node: str) -> list[dict[str, np.ndarray]]:
+        return [engine.gather(chunk, engine.cuts(chunk)) for chunk in chunks(node)]
+
+    for node, parts in zip(nodes, _in_order(fit_pass, nodes, workers), strict=True):
+        for grams in parts:
+            engine.add_grams(grams)
         engine.finish_node(node)
     engine.finish_statistics()
-    for node in nodes:
-        for chunk in chunks(node):
-            engine.attribute(chunk, engine.cuts(chunk))
+
+    def split_pass(node: str) -> list[_Split]:
+        return [engine.attribute(chunk, engine.cuts(chunk)) for chunk in chunks(node)]
+
+    for splits in _in_order(split_pass, nodes, workers):
+        for split in splits:
+            engine.take(split)
     result = engine.result()
     if out_root is not None:
         write_dataset(

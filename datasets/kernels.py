@@ -195,3 +195,60 @@ def cumulative(values: np.ndarray) -> np.ndarray:
         total += values[i]
         result[i + 1] = total
     return result
+
+
+@njit(cache=True, nogil=True)
+def merge_grid(
+    times_s: np.ndarray, bounds_s: np.ndarray, edges_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted union of three sorted arrays (reading times, window bounds, edges; equal values once).
+
+    Returns the grid, per grid point the reading interval it lies in (the last reading at or before it,
+    at most the last interval), and per edge its position in the grid: one merge instead of sorting all
+    of them and searching for each edge again."""
+    n_times, n_bounds, n_edges = times_s.size, bounds_s.size, edges_s.size
+    grid = np.empty(n_times + n_bounds + n_edges)
+    reading = np.empty(n_times + n_bounds + n_edges, np.int64)
+    position = np.empty(n_edges, np.int64)
+    i = j = k = points = 0
+    last = 0
+    while i < n_times or j < n_bounds or k < n_edges:
+        x = np.inf
+        if i < n_times:
+            x = times_s[i]
+        if j < n_bounds and bounds_s[j] < x:
+            x = bounds_s[j]
+        if k < n_edges and edges_s[k] < x:
+            x = edges_s[k]
+        grid[points] = x
+        while i < n_times and times_s[i] == x:
+            last = i
+            i += 1
+        while j < n_bounds and bounds_s[j] == x:
+            j += 1
+        while k < n_edges and edges_s[k] == x:
+            position[k] = points
+            k += 1
+        reading[points] = min(last, n_times - 2)
+        points += 1
+    return grid[:points], reading[:points], position
+
+
+@njit(cache=True, nogil=True)
+def interpolate(
+    grid_s: np.ndarray, reading: np.ndarray, times_s: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """values (given at the reading times) linearly interpolated at each grid point of reading interval
+    reading[k]; exact at the readings themselves."""
+    result = np.empty(grid_s.size)
+    for k in range(grid_s.size):
+        j = reading[k]
+        x = grid_s[k]
+        if x == times_s[j]:
+            result[k] = values[j]
+        elif x == times_s[j + 1]:
+            result[k] = values[j + 1]
+        else:
+            slope = (values[j + 1] - values[j]) / (times_s[j + 1] - times_s[j])
+            result[k] = slope * (x - times_s[j]) + values[j]
+    return result

@@ -1163,6 +1163,17 @@ def test_streaming_a_dataset_by_node_and_day_equals_attributing_in_memory(tmp_pa
     assert len(list((tmp_path / "power_samples").iterdir())) == 2  # two days
     memory = attribute(tasks, samples, machines, containers=containers)
     streamed = attribute_dataset(tmp_path, tmp_path / "out")
+    # Nodes attributed side by side give the very numbers of one after another.
+    for threads in (1, 3):
+        again = attribute(tasks, samples, machines, containers=containers, threads=threads)
+        assert again.task_energy.equals(memory.task_energy)
+        assert again.node_energy_balance.equals(memory.node_energy_balance)
+        assert again.diagnostics.equals(memory.diagnostics)
+    one_by_one = attribute_dataset(tmp_path, threads=1)
+    assert one_by_one.task_energy.equals(streamed.task_energy)
+    assert one_by_one.node_energy_balance.equals(streamed.node_energy_balance)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        attribute(tasks, samples, threads=0)
     for name in ("task_energy", "node_energy_balance"):
         expected, got = getattr(memory, name), getattr(streamed, name)
         assert got.num_rows == expected.num_rows
