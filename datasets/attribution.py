@@ -238,33 +238,44 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
 
 def _key_codes(table: pa.Table, names: tuple[str, ...]) -> tuple[np.ndarray, list[tuple]]:
     """Per row, the number of its key (the values of columns `names`) in order of first appearance, and the
-    keys. Work goes by runs of equal keys (readings come grouped by series), so a key costs its runs, not
-    its rows: hashing ten million strings would cost more than the whole attribution."""
-    rows = table.num_rows
-    ends, values = [], []
-    for name in names:
-        runs = pc.run_end_encode(table[name].combine_chunks(), run_end_type=pa.int64())
-        ends.append(_numpy(runs.run_ends))
-        values.append(runs.values)
-    run_end = np.unique(np.concatenate([np.zeros(0, np.int64), *ends]))
-    run_start = np.concatenate([[0], run_end[:-1]]).astype(np.int64)
-    combined = np.zeros(run_start.size, dtype=np.int64)
+    keys. Each column is encoded alone and the codes combined: encoding joined strings costs far more."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
     columns = []
-    for column_ends, column_values in zip(ends, values, strict=True):
-        at = column_values.take(pa.array(np.searchsorted(column_ends, run_start, side="right")))
-        codes, names_of = _codes(pa.chunked_array([at]))
-        combined = combined * len(names_of) + codes
-        columns.append(names_of)
-    distinct, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    rank = np.empty(distinct.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(distinct.size)
-    digits = np.unravel_index(distinct[np.argsort(rank)], [len(names_of) for names_of in columns])
+    for name in names:
+        codes, values = _codes(table[name])
+        combined = combined * len(values) + codes
+        columns.append(values)
+    codes, used = _codes(pa.chunked_array([combined]))
+    digits = np.unravel_index(np.asarray(used, dtype=np.int64), [len(values) for values in columns])
     keys = [
-        tuple(names_of[i] for names_of, i in zip(columns, row, strict=True))
-        for row in zip(*digits, strict=True)
+        tuple(values[i] for values, i in zip(columns, row, strict=True)) for row in zip(*digits, strict=True)
     ]
-    codes = np.repeat(rank[inverse], np.diff(np.concatenate([run_start, [rows]])))
     return codes, keys
+
+
+def _key_rows(table: pa.Table, names: tuple[str, ...]) -> list[tuple[tuple, slice | np.ndarray]]:
+    """Each key (values of columns `names`) and its rows: a slice when its rows are contiguous, as readings
+    grouped by series are (then only the runs of equal values are looked at, not every row's strings),
+    else the positions of its rows in order."""
+    runs = [pc.run_end_encode(table[name].combine_chunks(), run_end_type=pa.int64()) for name in names]
+    ends = np.unique(np.concatenate([_numpy(run.run_ends) for run in runs]))
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    if ends.size <= max(1024, table.num_rows // 64):
+        columns = [
+            run.values.take(pa.array(np.searchsorted(_numpy(run.run_ends), starts, side="right"))).to_pylist()
+            for run in runs
+        ]
+        keys = list(zip(*columns, strict=True))
+        if len(set(keys)) == len(keys):
+            return [(key, slice(int(lo), int(hi))) for key, lo, hi in zip(keys, starts, ends, strict=True)]
+    codes, keys = _key_codes(table, names)
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    return [(keys[codes[rows[0]]], rows) for rows in groups]
+
+
+def _positions(rows: slice | np.ndarray) -> np.ndarray:
+    return np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
 
 
 def _diagnostic(item: str, value: float | None, detail: str | None = None, key=(None, None, None)) -> dict:
@@ -281,14 +292,19 @@ def _diagnostic(item: str, value: float | None, detail: str | None = None, key=(
 
 def _clean(
     times_us: np.ndarray, values: np.ndarray, where: str, what: str, emit: tuple[int, int]
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Positions (sorted by time) of the usable readings of one series and how many in `emit` were dropped.
+) -> tuple[np.ndarray | None, dict[str, int]]:
+    """Positions (sorted by time) of the usable readings of one series (None: all, as they are) and how many
+    in `emit` were dropped.
 
     NaN/inf and negative values are dropped; equal readings at one instant collapse to one; different
     values at one instant are an error naming the series and the time.
     """
     finite = np.isfinite(values)
     negative = finite & (values < 0)
+    if finite.all() and not negative.any():
+        step = np.diff(times_us)
+        if (step > 0).all():
+            return None, {"nan": 0, "negative": 0, "duplicate": 0}
     keep = np.flatnonzero(finite & ~negative)
     step = np.diff(times_us[keep])
     if (step < 0).any():
@@ -312,32 +328,37 @@ def _clean(
     return np.delete(keep, same), dropped
 
 
+def _distinct(column: pa.ChunkedArray, rows: slice | np.ndarray) -> set:
+    """The distinct values of `column` at `rows`."""
+    if isinstance(rows, slice):
+        part = column.slice(rows.start, rows.stop - rows.start)
+    else:
+        part = column.take(pa.array(rows))
+    return set(pc.unique(part).to_pylist())
+
+
 def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tuple[list[_Series], list[dict]]:
     """One series per device (its energy counter when it has one, else its power gauge) and diagnostics."""
     if samples.num_rows == 0:
         return [], []
-    codes, keys = _key_codes(samples, ("host_node", "device_kind", "device_id"))
-    provenance_codes, provenance_names = _key_codes(samples, ("provenance",))
-    source_codes, source_names = _key_codes(samples, ("source",))
     counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
     times_us = _microseconds(samples["timestamp"])
-    values = _numpy(samples["value"].cast(pa.float64())).astype(float)
-    counter_max = _numpy(samples["counter_max_joules"].cast(pa.float64())).astype(float)
-    # Readings usually come grouped by series: then each series is a slice and nothing needs sorting.
-    grouped = bool((np.diff(codes) >= 0).all())
-    order = np.arange(codes.size) if grouped else np.argsort(codes, kind="stable")
-    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
+    values = np.asarray(_numpy(samples["value"].cast(pa.float64())), dtype=float)
+    counter_max = np.asarray(_numpy(samples["counter_max_joules"].cast(pa.float64())), dtype=float)
     series, notes = [], []
-    for rows in np.split(order, starts[1:]):
-        host_node, device_kind, device_id = keys[codes[rows[0]]]
+    for (host_node, device_kind, device_id), rows in _key_rows(
+        samples, ("host_node", "device_kind", "device_id")
+    ):
         is_counter = counter[rows]
         counters = int(is_counter.sum())
-        rows = rows[is_counter] if 0 < counters < rows.size else rows
+        if 0 < counters < is_counter.size:
+            rows = _positions(rows)[is_counter]
         what = COUNTER if counters else "power_watts"
         keep, dropped = _clean(
             times_us[rows], values[rows], f"{host_node}/{device_kind}/{device_id}", what, emit
         )
-        rows = rows[keep]
+        if keep is not None:
+            rows = _positions(rows)[keep]
         lost = {reason: count for reason, count in dropped.items() if count}
         if lost:
             detail = ", ".join(f"{count} {reason}" for reason, count in lost.items())
@@ -346,7 +367,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
                     "readings_dropped", float(sum(lost.values())), detail, (host_node, device_kind, device_id)
                 )
             )
-        if rows.size < 2:
+        if times_us[rows].size < 2:
             notes.append(
                 _diagnostic(
                     "series_ignored",
@@ -356,7 +377,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
                 )
             )
             continue
-        sources = {source_names[c][0] for c in np.flatnonzero(np.bincount(source_codes[rows]))}
+        sources = _distinct(samples["source"], rows)
         if counters:
             rule = "counter"
         elif sources <= set(TRAILING_AVERAGE_SECONDS):
@@ -364,7 +385,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
         else:
             rule = "trapezoid"
         wrap = counter_max[rows]
-        provenances = {provenance_names[c][0] for c in np.flatnonzero(np.bincount(provenance_codes[rows]))}
+        provenances = _distinct(samples["provenance"], rows)
         series.append(
             _Series(
                 host_node=host_node,
@@ -571,7 +592,7 @@ def _container_readings(
         where = f"{tasks.node[task[rows[0]]]}/{tasks.pod_name[task[rows[0]]] or tasks.task_id[task[rows[0]]]}"
         keep_rows, dropped = _clean(times_us[rows], values[rows], where, value_kind, emit)
         dropped_total += dropped["nan"] + dropped["negative"]
-        kept.append(rows[keep_rows])
+        kept.append(rows if keep_rows is None else rows[keep_rows])
     order = np.concatenate(kept)
     if dropped_total:
         notes.append(_diagnostic(f"{value_kind}_dropped", float(dropped_total), "NaN or negative"))
