@@ -921,10 +921,7 @@ def _running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -
 
     Summed with compensation: the sum must stay the sum of the ranges holding the segment, not keep crumbs
     of large ranges that ended before it."""
-    weights = np.where(hi > lo, weights, 0.0)  # an empty range must not leave crumbs of its weight
-    change = np.bincount(lo, weights, points) - np.bincount(hi, weights, points)
-    high, low = kernels.compensated_prefix(change)
-    return high[1:points] + low[1:points]
+    return kernels.running(lo, hi, np.ascontiguousarray(weights, dtype=float), points)
 
 
 @dataclass(frozen=True)
@@ -945,25 +942,12 @@ def _prefix(values: np.ndarray) -> _Prefix:
 
 def _holding(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
     """Per segment, how many of the ranges [lo, hi) of grid points hold it (counted in integers: exact)."""
-    nonempty = hi > lo
-    change = np.bincount(lo[nonempty], minlength=points) - np.bincount(hi[nonempty], minlength=points)
-    return np.cumsum(change)[:-1]
+    return kernels.holding(lo, hi, points)
 
 
 def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """max(values[lo:hi]) per range (NaN when empty); ranges sorted by start keep one pass over values."""
-    result = np.full(lo.size, np.nan)
-    has = hi > lo
-    if not has.any():
-        return result
-    order = np.argsort(lo[has], kind="stable")
-    bounds = np.empty(2 * order.size, dtype=np.intp)
-    bounds[0::2] = lo[has][order]
-    bounds[1::2] = hi[has][order]
-    maxima = np.empty(order.size)
-    maxima[order] = np.maximum.reduceat(np.append(values, 0.0), bounds)[0::2]
-    result[has] = maxima
-    return result
+    """max(values[lo:hi]) per range (NaN when empty)."""
+    return kernels.range_max(np.ascontiguousarray(values, dtype=float), lo, hi)
 
 
 @dataclass(frozen=True)
@@ -1272,14 +1256,7 @@ class _Skew:
 
 def _spread(cut: _Cut, model_watts: np.ndarray) -> np.ndarray:
     """Each reading interval's energy over its segments in proportion to the modelled power."""
-    model_j = model_watts * cut.segment_s
-    interval_model_j = np.bincount(cut.interval, model_j, cut.interval_j.size)[cut.interval]
-    return np.divide(
-        cut.interval_j[cut.interval] * model_j,
-        interval_model_j,
-        out=cut.segment_j.copy(),
-        where=interval_model_j > 0,
-    )
+    return kernels.spread(cut.interval, cut.interval_j, cut.segment_s, model_watts, cut.segment_j)
 
 
 def _gauge_variance(cut: _Cut, noise: float) -> np.ndarray:
@@ -1608,10 +1585,9 @@ def _attribute_cut(
     }
     task_rows = {name: values[emitted] for name, values in task_rows.items()}
 
-    window = np.searchsorted(cut.bounds_s, cut.grid_s[:-1], side="right")
     first_us, last_us = cut.origin_us, int(series.times_us[-1])
     window_start = np.concatenate([[first_us], cut.bounds_us])
-    measured_joules = np.bincount(window, segment_j, windows)
+    measured_joules = np.diff(_cumulative(segment_j)[window_edges])
     balance_rows = {
         "host_node": np.full(windows, series.host_node, dtype=object),
         "device_kind": np.full(windows, series.device_kind, dtype=object),

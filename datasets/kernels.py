@@ -252,3 +252,80 @@ def interpolate(
             slope = (values[j + 1] - values[j]) / (times_s[j + 1] - times_s[j])
             result[k] = slope * (x - times_s[j]) + values[j]
     return result
+
+
+@njit(cache=True, nogil=True)
+def running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
+    """Per segment i (between grid points i and i+1), the compensated sum of the weights of the non-empty
+    ranges [lo, hi) of grid points holding it."""
+    change = np.zeros(points)
+    for p in range(lo.size):
+        if hi[p] > lo[p]:
+            change[lo[p]] += weights[p]
+            change[hi[p]] -= weights[p]
+    result = np.empty(max(points - 1, 0))
+    total = 0.0
+    carry = 0.0
+    for i in range(points - 1):
+        x = change[i]
+        t = total + x
+        if abs(total) >= abs(x):
+            carry += (total - t) + x
+        else:
+            carry += (x - t) + total
+        total = t
+        result[i] = total + carry
+    return result
+
+
+@njit(cache=True, nogil=True)
+def holding(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
+    """Per segment, how many of the non-empty ranges [lo, hi) of grid points hold it."""
+    change = np.zeros(points + 1, np.int64)
+    for p in range(lo.size):
+        if hi[p] > lo[p]:
+            change[lo[p]] += 1
+            change[hi[p]] -= 1
+    result = np.empty(max(points - 1, 0), np.int64)
+    count = 0
+    for i in range(points - 1):
+        count += change[i]
+        result[i] = count
+    return result
+
+
+@njit(cache=True, nogil=True)
+def range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo:hi]) per range, NaN when the range is empty."""
+    result = np.full(lo.size, np.nan)
+    for p in range(lo.size):
+        if hi[p] > lo[p]:
+            best = values[lo[p]]
+            for i in range(lo[p] + 1, hi[p]):
+                if values[i] > best:
+                    best = values[i]
+            result[p] = best
+    return result
+
+
+@njit(cache=True, nogil=True)
+def spread(
+    interval: np.ndarray,
+    interval_j: np.ndarray,
+    segment_s: np.ndarray,
+    model_watts: np.ndarray,
+    uniform_j: np.ndarray,
+) -> np.ndarray:
+    """Each reading interval's energy over its segments in proportion to the modelled power (the uniform
+    spread where an interval's model is 0)."""
+    model_sum = np.zeros(interval_j.size)
+    for k in range(segment_s.size):
+        model_sum[interval[k]] += model_watts[k] * segment_s[k]
+    result = np.empty(segment_s.size)
+    for k in range(segment_s.size):
+        j = interval[k]
+        if model_sum[j] > 0:
+            result[k] = interval_j[j] * (model_watts[k] * segment_s[k]) / model_sum[j]
+        else:
+            result[k] = uniform_j[k]
+    return result
