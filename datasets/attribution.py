@@ -418,6 +418,8 @@ class _Tasks:
     pod_uid: np.ndarray
     pod_name: np.ndarray
     by_node: dict[str, np.ndarray]
+    ids: pa.Table  # workflow_uid, task_id
+    rank: np.ndarray  # position of each task in (workflow_uid, task_id) order
     holders: dict[tuple[str, str, str], np.ndarray]
     held: dict[str, dict[str, set[str]]]
 
@@ -445,16 +447,24 @@ def _ran_tasks(tasks: pa.Table) -> _Tasks:
         )
         raise ValueError(f"{backwards.size} tasks finish before they start: {named}")
     nodes = _numpy(tasks["host_node"]).astype(object)
-    by_node: dict[str, list[int]] = {}
-    for index, node in enumerate(nodes):
-        by_node.setdefault(node, []).append(index)
+    node_codes, node_names = _codes(tasks["host_node"])
+    order = np.argsort(node_codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(node_codes[order])) + 1) if order.size else []
+    by_node = {node_names[node_codes[rows[0]]]: rows for rows in groups}
     holders: dict[tuple[str, str, str], list[int]] = {}
     held: dict[str, dict[str, set[str]]] = {}
     for kind, column in ACCELERATOR_IDS.items():
-        for index, (node, ids) in enumerate(zip(nodes, tasks[column].to_pylist(), strict=True)):
-            for device_id in set(ids or ()):
+        holding = np.flatnonzero(_numpy(pc.fill_null(pc.list_value_length(tasks[column]), 0)) > 0)
+        ids_of = tasks[column].take(pa.array(holding)).to_pylist()
+        for index, ids in zip(holding.tolist(), ids_of, strict=True):
+            node = nodes[index]
+            for device_id in set(ids):
                 holders.setdefault((node, kind, device_id), []).append(index)
                 held.setdefault(node, {}).setdefault(kind, set()).add(device_id)
+    ids = tasks.select(["workflow_uid", "task_id"]).combine_chunks()
+    order = _numpy(pc.sort_indices(ids, sort_keys=[("workflow_uid", "ascending"), ("task_id", "ascending")]))
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
     requests = _numpy(tasks["cpu_request_cores"].cast(pa.float64())).astype(float)
     resolution = _numpy(tasks["time_resolution_seconds"].cast(pa.float64())).astype(float)
     templates = pc.fill_null(tasks["template_name"], NO_TEMPLATE).combine_chunks().dictionary_encode()
@@ -471,7 +481,9 @@ def _ran_tasks(tasks: pa.Table) -> _Tasks:
         template_names=templates.dictionary.to_pylist(),
         pod_uid=_numpy(pod_uid).astype(object),
         pod_name=_numpy(tasks["pod_name"]).astype(object),
-        by_node={node: np.asarray(rows) for node, rows in by_node.items()},
+        by_node=by_node,
+        ids=ids,
+        rank=rank,
         holders={key: np.asarray(rows) for key, rows in holders.items()},
         held=held,
     )
@@ -1566,10 +1578,7 @@ def _attribute_cut(
     methods = np.asarray(texts, dtype=object)[which]
     emitted = (tasks.start_us[rows] >= emit[0]) & (tasks.start_us[rows] < emit[1])
     task_rows = {
-        "workflow_uid": tasks.workflow_uid[rows],
-        "task_id": tasks.task_id[rows],
-        "device_kind": np.full(count, series.device_kind, dtype=object),
-        "device_id": np.full(count, series.device_id, dtype=object),
+        "_task": rows,
         "energy_joules": energy_joules,
         "dynamic_joules": dynamic_joules,
         "idle_joules": idle_joules,
@@ -1579,11 +1588,14 @@ def _attribute_cut(
         "samples": samples.astype(np.int64),
         "method": methods,
         "uncertainty_joules": uncertainty_joules,
-        "provenance": np.full(count, series.provenance, dtype=object),
         # Seconds of which nothing was read: their bound comes from other rows of the kind (Engine.result).
         "_unread_s": np.where(outside, np.maximum(duration_s, 0.0), 0.0),
     }
-    task_rows = {name: values[emitted] for name, values in task_rows.items()}
+    task_rows = {name: values[emitted] for name, values in task_rows.items()} | {
+        "device_kind": series.device_kind,
+        "device_id": series.device_id,
+        "provenance": series.provenance,
+    }
 
     first_us, last_us = cut.origin_us, int(series.times_us[-1])
     window_start = np.concatenate([[first_us], cut.bounds_us])
@@ -2009,10 +2021,9 @@ class _Engine:
             duration_s = (tasks.end_us[rows] - tasks.start_us[rows]) / US_PER_SECOND
             self.task_parts.append(
                 {
-                    "workflow_uid": tasks.workflow_uid[rows],
-                    "task_id": tasks.task_id[rows],
-                    "device_kind": np.full(count, part["device_kind"], dtype=object),
-                    "device_id": np.full(count, part["device_id"], dtype=object),
+                    "_task": rows,
+                    "device_kind": part["device_kind"],
+                    "device_id": part["device_id"],
                     "energy_joules": np.zeros(count),
                     "dynamic_joules": np.zeros(count),
                     "idle_joules": np.zeros(count),
@@ -2022,20 +2033,18 @@ class _Engine:
                     "samples": np.zeros(count, dtype=np.int64),
                     "method": np.full(count, part["method"], dtype=object),
                     "uncertainty_joules": np.zeros(count),
-                    "provenance": np.full(count, "estimated", dtype=object),
+                    "provenance": "estimated",
                     "_unread_s": np.maximum(duration_s, 0.0),
                 }
             )
         self.missing = []
         for part in self.task_parts:
-            reference_w = np.asarray([self.reference_w.get(kind, 0.0) for kind in part["device_kind"]])
             part["uncertainty_joules"] = np.hypot(
-                part["uncertainty_joules"], part.pop("_unread_s") * reference_w
+                part["uncertainty_joules"],
+                part.pop("_unread_s") * self.reference_w.get(part["device_kind"], 0.0),
             )
         return Attribution(
-            task_energy=_table(
-                "task_energy", self.task_parts, ["workflow_uid", "task_id", "device_kind", "device_id"]
-            ),
+            task_energy=_task_energy_table(self.task_parts, tasks),
             node_energy_balance=_table(
                 "node_energy_balance",
                 self.balance_parts,
@@ -2043,6 +2052,32 @@ class _Engine:
             ),
             diagnostics=pa.Table.from_pylist(self.notes, schema=DIAGNOSTICS),
         )
+
+
+def _task_energy_table(parts: list[dict], tasks: _Tasks) -> pa.Table:
+    """task_energy from the parts (task row indices, per-part device and provenance, per-row values), sorted
+    by workflow, task and device: ids are taken from Arrow and sorted as integer ranks, not as strings."""
+    parts = [part for part in parts if part["_task"].size]
+    if not parts:
+        return empty("task_energy")
+    task = np.concatenate([part["_task"] for part in parts])
+    counts = [part["_task"].size for part in parts]
+    columns: dict = {
+        "workflow_uid": tasks.ids["workflow_uid"].take(pa.array(task)),
+        "task_id": tasks.ids["task_id"].take(pa.array(task)),
+    }
+    codes = {}
+    for name in ("device_kind", "device_id", "provenance"):
+        names = sorted({part[name] for part in parts})
+        codes[name] = np.repeat([names.index(part[name]) for part in parts], counts)
+        columns[name] = pa.array(names, pa.string()).take(pa.array(codes[name]))
+    for column in parts[0]:
+        if column.startswith("_") or column in codes:
+            continue
+        values = np.concatenate([part[column] for part in parts])
+        columns[column] = pa.array(values, mask=np.isnan(values)) if values.dtype.kind == "f" else values
+    order = np.lexsort((codes["device_id"], codes["device_kind"], tasks.rank[task]))
+    return conform("task_energy", columns).take(pa.array(order))
 
 
 def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:
