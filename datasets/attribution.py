@@ -253,19 +253,49 @@ def _key_codes(table: pa.Table, names: tuple[str, ...]) -> tuple[np.ndarray, lis
     return codes, keys
 
 
+def _mark_changes(column: pa.ChunkedArray, changed: np.ndarray) -> bool:
+    """Mark the rows whose value differs from the row before; False when the column's type has no fast
+    path here (then the caller falls back to Arrow's run-end encoding)."""
+    offset = 0
+    for chunk in column.chunks:
+        if offset:  # a chunk's first row against the previous chunk's last
+            changed[offset] |= column[offset - 1] != column[offset]
+        if chunk.null_count:
+            return False
+        part = changed[offset : offset + len(chunk)]
+        if pa.types.is_dictionary(chunk.type):
+            kernels.mark_code_changes(_numpy(chunk.indices), part)
+        elif pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
+            width = np.int32 if pa.types.is_string(chunk.type) else np.int64
+            _, offsets, data = chunk.buffers()
+            positions = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+            kernels.mark_string_changes(positions, np.frombuffer(data or b"", dtype=np.uint8), part)
+        else:
+            return False
+        offset += len(chunk)
+    return True
+
+
+def _run_starts(table: pa.Table, names: tuple[str, ...]) -> np.ndarray:
+    """Where runs of equal (names) values start (the first is 0), and the rows' count at the end."""
+    changed = np.zeros(table.num_rows, dtype=bool)
+    for name in names:
+        if not _mark_changes(table[name], changed):
+            runs = pc.run_end_encode(table[name].combine_chunks(), run_end_type=pa.int64())
+            changed[_numpy(runs.run_ends)[:-1]] = True
+    changed[:1] = True
+    return np.append(np.flatnonzero(changed), table.num_rows)
+
+
 def _key_rows(table: pa.Table, names: tuple[str, ...]) -> list[tuple[tuple, slice | np.ndarray]]:
     """Each key (values of columns `names`) and its rows: a slice when its rows are contiguous, as readings
     grouped by series are (then only the runs of equal values are looked at, not every row's strings),
     else the positions of its rows in order."""
-    runs = [pc.run_end_encode(table[name].combine_chunks(), run_end_type=pa.int64()) for name in names]
-    ends = np.unique(np.concatenate([_numpy(run.run_ends) for run in runs]))
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-    if ends.size <= max(1024, table.num_rows // 64):
-        columns = [
-            run.values.take(pa.array(np.searchsorted(_numpy(run.run_ends), starts, side="right"))).to_pylist()
-            for run in runs
-        ]
-        keys = list(zip(*columns, strict=True))
+    bounds = _run_starts(table, names)
+    starts, ends = bounds[:-1], bounds[1:]
+    if starts.size <= max(1024, table.num_rows // 64):
+        at = pa.array(starts)
+        keys = list(zip(*(table[name].take(at).to_pylist() for name in names), strict=True))
         if len(set(keys)) == len(keys):
             return [(key, slice(int(lo), int(hi))) for key, lo, hi in zip(keys, starts, ends, strict=True)]
     codes, keys = _key_codes(table, names)
@@ -328,19 +358,27 @@ def _clean(
     return np.delete(keep, same), dropped
 
 
-def _distinct(column: pa.ChunkedArray, rows: slice | np.ndarray) -> set:
-    """The distinct values of `column` at `rows`."""
-    if isinstance(rows, slice):
-        part = column.slice(rows.start, rows.stop - rows.start)
-    else:
-        part = column.take(pa.array(rows))
-    return set(pc.unique(part).to_pylist())
+class _Distinct:
+    """The distinct values of a column over row ranges, from its runs of equal values (found once)."""
+
+    def __init__(self, table: pa.Table, name: str):
+        self.column = table[name]
+        self.starts = _run_starts(table, (name,))
+        self.values = self.column.take(pa.array(self.starts[:-1])).to_pylist() if table.num_rows else []
+
+    def at(self, rows: slice | np.ndarray) -> set:
+        if isinstance(rows, slice):
+            first = np.searchsorted(self.starts, rows.start, side="right") - 1
+            last = np.searchsorted(self.starts, rows.stop, side="left")
+            return set(self.values[first:last])
+        return set(pc.unique(self.column.take(pa.array(rows))).to_pylist())
 
 
 def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tuple[list[_Series], list[dict]]:
     """One series per device (its energy counter when it has one, else its power gauge) and diagnostics."""
     if samples.num_rows == 0:
         return [], []
+    sources_of, provenances_of = _Distinct(samples, "source"), _Distinct(samples, "provenance")
     counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
     times_us = _microseconds(samples["timestamp"])
     values = np.asarray(_numpy(samples["value"].cast(pa.float64())), dtype=float)
@@ -377,7 +415,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
                 )
             )
             continue
-        sources = _distinct(samples["source"], rows)
+        sources = sources_of.at(rows)
         if counters:
             rule = "counter"
         elif sources <= set(TRAILING_AVERAGE_SECONDS):
@@ -385,7 +423,7 @@ def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tup
         else:
             rule = "trapezoid"
         wrap = counter_max[rows]
-        provenances = _distinct(samples["provenance"], rows)
+        provenances = provenances_of.at(rows)
         series.append(
             _Series(
                 host_node=host_node,

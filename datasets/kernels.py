@@ -329,3 +329,28 @@ def spread(
         else:
             result[k] = uniform_j[k]
     return result
+
+
+@njit(cache=True, nogil=True)
+def mark_string_changes(offsets: np.ndarray, data: np.ndarray, changed: np.ndarray) -> None:
+    """changed[i] |= (string i differs from string i - 1), strings given by Arrow offsets and bytes."""
+    for i in range(1, offsets.size - 1):
+        if changed[i]:
+            continue
+        a, b = offsets[i - 1], offsets[i]
+        c, d = offsets[i], offsets[i + 1]
+        if b - a != d - c:
+            changed[i] = True
+            continue
+        for k in range(b - a):
+            if data[a + k] != data[c + k]:
+                changed[i] = True
+                break
+
+
+@njit(cache=True, nogil=True)
+def mark_code_changes(codes: np.ndarray, changed: np.ndarray) -> None:
+    """changed[i] |= (codes[i] != codes[i - 1])."""
+    for i in range(1, codes.size):
+        if codes[i] != codes[i - 1]:
+            changed[i] = True
