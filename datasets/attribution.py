@@ -986,10 +986,6 @@ class _Prefix:
         return (self.high[hi] - self.high[lo]) + (self.low[hi] - self.low[lo])
 
 
-def _prefix(values: np.ndarray) -> _Prefix:
-    return _Prefix(*kernels.compensated_prefix(np.ascontiguousarray(values, dtype=float)))
-
-
 def _holding(lo: np.ndarray, hi: np.ndarray, points: int) -> np.ndarray:
     """Per segment, how many of the ranges [lo, hi) of grid points hold it (counted in integers: exact)."""
     return kernels.holding(lo, hi, points)
@@ -1367,16 +1363,6 @@ def _attribute_cut(
         model_w = idle.watts + drawing
     modelled = model_w is not None
     segment_j = _spread(cut, model_w) if modelled else cut.segment_j
-    idle_j = np.minimum(segment_j, max(idle.watts, 0.0) * segment_s)
-    dynamic_j = segment_j - idle_j
-    zero = np.zeros_like(segment_j)
-    if kepler:
-        given_j = np.minimum(kind_fraction * segment_s * drawing, segment_j)
-        price = np.divide(given_j, drawing, out=zero.copy(), where=main)
-    else:
-        price = np.divide(dynamic_j, drawing, out=zero.copy(), where=main)
-    equal_price = np.divide(dynamic_j, sharing, out=zero.copy(), where=~main & shared)
-
     requests = tasks.request_microcores[rows]
     if settings.idle_policy == "none" or kepler:
         idle_weight, idle_label = np.zeros(count), "idle=none"
@@ -1386,10 +1372,20 @@ def _attribute_cut(
         idle_weight, idle_label = requests, f"idle=requests/capacity={capacity[1]}"
     idle_running = _running(cut.idle_lo, cut.idle_hi, idle_weight, points)
     # Under "requests" the idle power of cores nobody reserved stays unattributed.
-    share_of = (
-        np.maximum(capacity[0], idle_running) if idle_label.startswith("idle=requests") else idle_running
+    idle_floor = capacity[0] if idle_label.startswith("idle=requests") else -np.inf
+    idle_j, dynamic_j, price, equal_price, idle_price, prefix, spread_c = kernels.prices(
+        np.ascontiguousarray(segment_j, dtype=float),
+        segment_s,
+        float(idle.watts),
+        drawing,
+        main,
+        sharing,
+        shared,
+        idle_running,
+        float(idle_floor),
+        kind_fraction if kepler else np.zeros(0),
+        kepler,
     )
-    idle_price = np.divide(idle_j, share_of, out=zero.copy(), where=idle_running > 0)
 
     def received(mask: np.ndarray | None = None) -> np.ndarray:
         """Joules each task got from the segments in `mask` (all by default)."""
@@ -1403,7 +1399,7 @@ def _attribute_cut(
             + idle_weight * (idle_c[cut.idle_hi] - idle_c[cut.idle_lo])
         )
 
-    main_c, equal_c, idle_c = (_prefix(p) for p in (price, equal_price, idle_price))
+    main_c, equal_c, idle_c = (_Prefix(prefix[2 * i], prefix[2 * i + 1]) for i in range(3))
     # Every share is summed per balance window, so the task rows add up to what the balance attributes.
     window_edges = np.concatenate([[0], np.searchsorted(cut.grid_s, cut.bounds_s), [points - 1]])
     windows = window_edges.size - 1
@@ -1548,8 +1544,7 @@ def _attribute_cut(
     if estimated.any():
         variance += received(estimated) ** 2
     if not kepler:
-        squares_c = _cumulative(np.divide(dynamic_j, drawing**2, out=zero.copy(), where=main))
-        equal_squares_c = _cumulative(np.divide(dynamic_j, sharing**2, out=zero.copy(), where=~main & shared))
+        squares_c, equal_squares_c, seconds_c, equal_seconds_c = spread_c
         main_spread = np.maximum(
             piece_j - weighted_rate**2 * (squares_c[cut.main_hi] - squares_c[cut.main_lo]), 0.0
         )
@@ -1563,8 +1558,6 @@ def _attribute_cut(
             pieces.task, relative * main_spread, count
         ) + EQUAL_SPLIT_RELATIVE_ERROR * np.bincount(pieces.equal_task, equal_spread, count)
         variance += 2.0 * (SPLIT_CALIBRATION * split) ** 2
-        seconds_c = _cumulative(np.divide(segment_s, drawing, out=zero.copy(), where=main))
-        equal_seconds_c = _cumulative(np.divide(segment_s, sharing, out=zero.copy(), where=~main & shared))
         dynamic_seconds = np.bincount(
             pieces.task, weighted_rate * (seconds_c[cut.main_hi] - seconds_c[cut.main_lo]), count
         ) + np.bincount(

@@ -11,6 +11,18 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def _add(total: float, carry: float, x: float) -> tuple[float, float]:
+    """total + x with the rounding error kept in carry (Neumaier): sums of ~100 bits, so a small sum after
+    large ones, or a difference of two prefix sums, loses nothing."""
+    t = total + x
+    if abs(total) >= abs(x):
+        carry += (total - t) + x
+    else:
+        carry += (x - t) + total
+    return t, carry
+
+
+@njit(cache=True, nogil=True)
 def design_rows(
     times_s: np.ndarray,
     energy_j: np.ndarray,
@@ -162,30 +174,6 @@ def unwrap_intervals(
 
 
 @njit(cache=True, nogil=True)
-def compensated_prefix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Prefix sums P_0 = 0, P_i+1 = P_i + v_i as high + low parts (Neumaier): range sums taken as
-    (high[b] - high[a]) + (low[b] - low[a]) keep ~100 bits, so a small range after large ones loses nothing."""
-    n = values.size
-    high = np.empty(n + 1)
-    low = np.empty(n + 1)
-    total = 0.0
-    carry = 0.0
-    high[0] = 0.0
-    low[0] = 0.0
-    for i in range(n):
-        x = values[i]
-        t = total + x
-        if abs(total) >= abs(x):
-            carry += (total - t) + x
-        else:
-            carry += (x - t) + total
-        total = t
-        high[i + 1] = total
-        low[i + 1] = carry
-    return high, low
-
-
-@njit(cache=True, nogil=True)
 def cumulative(values: np.ndarray) -> np.ndarray:
     """Prefix sums with a leading 0."""
     result = np.empty(values.size + 1)
@@ -267,13 +255,7 @@ def running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) ->
     total = 0.0
     carry = 0.0
     for i in range(points - 1):
-        x = change[i]
-        t = total + x
-        if abs(total) >= abs(x):
-            carry += (total - t) + x
-        else:
-            carry += (x - t) + total
-        total = t
+        total, carry = _add(total, carry, change[i])
         result[i] = total + carry
     return result
 
@@ -354,3 +336,59 @@ def mark_code_changes(codes: np.ndarray, changed: np.ndarray) -> None:
     for i in range(1, codes.size):
         if codes[i] != codes[i - 1]:
             changed[i] = True
+
+
+@njit(cache=True, nogil=True)
+def prices(
+    segment_j: np.ndarray,
+    segment_s: np.ndarray,
+    idle_watts: float,
+    drawing: np.ndarray,
+    main: np.ndarray,
+    sharing: np.ndarray,
+    shared: np.ndarray,
+    idle_running: np.ndarray,
+    idle_floor: float,
+    kind_fraction: np.ndarray,
+    kepler: bool,
+):
+    """Per segment: idle and dynamic energy, the price per unit of what the main pieces draw, of equal
+    presence and of idle weight, with their compensated prefix sums, and the prefix sums of the split's
+    spread terms (d / W^2, dt / W and the same for equal shares). One pass over the segments."""
+    n = segment_j.size
+    idle_j = np.empty(n)
+    dynamic_j = np.empty(n)
+    price = np.zeros(n)
+    equal_price = np.zeros(n)
+    idle_price = np.zeros(n)
+    prefix = np.zeros((6, n + 1))  # high and low of the main, equal and idle price sums
+    spread = np.zeros((4, n + 1))  # squares, equal squares, seconds, equal seconds
+    floor_watts = max(idle_watts, 0.0)
+    sums = np.zeros(6)
+    plain = np.zeros(4)
+    for k in range(n):
+        idle = min(segment_j[k], floor_watts * segment_s[k])
+        dynamic = segment_j[k] - idle
+        idle_j[k] = idle
+        dynamic_j[k] = dynamic
+        if main[k]:
+            if kepler:
+                price[k] = min(kind_fraction[k] * segment_s[k] * drawing[k], segment_j[k]) / drawing[k]
+            else:
+                price[k] = dynamic / drawing[k]
+                plain[0] += dynamic / (drawing[k] * drawing[k])
+                plain[2] += segment_s[k] / drawing[k]
+        elif shared[k]:
+            equal_price[k] = dynamic / sharing[k]
+            plain[1] += dynamic / (sharing[k] * sharing[k])
+            plain[3] += segment_s[k] / sharing[k]
+        if idle_running[k] > 0:
+            idle_price[k] = idle / max(idle_floor, idle_running[k])
+        sums[0], sums[1] = _add(sums[0], sums[1], price[k])
+        sums[2], sums[3] = _add(sums[2], sums[3], equal_price[k])
+        sums[4], sums[5] = _add(sums[4], sums[5], idle_price[k])
+        for r in range(6):
+            prefix[r, k + 1] = sums[r]
+        for r in range(4):
+            spread[r, k + 1] = plain[r]
+    return idle_j, dynamic_j, price, equal_price, idle_price, prefix, spread
