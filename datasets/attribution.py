@@ -88,7 +88,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -153,6 +153,8 @@ DAY_US = 86_400 * US_PER_SECOND
 STREAM_MARGIN_SECONDS = 3600.0
 # Segments (grid points over all series) that attribute() keeps from the fit pass for the split pass.
 KEPT_CUT_POINTS = 30_000_000
+# Readings from which the columns are scanned for runs side by side.
+PARALLEL_SCAN_ROWS = 1_000_000
 # The emit range of a computation over all time (in memory): results for every instant.
 EVERYTHING = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
 
@@ -276,22 +278,31 @@ def _mark_changes(column: pa.ChunkedArray, changed: np.ndarray) -> bool:
     return True
 
 
-def _run_starts(table: pa.Table, names: tuple[str, ...]) -> np.ndarray:
-    """Where runs of equal (names) values start (the first is 0), and the rows' count at the end."""
-    changed = np.zeros(table.num_rows, dtype=bool)
-    for name in names:
-        if not _mark_changes(table[name], changed):
-            runs = pc.run_end_encode(table[name].combine_chunks(), run_end_type=pa.int64())
-            changed[_numpy(runs.run_ends)[:-1]] = True
+def _run_starts(column: pa.ChunkedArray) -> np.ndarray:
+    """Where the column's runs of equal values start (the first is 0), and its length at the end."""
+    changed = np.zeros(len(column), dtype=bool)
+    if not _mark_changes(column, changed):
+        runs = pc.run_end_encode(column.combine_chunks(), run_end_type=pa.int64())
+        changed[_numpy(runs.run_ends)[:-1]] = True
     changed[:1] = True
-    return np.append(np.flatnonzero(changed), table.num_rows)
+    return np.append(np.flatnonzero(changed), len(column))
 
 
-def _key_rows(table: pa.Table, names: tuple[str, ...]) -> list[tuple[tuple, slice | np.ndarray]]:
+def _runs(table: pa.Table, names: tuple[str, ...], threads: int) -> dict[str, np.ndarray]:
+    """The run starts of each column, the columns side by side when the table is large."""
+    threads = threads if table.num_rows >= PARALLEL_SCAN_ROWS else 1
+    return dict(
+        zip(names, _in_order(lambda name: _run_starts(table[name]), list(names), threads), strict=True)
+    )
+
+
+def _key_rows(
+    table: pa.Table, names: tuple[str, ...], runs: dict[str, np.ndarray]
+) -> list[tuple[tuple, slice | np.ndarray]]:
     """Each key (values of columns `names`) and its rows: a slice when its rows are contiguous, as readings
     grouped by series are (then only the runs of equal values are looked at, not every row's strings),
     else the positions of its rows in order."""
-    bounds = _run_starts(table, names)
+    bounds = np.unique(np.concatenate([runs[name] for name in names]))
     starts, ends = bounds[:-1], bounds[1:]
     if starts.size <= max(1024, table.num_rows // 64):
         at = pa.array(starts)
@@ -361,9 +372,9 @@ def _clean(
 class _Distinct:
     """The distinct values of a column over row ranges, from its runs of equal values (found once)."""
 
-    def __init__(self, table: pa.Table, name: str):
+    def __init__(self, table: pa.Table, name: str, starts: np.ndarray):
         self.column = table[name]
-        self.starts = _run_starts(table, (name,))
+        self.starts = starts
         self.values = self.column.take(pa.array(self.starts[:-1])).to_pylist() if table.num_rows else []
 
     def at(self, rows: slice | np.ndarray) -> set:
@@ -374,19 +385,21 @@ class _Distinct:
         return set(pc.unique(self.column.take(pa.array(rows))).to_pylist())
 
 
-def _device_series(samples: pa.Table, emit: tuple[int, int] = EVERYTHING) -> tuple[list[_Series], list[dict]]:
+def _device_series(
+    samples: pa.Table, emit: tuple[int, int] = EVERYTHING, threads: int = 1
+) -> tuple[list[_Series], list[dict]]:
     """One series per device (its energy counter when it has one, else its power gauge) and diagnostics."""
     if samples.num_rows == 0:
         return [], []
-    sources_of, provenances_of = _Distinct(samples, "source"), _Distinct(samples, "provenance")
+    keys = ("host_node", "device_kind", "device_id")
+    runs = _runs(samples, (*keys, "source", "provenance"), threads)
+    sources_of, provenances_of = (_Distinct(samples, name, runs[name]) for name in ("source", "provenance"))
     counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
     times_us = _microseconds(samples["timestamp"])
     values = np.asarray(_numpy(samples["value"].cast(pa.float64())), dtype=float)
     counter_max = np.asarray(_numpy(samples["counter_max_joules"].cast(pa.float64())), dtype=float)
     series, notes = [], []
-    for (host_node, device_kind, device_id), rows in _key_rows(
-        samples, ("host_node", "device_kind", "device_id")
-    ):
+    for (host_node, device_kind, device_id), rows in _key_rows(samples, keys, runs):
         is_counter = counter[rows]
         counters = int(is_counter.sum())
         if 0 < counters < is_counter.size:
@@ -1049,8 +1062,21 @@ def _interval_energy(series: _Series, times_s: np.ndarray) -> tuple[np.ndarray, 
     return 0.5 * (series.values[1:] + series.values[:-1]) * np.diff(times_s), none
 
 
-def _cut(series: _Series, pieces: _Pieces, window_us: int) -> _Cut:
-    """Segments of one series: every reading, window boundary, piece edge and idle-window edge."""
+def _cut(series: _Series, pieces: _Pieces, window_us: int, like: _Cut | None = None) -> _Cut:
+    """Segments of one series: every reading, window boundary, piece edge and idle-window edge.
+
+    `like`: a cut of another series of the node with the same pieces and reading times (the zones an agent
+    reads in one step), whose segments this one shares: only the energies are the series' own."""
+    if like is not None:
+        times_s, interval = like.times_s, like.interval
+        interval_j, flags = _interval_energy(series, times_s)
+        reading = np.append(interval, times_s.size - 2)
+        if series.rule == "trapezoid":
+            watts = kernels.interpolate(like.grid_s, reading, times_s, series.values)
+            segment_j = 0.5 * (watts[:-1] + watts[1:]) * like.segment_s
+        else:
+            segment_j = np.diff(kernels.interpolate(like.grid_s, reading, times_s, _cumulative(interval_j)))
+        return replace(like, series=series, interval_j=interval_j, segment_j=segment_j, flags=flags)
     first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
     times_s = (series.times_us - first_us) / US_PER_SECOND
     end_s = times_s[-1]
@@ -1770,6 +1796,13 @@ class _Chunk:
     emit: tuple[int, int] = EVERYTHING
 
 
+@dataclass(frozen=True)
+class _NodeIdle:
+    idle: dict[tuple[str, str, str], _Idle]
+    noise: dict[tuple[str, str, str], float]
+    notes: list[dict]
+
+
 @dataclass
 class _Split:
     """What attributing one chunk gives: task and balance rows, rows of devices without readings, and the
@@ -1868,7 +1901,7 @@ class _Engine:
         if share == "usage" and chunk.usage is not None:
             windows = _usage_edges(chunk.usage, rows, windows)
         cpu = _cpu_pieces(self.tasks, rows, windows, chunk.usage if share == "usage" else None, None)
-        result = []
+        result: list[_Cut] = []
         for series in chunk.series:
             kind = series.device_kind
             if kind in ACCELERATOR_IDS:
@@ -1878,7 +1911,15 @@ class _Engine:
                 pieces = _cpu_pieces(self.tasks, rows, windows, chunk.kepler, kind)
             else:
                 pieces = cpu
-            result.append(_cut(series, pieces, self.settings.window_us))
+            like = next(
+                (
+                    cut
+                    for cut in result
+                    if cut.pieces is pieces and np.array_equal(cut.series.times_us, series.times_us)
+                ),
+                None,
+            )
+            result.append(_cut(series, pieces, self.settings.window_us, like))
         return result
 
     def gather(self, chunk: _Chunk, cuts: list[_Cut]) -> dict[str, np.ndarray]:
@@ -1902,20 +1943,24 @@ class _Engine:
             else:
                 self.grams[kind] = gram
 
-    def finish_node(self, node: str) -> None:
-        """Idle power and gauge noise of the node's series; their per-segment samples are let go."""
+    def node_idle(self, node: str) -> _NodeIdle:
+        """Idle power and gauge noise of the node's series once its fit pass is done; their per-segment
+        samples are let go. Applied by `finish_node` (in node order: the notes keep their order)."""
         configured = self.settings.idle_power_watts
+        done = _NodeIdle({}, {}, [])
         for key, stats in self.stats.get(node, {}).items():
-            if key in self.idle:
-                continue
-            self.idle[key] = _idle_power(stats, configured.get((key[0], key[1])))
-            self.noise[key] = _gauge_noise(stats)
+            idle = done.idle[key] = _idle_power(stats, configured.get((key[0], key[1])))
+            noise = done.noise[key] = _gauge_noise(stats)
             stats.release()
-            self.notes.append(
-                _diagnostic("idle_power_watts", self.idle[key].watts, self.idle[key].method, key)
-            )
-            if self.noise[key] > 0:
-                self.notes.append(_diagnostic("gauge_noise_relative", self.noise[key], None, key))
+            done.notes.append(_diagnostic("idle_power_watts", idle.watts, idle.method, key))
+            if noise > 0:
+                done.notes.append(_diagnostic("gauge_noise_relative", noise, None, key))
+        return done
+
+    def finish_node(self, done: _NodeIdle) -> None:
+        self.idle.update(done.idle)
+        self.noise.update(done.noise)
+        self.notes += done.notes
 
     def finish_statistics(self) -> None:
         for kind, gram in self.grams.items():
@@ -2240,7 +2285,7 @@ def attribute(
     )
     workers = _threads(threads)
     ran = _ran_tasks(tasks)
-    series, notes = _device_series(samples)
+    series, notes = _device_series(samples, threads=workers)
     usage, usage_notes = _container_readings(containers, ran, CPU_SECONDS, USAGE_SOURCES)
     settings = _resolve_share(settings, usage)
     kepler, kepler_notes = (None, [])
@@ -2263,13 +2308,14 @@ def attribute(
     kept: dict[str, list[_Cut]] = {}
     points = 0
 
-    def fit_pass(chunk: _Chunk) -> tuple[list[_Cut], dict[str, np.ndarray]]:
+    def fit_pass(chunk: _Chunk) -> tuple[list[_Cut], dict[str, np.ndarray], _NodeIdle]:
         cuts = engine.cuts(chunk)
-        return cuts, engine.gather(chunk, cuts)
+        grams = engine.gather(chunk, cuts)
+        return cuts, grams, engine.node_idle(chunk.node)
 
-    for chunk, (cuts, grams) in zip(chunks, _in_order(fit_pass, chunks, workers), strict=True):
+    for chunk, (cuts, grams, done) in zip(chunks, _in_order(fit_pass, chunks, workers), strict=True):
         engine.add_grams(grams)
-        engine.finish_node(chunk.node)
+        engine.finish_node(done)
         size = sum(cut.grid_s.size for cut in cuts)
         if points + size <= KEPT_CUT_POINTS:
             kept[chunk.node] = cuts
@@ -2419,13 +2465,14 @@ def attribute_dataset(
                 engine.gather_skew(chunk)
         engine.finish_skew()
 
-    def fit_pass(node: str) -> list[dict[str, np.ndarray]]:
-        return [engine.gather(chunk, engine.cuts(chunk)) for chunk in chunks(node)]
+    def fit_pass(node: str) -> tuple[list[dict[str, np.ndarray]], _NodeIdle]:
+        parts = [engine.gather(chunk, engine.cuts(chunk)) for chunk in chunks(node)]
+        return parts, engine.node_idle(node)
 
-    for node, parts in zip(nodes, _in_order(fit_pass, nodes, workers), strict=True):
+    for parts, done in _in_order(fit_pass, nodes, workers):
         for grams in parts:
             engine.add_grams(grams)
-        engine.finish_node(node)
+        engine.finish_node(done)
     engine.finish_statistics()
 
     def split_pass(node: str) -> list[_Split]:
