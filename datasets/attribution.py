@@ -1357,27 +1357,49 @@ def _attribute_cut(
     skew: _Skew | None,
     mig: bool,
     emit: tuple[int, int],
+    memo: dict | None = None,
 ) -> tuple[dict, dict]:
-    """Task rows and balance rows of one series (formulas in the module doc)."""
+    """Task rows and balance rows of one series (formulas in the module doc).
+
+    memo: what depends only on the segments, the pieces and the kind, shared by the zones of a node that
+    share their segments (kept by the caller per segment grid and kind)."""
     series, pieces = cut.series, cut.pieces
+    memo = {} if memo is None else memo
+
+    def once(name: str, compute):
+        if name not in memo:
+            memo[name] = compute()
+        return memo[name]
+
     rows, count = pieces.rows, pieces.rows.size
     accelerator = series.device_kind in ACCELERATOR_IDS
     kepler = kind_fraction is not None
     segment_s, points = cut.segment_s, cut.grid_s.size
-    weight = np.ones(pieces.column.size) if model is None or kepler else model.weights[pieces.column]
-    weighted_rate = weight * cut.main_rate
-    # Rates below a nano-unit per second (rounding crumbs of counters) draw nothing: dividing by them overflows.
-    weighted_rate = np.where(weighted_rate > MIN_RATE, weighted_rate, 0.0)
-    drawing = _running(cut.main_lo, cut.main_hi, weighted_rate, points)
-    # Whether anyone draws is counted in integers: a float running sum leaves crumbs where nobody does.
-    drawn = weighted_rate > 0
-    main = _holding(cut.main_lo[drawn], cut.main_hi[drawn], points) > 0
-    drawing = np.where(main, drawing, 0.0)
-    presence = pieces.equal_presence
-    sharing = _running(cut.equal_lo, cut.equal_hi, presence, points)
-    present = presence > 0
-    shared = _holding(cut.equal_lo[present], cut.equal_hi[present], points) > 0
-    sharing = np.where(shared, sharing, 0.0)
+
+    def draws() -> tuple[np.ndarray, ...]:
+        weight = np.ones(pieces.column.size) if model is None or kepler else model.weights[pieces.column]
+        weighted_rate = weight * cut.main_rate
+        # Rates below a nano-unit per second (rounding crumbs of counters) draw nothing: dividing by them
+        # overflows.
+        weighted_rate = np.where(weighted_rate > MIN_RATE, weighted_rate, 0.0)
+        drawing = _running(cut.main_lo, cut.main_hi, weighted_rate, points)
+        # Whether anyone draws is counted in integers: a float running sum leaves crumbs where nobody does.
+        drawn = weighted_rate > 0
+        main = _holding(cut.main_lo[drawn], cut.main_hi[drawn], points) > 0
+        presence = pieces.equal_presence
+        sharing = _running(cut.equal_lo, cut.equal_hi, presence, points)
+        present = presence > 0
+        shared = _holding(cut.equal_lo[present], cut.equal_hi[present], points) > 0
+        return (
+            weighted_rate,
+            np.where(main, drawing, 0.0),
+            main,
+            presence,
+            np.where(shared, sharing, 0.0),
+            shared,
+        )
+
+    weighted_rate, drawing, main, presence, sharing, shared = once("draws", draws)
     # Within a reading interval the energy follows the modelled power: idle plus what the pieces draw at
     # the fitted watts per unit, or (GPU/FPGA) the device's mean dynamic power per holder.
     model_w, holder_w = None, 0.0
@@ -1389,16 +1411,20 @@ def _attribute_cut(
         model_w = idle.watts + drawing
     modelled = model_w is not None
     segment_j = _spread(cut, model_w) if modelled else cut.segment_j
-    requests = tasks.request_microcores[rows]
-    if settings.idle_policy == "none" or kepler:
-        idle_weight, idle_label = np.zeros(count), "idle=none"
-    elif accelerator or settings.idle_policy == "time":
-        idle_weight, idle_label = np.ones(count), "idle=holders" if accelerator else "idle=time"
-    else:
-        idle_weight, idle_label = requests, f"idle=requests/capacity={capacity[1]}"
-    idle_running = _running(cut.idle_lo, cut.idle_hi, idle_weight, points)
-    # Under "requests" the idle power of cores nobody reserved stays unattributed.
-    idle_floor = capacity[0] if idle_label.startswith("idle=requests") else -np.inf
+
+    def idles() -> tuple:
+        if settings.idle_policy == "none" or kepler:
+            idle_weight, idle_label = np.zeros(count), "idle=none"
+        elif accelerator or settings.idle_policy == "time":
+            idle_weight, idle_label = np.ones(count), "idle=holders" if accelerator else "idle=time"
+        else:
+            idle_weight, idle_label = tasks.request_microcores[rows], f"idle=requests/capacity={capacity[1]}"
+        idle_running = _running(cut.idle_lo, cut.idle_hi, idle_weight, points)
+        # Under "requests" the idle power of cores nobody reserved stays unattributed.
+        idle_floor = capacity[0] if idle_label.startswith("idle=requests") else -np.inf
+        return idle_weight, idle_label, idle_running, idle_floor
+
+    idle_weight, idle_label, idle_running, idle_floor = once("idles", idles)
     idle_j, dynamic_j, price, equal_price, idle_price, prefix, spread_c = kernels.prices(
         np.ascontiguousarray(segment_j, dtype=float),
         segment_s,
@@ -1427,24 +1453,85 @@ def _attribute_cut(
 
     main_c, equal_c, idle_c = (_Prefix(prefix[2 * i], prefix[2 * i + 1]) for i in range(3))
     # Every share is summed per balance window, so the task rows add up to what the balance attributes.
-    window_edges = np.concatenate([[0], np.searchsorted(cut.grid_s, cut.bounds_s), [points - 1]])
+    window_edges = once(
+        "window_edges", lambda: np.concatenate([[0], np.searchsorted(cut.grid_s, cut.bounds_s), [points - 1]])
+    )
     windows = window_edges.size - 1
     attributed_joules = np.zeros(windows)
 
-    def shares(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: _Prefix):
+    def shares(
+        name: str, owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: _Prefix
+    ):
         """Joules of each range [lo, hi) at `weight` x the per-segment price summed in `total`, per owner."""
-        part, window, sub_lo, sub_hi = _by_window(lo, hi, window_edges)
+        part, window, sub_lo, sub_hi = once(name, lambda: _by_window(lo, hi, window_edges))
         joules = weight[part] * total.between(sub_lo, sub_hi)
-        np.add.at(attributed_joules, window, joules)
+        attributed_joules[:] += np.bincount(window, joules, windows)
         return np.bincount(owner[part], joules, count), np.bincount(part, joules, lo.size)
 
-    main_joules, piece_j = shares(pieces.task, cut.main_lo, cut.main_hi, weighted_rate, main_c)
-    equal_joules, _ = shares(pieces.equal_task, cut.equal_lo, cut.equal_hi, presence, equal_c)
-    idle_joules, _ = shares(np.arange(count), cut.idle_lo, cut.idle_hi, idle_weight, idle_c)
+    main_joules, piece_j = shares("main", pieces.task, cut.main_lo, cut.main_hi, weighted_rate, main_c)
+    equal_joules, _ = shares("equal", pieces.equal_task, cut.equal_lo, cut.equal_hi, presence, equal_c)
+    idle_joules, _ = shares("idle", np.arange(count), cut.idle_lo, cut.idle_hi, idle_weight, idle_c)
     dynamic_joules = main_joules + equal_joules
     energy_joules = dynamic_joules + idle_joules
-    duration_s = cut.idle_end_s - cut.idle_start_s
-    inside_s = cut.grid_s[cut.idle_hi] - cut.grid_s[cut.idle_lo]
+    times_s, readings = cut.times_s, cut.times_s.size
+    segments = segment_s.size
+
+    def frame() -> dict[str, np.ndarray]:
+        """Where each task's window lies among the segments and readings, and what it covers."""
+        duration_s = cut.idle_end_s - cut.idle_start_s
+        covered = cut.covered[cut.interval]
+        covered_c = _cumulative(segment_s * covered)
+        at_start = np.searchsorted(times_s, cut.idle_start_s, side="right") - 1
+        start_interval = np.clip(at_start, 0, readings - 2)
+        point_covered = (at_start >= 0) & (at_start < readings - 1) & cut.covered[start_interval]
+        past_reading = np.searchsorted(times_s, cut.idle_end_s, side="left")
+        inside_s = cut.grid_s[cut.idle_hi] - cut.grid_s[cut.idle_lo]
+        first_seg = np.clip(cut.idle_lo, 0, segments - 1)
+        last_seg = np.clip(cut.idle_hi - 1, 0, segments - 1)
+        resolution_s = tasks.resolution_us[rows] / US_PER_SECOND
+        edge_segs = []
+        for edge_s, side in (
+            (cut.idle_start_s + resolution_s / 2, "right"),
+            (cut.idle_end_s - resolution_s / 2, "left"),
+        ):
+            at = np.searchsorted(cut.grid_s, np.clip(edge_s, 0.0, times_s[-1]), side=side) - (side == "right")
+            edge_segs.append(np.clip(at, first_seg, last_seg))
+        first_interval = np.clip(at_start, 0, readings - 1)
+        return {
+            "duration_s": duration_s,
+            "inside_s": inside_s,
+            "covered": covered,
+            "coverage": np.minimum(
+                np.divide(
+                    covered_c[cut.idle_hi] - covered_c[cut.idle_lo],
+                    duration_s,
+                    out=point_covered * 1.0,
+                    where=duration_s > 0,
+                ),
+                1.0,
+            ),
+            "samples": np.maximum(past_reading - (at_start + 1), 0),
+            "outside": (
+                (inside_s <= 0)
+                & ((duration_s > 0) | ~point_covered)
+                & ((cut.idle_end_s <= 0) | (cut.idle_start_s >= times_s[-1]))
+            ),
+            "first_seg": first_seg,
+            "last_seg": last_seg,
+            "has_window": cut.idle_hi > cut.idle_lo,
+            "resolution_s": resolution_s,
+            "follows_window": np.isin(pieces.basis, (BASIS_REQUESTS, BASIS_EQUAL)),
+            "start_edge_seg": edge_segs[0],
+            "end_edge_seg": edge_segs[1],
+            "first_interval": first_interval,
+            "past_interval": np.maximum(np.clip(past_reading, 0, readings - 1), first_interval),
+        }
+
+    where = once("frame", frame)
+    duration_s, inside_s, covered, coverage = (
+        where[name] for name in ("duration_s", "inside_s", "covered", "coverage")
+    )
+    samples, outside = where["samples"], where["outside"]
     average_w = np.divide(energy_joules, duration_s, out=np.zeros(count), where=duration_s > 0)
 
     dynamic_peak = np.full(count, np.nan)
@@ -1463,67 +1550,47 @@ def _attribute_cut(
         np.nan_to_num(dynamic_peak) + np.nan_to_num(idle_peak),
     )
 
-    times_s, readings = cut.times_s, cut.times_s.size
-    covered = cut.covered[cut.interval]
-    covered_c = _cumulative(segment_s * covered)
-    at_start = np.searchsorted(times_s, cut.idle_start_s, side="right") - 1
-    start_interval = np.clip(at_start, 0, readings - 2)
-    point_covered = (at_start >= 0) & (at_start < readings - 1) & cut.covered[start_interval]
-    coverage = np.minimum(
-        np.divide(
-            covered_c[cut.idle_hi] - covered_c[cut.idle_lo],
-            duration_s,
-            out=point_covered * 1.0,
-            where=duration_s > 0,
-        ),
-        1.0,
-    )
-    past_reading = np.searchsorted(times_s, cut.idle_end_s, side="left")
-    samples = np.maximum(past_reading - (at_start + 1), 0)
-    outside = (
-        (inside_s <= 0)
-        & ((duration_s > 0) | ~point_covered)
-        & ((cut.idle_end_s <= 0) | (cut.idle_start_s >= times_s[-1]))
-    )
-
     # Uncertainty components (module doc), each a standard deviation in joules.
-    segments = segment_s.size
-    first_seg = np.clip(cut.idle_lo, 0, segments - 1)
-    last_seg = np.clip(cut.idle_hi - 1, 0, segments - 1)
-    has_window = cut.idle_hi > cut.idle_lo
+    first_seg, last_seg, has_window = where["first_seg"], where["last_seg"], where["has_window"]
 
-    def dynamic_in(seg: np.ndarray) -> np.ndarray:
-        """Joules of dynamic energy each task got in its segment `seg`."""
-        main_hit = (cut.main_lo <= seg[pieces.task]) & (cut.main_hi > seg[pieces.task])
-        equal_hit = (cut.equal_lo <= seg[pieces.equal_task]) & (cut.equal_hi > seg[pieces.equal_task])
-        return np.bincount(
-            pieces.task[main_hit], (weighted_rate * price[seg[pieces.task]])[main_hit], count
-        ) + np.bincount(
-            pieces.equal_task[equal_hit], (presence * equal_price[seg[pieces.equal_task]])[equal_hit], count
+    def hits(name: str) -> tuple[np.ndarray, ...]:
+        """The main and equal pieces holding each task's segment `name`, with those segments."""
+        seg = where[name]
+        main_seg, equal_seg = seg[pieces.task], seg[pieces.equal_task]
+        main_hit = (cut.main_lo <= main_seg) & (cut.main_hi > main_seg)
+        equal_hit = (cut.equal_lo <= equal_seg) & (cut.equal_hi > equal_seg)
+        return (
+            main_hit,
+            main_seg[main_hit],
+            pieces.task[main_hit],
+            equal_hit,
+            equal_seg[equal_hit],
+            pieces.equal_task[equal_hit],
         )
 
-    def modelled_in(seg: np.ndarray) -> np.ndarray:
-        """Watts the model gives each task in its segment `seg`."""
-        main_hit = (cut.main_lo <= seg[pieces.task]) & (cut.main_hi > seg[pieces.task])
-        equal_hit = (cut.equal_lo <= seg[pieces.equal_task]) & (cut.equal_hi > seg[pieces.equal_task])
+    def dynamic_in(name: str) -> np.ndarray:
+        """Joules of dynamic energy each task got in its segment `name`."""
+        main_hit, main_seg, main_task, equal_hit, equal_seg, equal_task = once(name, lambda: hits(name))
+        return np.bincount(main_task, weighted_rate[main_hit] * price[main_seg], count) + np.bincount(
+            equal_task, presence[equal_hit] * equal_price[equal_seg], count
+        )
+
+    def modelled_in(name: str) -> np.ndarray:
+        """Watts the model gives each task in its segment `name`."""
+        main_hit, _, main_task, equal_hit, _, equal_task = once(name, lambda: hits(name))
         main_w = weighted_rate if modelled and not accelerator else np.zeros(weighted_rate.size)
-        return np.bincount(pieces.task[main_hit], main_w[main_hit], count) + np.bincount(
-            pieces.equal_task[equal_hit], holder_w * presence[equal_hit], count
+        return np.bincount(main_task, main_w[main_hit], count) + np.bincount(
+            equal_task, holder_w * presence[equal_hit], count
         )
 
-    dynamic_edge = [dynamic_in(seg) * has_window for seg in (first_seg, last_seg)]
+    dynamic_edge = [dynamic_in(name) * has_window for name in ("first_seg", "last_seg")]
     # Argo's truncation bounds each true edge within +-r/2 of the estimate: a bound, not a deviation. A
     # task whose share follows its window draws its full power just inside the ramps at its edges.
-    resolution_s = tasks.resolution_us[rows] / US_PER_SECOND
-    follows_window = np.isin(pieces.basis, (BASIS_REQUESTS, BASIS_EQUAL))
+    resolution_s, follows_window = where["resolution_s"], where["follows_window"]
     edge_power = np.zeros(count)
-    for edge_s, side in (
-        (cut.idle_start_s + resolution_s / 2, "right"),
-        (cut.idle_end_s - resolution_s / 2, "left"),
-    ):
-        at = np.searchsorted(cut.grid_s, np.clip(edge_s, 0.0, times_s[-1]), side=side) - (side == "right")
-        seg = np.clip(at, first_seg, last_seg)
-        own = np.where(follows_window, dynamic_in(seg), 0.0) + idle_weight * idle_price[seg]
+    for name in ("start_edge_seg", "end_edge_seg"):
+        seg = where[name]
+        own = np.where(follows_window, dynamic_in(name), 0.0) + idle_weight * idle_price[seg]
         edge_power += own / segment_s[seg] * has_window
     timing_bound = resolution_s / 2 * edge_power
     if skew is not None:
@@ -1553,11 +1620,11 @@ def _attribute_cut(
         # A gauge does not see between readings: at an edge, a reading that caught the task doubles its
         # modelled power over the unmeasured part of the interval, one that missed it loses all of it.
         window_s = TRAILING_AVERAGE_SECONDS["nvml"] if series.rule == "trailing" else 0.0
-        for seg in (first_seg, last_seg):
-            j = cut.interval[seg]
+        for name in ("first_seg", "last_seg"):
+            j = cut.interval[where[name]]
             overlap = np.minimum(cut.idle_end_s, times_s[j + 1]) - np.maximum(cut.idle_start_s, times_s[j])
             unmeasured = np.maximum(interval_s[j] - window_s, 0.0) / interval_s[j]
-            variance += (modelled_in(seg) * np.maximum(overlap, 0.0) * unmeasured) ** 2 * has_window
+            variance += (modelled_in(name) * np.maximum(overlap, 0.0) * unmeasured) ** 2 * has_window
     gap_scale = 1.0 if series.rule == "trapezoid" else 1.0 / math.sqrt(3.0)
     variance += (gap_scale * received(~covered)) ** 2
     if modelled and not covered.all():
@@ -1599,14 +1666,17 @@ def _attribute_cut(
     variance += tail_j**2 / 3.0
     uncertainty_joules = np.hypot(timing_bound, UNCERTAINTY_COVERAGE_FACTOR * np.sqrt(variance))
 
-    first_interval = np.clip(at_start, 0, readings - 1)
-    past_interval = np.maximum(np.clip(past_reading, 0, readings - 1), first_interval)
+    first_interval, past_interval = where["first_interval"], where["past_interval"]
     wraps, resets = _cumulative(cut.flags == FLAG_WRAP), _cumulative(cut.flags == FLAG_RESET)
-    whole = presence >= 1
-    holders = _range_max(
-        _holding(cut.equal_lo[whole], cut.equal_hi[whole], points), cut.equal_lo, cut.equal_hi
-    )
-    labels = _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
+
+    def labels() -> tuple[np.ndarray, np.ndarray]:
+        whole = presence >= 1
+        holders = _range_max(
+            _holding(cut.equal_lo[whole], cut.equal_hi[whole], points), cut.equal_lo, cut.equal_hi
+        )
+        labels = _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
+        return np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+
     tail = f";{idle_label};idle_power={idle.method}" + (skew.label() if skew is not None else "")
     tail += ";mig" if mig and series.device_kind == "gpu" else ""
     reading = {
@@ -1615,7 +1685,7 @@ def _attribute_cut(
         "trapezoid": "gauge-trapezoid",
     }[series.rule]
     # Each distinct combination of the flags and the split label is spelt once, not once per row.
-    label_names, label_of = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    label_names, label_of = once("labels", labels)
     wrapped = wraps[past_interval] != wraps[first_interval]
     was_reset = resets[past_interval] != resets[first_interval]
     gap = (coverage < 1.0) & ~outside
@@ -2001,6 +2071,7 @@ class _Engine:
         mig = self.machine_devices.get(node, ([], False))[1]
         capacity = self.capacities.get(node, (0.0, "peak-requests"))
         kind_energy = self._kind_energy(cuts) if self.settings.share == "kepler" else {}
+        memos: dict[tuple[int, str], dict] = {}
         for cut in cuts:
             kind = cut.series.device_kind
             model, relative = self.models.get(kind, (None, 1.0 / math.sqrt(3.0)))
@@ -2025,6 +2096,7 @@ class _Engine:
                 self.skews.get(node),
                 mig,
                 chunk.emit,
+                memos.setdefault((id(cut.grid_s), kind), {}),
             )
             split.task_parts.append(task_rows)
             split.balance_parts.append(balance_rows)
