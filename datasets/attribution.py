@@ -1451,7 +1451,7 @@ def _attribute_cut(
             + idle_weight * (idle_c[cut.idle_hi] - idle_c[cut.idle_lo])
         )
 
-    main_c, equal_c, idle_c = (_Prefix(prefix[2 * i], prefix[2 * i + 1]) for i in range(3))
+    main_c, equal_c, idle_c = (_Prefix(prefix[:, 2 * i], prefix[:, 2 * i + 1]) for i in range(3))
     # Every share is summed per balance window, so the task rows add up to what the balance attributes.
     window_edges = once(
         "window_edges", lambda: np.concatenate([[0], np.searchsorted(cut.grid_s, cut.bounds_s), [points - 1]])
@@ -1637,7 +1637,7 @@ def _attribute_cut(
     if estimated.any():
         variance += received(estimated) ** 2
     if not kepler:
-        squares_c, equal_squares_c, seconds_c, equal_seconds_c = spread_c
+        squares_c, equal_squares_c, seconds_c, equal_seconds_c = spread_c.T
         main_spread = np.maximum(
             piece_j - weighted_rate**2 * (squares_c[cut.main_hi] - squares_c[cut.main_lo]), 0.0
         )

@@ -361,8 +361,8 @@ def prices(
     price = np.zeros(n)
     equal_price = np.zeros(n)
     idle_price = np.zeros(n)
-    prefix = np.zeros((6, n + 1))  # high and low of the main, equal and idle price sums
-    spread = np.zeros((4, n + 1))  # squares, equal squares, seconds, equal seconds
+    prefix = np.zeros((n + 1, 6))  # high and low of the main, equal and idle price sums
+    spread = np.zeros((n + 1, 4))  # squares, equal squares, seconds, equal seconds
     floor_watts = max(idle_watts, 0.0)
     sums = np.zeros(6)
     plain = np.zeros(4)
@@ -388,7 +388,7 @@ def prices(
         sums[2], sums[3] = _add(sums[2], sums[3], equal_price[k])
         sums[4], sums[5] = _add(sums[4], sums[5], idle_price[k])
         for r in range(6):
-            prefix[r, k + 1] = sums[r]
+            prefix[k + 1, r] = sums[r]
         for r in range(4):
-            spread[r, k + 1] = plain[r]
+            spread[k + 1, r] = plain[r]
     return idle_j, dynamic_j, price, equal_price, idle_price, prefix, spread
