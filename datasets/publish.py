@@ -38,6 +38,7 @@ from datasets.wfformat import (
 )
 from datasets.wta import tables_to_wta, write_wta
 from schemas.formats import (
+    DEFAULT_LICENCE,
     EXTENSION_KEY,
     JOULES_PER_KWH,
     Finding,
@@ -50,7 +51,6 @@ from schemas.formats import (
 
 SALT_FILE = Path(".jouletrace") / "salt"
 PSEUDONYM_HEX_DIGITS = 12
-DEFAULT_LICENCE = "CC-BY-4.0"
 WMS = "argo"
 ARGO_RUNTIME_SYSTEM = {
     "name": "Argo Workflows",

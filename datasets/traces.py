@@ -16,13 +16,16 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 import schemas
+
+if TYPE_CHECKING:  # pyarrow.dataset loads pandas: imported where a dataset is read (start-up time)
+    import pyarrow.dataset as ds
 
 PARTITION_COLUMN = "date"
 UNKNOWN_DATE = "unknown"
@@ -134,6 +137,8 @@ def _replace_partition(table_dir: Path, partition: str, part: pa.Table) -> Path:
 
 def read_table(root: str | Path, name: str, filter_expression: ds.Expression | None = None) -> pa.Table:
     """Read one table of the dataset back in the model's schema (partition column dropped)."""
+    import pyarrow.dataset as ds
+
     folder = Path(root) / name
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: table {name!r} is not in this dataset")

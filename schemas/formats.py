@@ -28,6 +28,8 @@ from schemas.kinds import ADDITIVE_DEVICE_KINDS
 PROJECT_SCHEMA_FILE = Path(__file__).with_name("wfformat_energy.schema.json")
 EXTENSION_KEY = "jouletrace"
 WFFORMAT_VERSION = "1.5"
+# Licence named in the dataset card of a publication bundle unless the user names another.
+DEFAULT_LICENCE = "CC-BY-4.0"
 LEGACY_VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
 JOULES_PER_KWH = 3.6e6
 JOULES_PER_WH = 3600.0

@@ -1,5 +1,8 @@
 """The jouletrace command line on real files: sample, attribute, validate."""
 
+import subprocess
+import sys
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -54,6 +57,10 @@ def test_attribute_writes_task_energy_for_every_task_that_ran(world, tmp_path, c
     # The balance written beside it holds exactly what the tasks received.
     attributed = pc.sum(pq.read_table(balance)["attributed_joules"]).as_py()
     assert attributed == pytest.approx(pc.sum(energy["energy_joules"]).as_py(), rel=1e-9)
+    # One thread gives the very same table as all cores.
+    serial = tmp_path / "serial.parquet"
+    assert main([*attribute_args(files, serial), "--machines", str(files["machines"]), "--threads", "1"]) == 0
+    assert pq.read_table(serial).equals(pq.read_table(target))
 
 
 def test_idle_policy_none_gives_no_idle_energy(world, tmp_path):
@@ -85,3 +92,18 @@ def test_validate_reports_file_column_and_rows(world, tmp_path, capsys):
 def test_attribute_names_a_missing_file(tmp_path, capsys):
     assert main(["attribute", "--tasks", str(tmp_path / "no.parquet"), "--samples", "x", "--out", "y"]) == 1
     assert "no.parquet: no such file" in capsys.readouterr().err
+
+
+def test_attribute_starts_without_the_modules_it_does_not_use(world, tmp_path):
+    """`jouletrace attribute` is a command people run by hand: it loads the engine, not Dagster, plotting or
+    the clients. (pandas comes with pyarrow: pa.array of a Python list checks for pandas types.)"""
+    _, files = world
+    args = attribute_args(files, tmp_path / "energy.parquet")
+    heavy = ("dagster", "matplotlib", "hera", "kubernetes", "duckdb")
+    code = (
+        "import sys; from pipelines.cli import main; "
+        f"code = main({args!r}); "
+        f"print(code, sorted(name for name in {heavy!r} if name in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "0 []", run.stdout + run.stderr
