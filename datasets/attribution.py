@@ -2463,6 +2463,39 @@ def _day_chunks(
             yield _Chunk(node, series, usage, kepler, emit)
 
 
+def _node_datasets(dataset: ds.Dataset, folder: Path):
+    """node -> the part of `dataset` that may hold the node's rows: the files whose row-group statistics say
+    they hold that node only (a file per node and day, as agents spool them), plus every file holding more
+    than one. A node's reads then open its own files, not every file of every day."""
+    import pyarrow.dataset as ds
+
+    own: dict[str, list[str]] = {}
+    shared: list[str] = []
+    for fragment in dataset.get_fragments():
+        fragment.ensure_complete_metadata()
+        nodes = set()
+        for group in fragment.row_groups:
+            statistics = (group.statistics or {}).get("host_node") or {}
+            nodes.add(statistics.get("min") if statistics.get("min") == statistics.get("max") else None)
+        if len(nodes) == 1 and None not in nodes:
+            own.setdefault(nodes.pop(), []).append(fragment.path)
+        else:
+            shared.append(fragment.path)
+    if not own:
+        return lambda node: dataset
+
+    def of(node: str) -> ds.Dataset:
+        return ds.dataset(
+            own.get(node, []) + shared,
+            schema=dataset.schema,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=str(folder),
+        )
+
+    return of
+
+
 def _without_partition(table: pa.Table, name: str) -> pa.Table:
     from datasets.traces import PARTITION_COLUMN
 
@@ -2528,8 +2561,10 @@ def attribute_dataset(
     )
     margin_us = round(margin_seconds * US_PER_SECOND)
 
+    power_of = _node_datasets(power, root / "power_samples")
+
     def chunks(node: str) -> Iterator[_Chunk]:
-        return _day_chunks(node, ran, power, containers, settings, margin_us)
+        return _day_chunks(node, ran, power_of(node), containers, settings, margin_us)
 
     if settings.skew_tolerance_seconds > 0:
         for node in nodes:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from datasets.attribution import (
@@ -1172,6 +1173,15 @@ def test_streaming_a_dataset_by_node_and_day_equals_attributing_in_memory(tmp_pa
     one_by_one = attribute_dataset(tmp_path, threads=1)
     assert one_by_one.task_energy.equals(streamed.task_energy)
     assert one_by_one.node_energy_balance.equals(streamed.node_energy_balance)
+    # Agents spool a file per node and day: each node then reads only its own files, to the same result.
+    for folder in sorted((tmp_path / "power_samples").iterdir()):
+        day = pq.read_table(folder / "part-0.parquet")
+        for node in ("n1", "n2"):
+            pq.write_table(day.filter(pc.equal(day["host_node"], node)), folder / f"{node}.parquet")
+        (folder / "part-0.parquet").unlink()
+    per_node = attribute_dataset(tmp_path)
+    assert per_node.task_energy.equals(streamed.task_energy)
+    assert per_node.node_energy_balance.equals(streamed.node_energy_balance)
     with pytest.raises(ValueError, match="threads must be at least 1"):
         attribute(tasks, samples, threads=0)
     for name in ("task_energy", "node_energy_balance"):
