@@ -100,7 +100,7 @@ import pyarrow.compute as pc
 
 from datasets import kernels
 from schemas.tables import UTC_TIMESTAMP
-from schemas.validation import conform, empty
+from schemas.validation import conform, empty, schema_of
 
 if TYPE_CHECKING:  # streaming reads datasets with pyarrow.dataset, imported only then (start-up time)
     import pyarrow.dataset as ds
@@ -234,6 +234,8 @@ def _moment(microseconds: int) -> str:
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
+    if pa.types.is_dictionary(column.type):  # chunks read from files may each bring their own dictionary
+        column = column.cast(column.type.value_type)
     encoded = column.combine_chunks().dictionary_encode()
     return _numpy(encoded.indices), encoded.dictionary.to_pylist()
 
@@ -260,8 +262,10 @@ def _mark_changes(column: pa.ChunkedArray, changed: np.ndarray) -> bool:
     path here (then the caller falls back to Arrow's run-end encoding)."""
     offset = 0
     for chunk in column.chunks:
-        if offset:  # a chunk's first row against the previous chunk's last
-            changed[offset] |= column[offset - 1] != column[offset]
+        if not len(chunk):
+            continue
+        if offset:  # a chunk's first row against the previous chunk's last (their dictionaries may differ)
+            changed[offset] |= column[offset - 1].as_py() != column[offset].as_py()
         if chunk.null_count:
             return False
         part = changed[offset : offset + len(chunk)]
@@ -309,6 +313,11 @@ def _key_rows(
         keys = list(zip(*(table[name].take(at).to_pylist() for name in names), strict=True))
         if len(set(keys)) == len(keys):
             return [(key, slice(int(lo), int(hi))) for key, lo, hi in zip(keys, starts, ends, strict=True)]
+        # A key in a few runs (files of several days one after another): its runs' rows in order.
+        runs_of: dict[tuple, list[np.ndarray]] = {}
+        for key, lo, hi in zip(keys, starts.tolist(), ends.tolist(), strict=True):
+            runs_of.setdefault(key, []).append(np.arange(lo, hi))
+        return [(key, np.concatenate(parts)) for key, parts in runs_of.items()]
     codes, keys = _key_codes(table, names)
     order = np.argsort(codes, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
@@ -2488,7 +2497,7 @@ def _node_datasets(dataset: ds.Dataset, folder: Path):
         return ds.dataset(
             own.get(node, []) + shared,
             schema=dataset.schema,
-            format="parquet",
+            format=dataset.format,
             partitioning="hive",
             partition_base_dir=str(folder),
         )
@@ -2501,7 +2510,7 @@ def _without_partition(table: pa.Table, name: str) -> pa.Table:
 
     if PARTITION_COLUMN in table.column_names:
         table = table.drop_columns([PARTITION_COLUMN])
-    return conform(name, table)
+    return conform(name, table, keep_dictionaries=True)
 
 
 def attribute_dataset(
@@ -2541,8 +2550,17 @@ def attribute_dataset(
         raise ValueError(f"window_seconds {window_seconds} does not divide a day: streaming cuts at midnight")
     ran = _ran_tasks(read_table(root, "tasks"))
     machines = read_table(root, "machines") if (root / "machines").exists() else None
+    # String columns stay dictionary-encoded as Parquet stores them: decoding every row costs more than
+    # attributing it, and the engine reads them by runs.
+    encoded = ds.ParquetFileFormat(
+        read_options=ds.ParquetReadOptions(
+            dictionary_columns={
+                field.name for field in schema_of("power_samples") if pa.types.is_string(field.type)
+            }
+        )
+    )
     power = ds.dataset(
-        root / "power_samples", format="parquet", partitioning="hive", exclude_invalid_files=True
+        root / "power_samples", format=encoded, partitioning="hive", exclude_invalid_files=True
     )
     containers = None
     if (root / "container_samples").exists():

@@ -65,12 +65,15 @@ def empty(table: str) -> pa.Table:
     return schema_of(table).empty_table()
 
 
-def conform(table: str, data: pa.Table | Mapping[str, Iterable] | list[dict] | object) -> pa.Table:
+def conform(
+    table: str, data: pa.Table | Mapping[str, Iterable] | list[dict] | object, keep_dictionaries: bool = False
+) -> pa.Table:
     """Return `data` as a pyarrow Table with exactly the schema of `table`.
 
     Accepts a pyarrow Table, a pandas DataFrame, a dict of columns or a list of row dicts.
     Missing nullable columns are filled with nulls; extra columns are an error; naive
-    timestamps are an error (the model is UTC only).
+    timestamps are an error (the model is UTC only). keep_dictionaries: dictionary-encoded string columns
+    of a Table stay encoded (a reader that works on them as they are skips decoding every row).
     """
     schema = schema_of(table)
     if isinstance(data, list):
@@ -98,15 +101,22 @@ def conform(table: str, data: pa.Table | Mapping[str, Iterable] | list[dict] | o
     extra = set(data.column_names) - set(schema.names)
     if extra:
         raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
-    arrays = []
+    arrays, fields = [], []
     for f in schema:
         if f.name in data.column_names:
-            arrays.append(_cast(table, f, data[f.name]))
+            column = data[f.name]
+            if keep_dictionaries and _encoded_string(column.type) and pa.types.is_string(f.type):
+                arrays.append(column)
+                fields.append(pa.field(f.name, column.type, f.nullable, f.metadata))
+                continue
+            arrays.append(_cast(table, f, column))
+            fields.append(f)
         elif f.nullable:
             arrays.append(pa.nulls(data.num_rows, f.type))
+            fields.append(f)
         else:
             raise SchemaError([Problem("<memory>", table, f.name, "required column is missing")])
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
 def _to_array(table: str, f: pa.Field, values) -> pa.Array:
@@ -121,13 +131,17 @@ def _to_array(table: str, f: pa.Field, values) -> pa.Array:
     return _cast(table, f, arr)
 
 
-def _cast(table: str, f: pa.Field, arr) -> pa.Array:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+def _encoded_string(data_type: pa.DataType) -> bool:
+    return pa.types.is_dictionary(data_type) and pa.types.is_string(data_type.value_type)
+
+
+def _cast(table: str, f: pa.Field, arr) -> pa.Array | pa.ChunkedArray:
     if pa.types.is_timestamp(f.type) and pa.types.is_timestamp(arr.type) and arr.type.tz is None:
         raise SchemaError([Problem("<memory>", table, f.name, "naive timestamps; the model is UTC only")])
     if arr.type == f.type:
         return arr
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     try:
         return arr.cast(f.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
