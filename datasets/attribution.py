@@ -1735,7 +1735,9 @@ def _attribute_cut(
 
     first_us, last_us = cut.origin_us, int(series.times_us[-1])
     window_start = np.concatenate([[first_us], cut.bounds_us])
-    measured_joules = np.diff(_cumulative(segment_j)[window_edges])
+    # Summed per window, not as differences of one running sum: a window stays exact beside large ones.
+    window = np.repeat(np.arange(windows), np.diff(window_edges))
+    measured_joules = np.bincount(window, segment_j, windows)
     balance_rows = {
         "host_node": np.full(windows, series.host_node, dtype=object),
         "device_kind": np.full(windows, series.device_kind, dtype=object),

@@ -244,18 +244,22 @@ def interpolate(
 
 @njit(cache=True, nogil=True)
 def running(lo: np.ndarray, hi: np.ndarray, weights: np.ndarray, points: int) -> np.ndarray:
-    """Per segment i (between grid points i and i+1), the compensated sum of the weights of the non-empty
-    ranges [lo, hi) of grid points holding it."""
+    """Per segment i (between grid points i and i+1), the sum of the weights of the non-empty ranges
+    [lo, hi) of grid points holding it. Every weight entering or leaving is added with compensation, so where
+    a large range ends and a small one goes on the sum is the small one, not it plus the large one's crumbs.
+    """
     change = np.zeros(points)
+    crumbs = np.zeros(points)
     for p in range(lo.size):
         if hi[p] > lo[p]:
-            change[lo[p]] += weights[p]
-            change[hi[p]] -= weights[p]
+            change[lo[p]], crumbs[lo[p]] = _add(change[lo[p]], crumbs[lo[p]], weights[p])
+            change[hi[p]], crumbs[hi[p]] = _add(change[hi[p]], crumbs[hi[p]], -weights[p])
     result = np.empty(max(points - 1, 0))
     total = 0.0
     carry = 0.0
     for i in range(points - 1):
         total, carry = _add(total, carry, change[i])
+        total, carry = _add(total, carry, crumbs[i])
         result[i] = total + carry
     return result
 

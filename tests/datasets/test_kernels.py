@@ -1,0 +1,36 @@
+"""The attribution engine's compiled loops on cases where plain float arithmetic goes wrong."""
+
+import numpy as np
+
+from datasets import kernels
+
+
+def test_running_sum_after_a_large_range_ends_is_the_small_one_alone():
+    # A range of 1000.1 W over segments 0-1 and one of 1 uW over 1-2: segment 2 holds the small one only.
+    lo, hi = np.array([0, 1]), np.array([2, 3])
+    weights = np.array([1000.1, 1e-6])
+    naive = np.cumsum(np.bincount(lo, weights, 4) - np.bincount(hi, weights, 4))[:3]
+    assert abs(naive[2] - 1e-6) > 1e-16  # the crumbs a plain running sum leaves
+    running = kernels.running(lo, hi, weights, 4)
+    assert running[0] == 1000.1 and running[2] == 1e-6
+    assert abs(running[1] - (1000.1 + 1e-6)) <= 1e-12
+
+
+def test_running_sum_ignores_empty_ranges_and_holding_counts_them_out():
+    lo, hi = np.array([0, 2, 1]), np.array([3, 2, 1])
+    assert kernels.running(lo, hi, np.array([2.0, 5.0, 7.0]), 4).tolist() == [2.0, 2.0, 2.0]
+    assert kernels.holding(lo, hi, 4).tolist() == [1, 1, 1]
+
+
+def test_merge_grid_gives_each_edge_its_position_and_each_point_its_reading_interval():
+    times = np.array([0.0, 1.0, 2.0, 4.0])
+    grid, reading, position = kernels.merge_grid(times, np.array([3.0]), np.array([0.0, 0.5, 1.0, 4.0]))
+    assert grid.tolist() == [0.0, 0.5, 1.0, 2.0, 3.0, 4.0]
+    assert position.tolist() == [0, 1, 2, 5]
+    assert reading.tolist() == [0, 0, 1, 2, 2, 2]  # the last point belongs to the last interval
+
+
+def test_range_max_of_empty_ranges_is_nan():
+    values = np.array([1.0, 5.0, 2.0, 4.0])
+    result = kernels.range_max(values, np.array([0, 2, 3]), np.array([2, 4, 3]))
+    assert result[:2].tolist() == [5.0, 4.0] and np.isnan(result[2])
