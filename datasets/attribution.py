@@ -2,7 +2,9 @@
 
 Pure functions over Arrow tables: ``tasks`` + ``power_samples`` (+ ``machines``, ``container_samples``) ->
 ``task_energy``, ``node_energy_balance`` and a ``diagnostics`` table. Every step runs per device series,
-vectorised with numpy; docs/attribution.md explains the choices, docs/accuracy.md how well they measure.
+vectorised with numpy and compiled loops (datasets/kernels.py), nodes side by side on threads; zones read in
+one agent step share their segments. docs/attribution.md explains the choices and the speed, docs/accuracy.md
+how well they measure.
 
 Readings. Per (host_node, device_kind, device_id) the ``energy_counter_joules`` readings are used when there
 are any, else the ``power_watts`` readings. NaN and negative readings are dropped (counted in
@@ -1192,21 +1194,26 @@ def _gather(cut: _Cut, stats: _SeriesStats, emit: tuple[int, int]) -> None:
         stats.noise.append(second[usable] / middle[usable])
 
 
-def _design(cut: _Cut, columns: int, stats: _SeriesStats, gram: np.ndarray, emit: tuple[int, int]) -> None:
-    """Add the cut's reading intervals (rows D_j ~ sum_c w_c X_jc, weight 1 / dt_j) to the normal equations.
+def _design(
+    cuts: list[_Cut], columns: int, stats: list[_SeriesStats], gram: np.ndarray, emit: tuple[int, int]
+) -> None:
+    """Add the reading intervals of cuts sharing one segment grid (zones of one kind read together) to the
+    normal equations: rows D_j ~ sum_c w_c X_jc, weight 1 / dt_j, X built once for them all.
 
     A compiled sweep over the intervals (kernels.design_rows) keeps only the pieces running in each one, so a
     row costs the few columns present in it."""
+    cut = cuts[0]
     fitted = (cut.pieces.column >= 0) & (cut.main_hi > cut.main_lo)
     if not fitted.any():
         return
     order = np.flatnonzero(fitted)
     order = order[np.argsort(cut.main_lo[order], kind="stable")]
-    if stats.moment_joules is None:
-        stats.moment_joules, stats.moment_idle = np.zeros(columns), np.zeros(columns)
-    sums = kernels.design_rows(
+    moment_joules = np.zeros((len(cuts), columns))
+    moment_idle = np.zeros(columns)
+    sums = np.zeros((len(cuts), 5))
+    kernels.design_rows(
         cut.times_s,
-        cut.interval_j,
+        np.stack([one.interval_j for one in cuts]),
         _emitted(cut, cut.times_s[:-1], emit),
         cut.grid_s[cut.main_lo[order]],
         cut.grid_s[cut.main_hi[order]],
@@ -1214,14 +1221,20 @@ def _design(cut: _Cut, columns: int, stats: _SeriesStats, gram: np.ndarray, emit
         cut.pieces.column[order].astype(np.int64),
         columns,
         gram,
-        stats.moment_joules,
-        stats.moment_idle,
+        moment_joules,
+        moment_idle,
+        sums,
     )
-    stats.sum_joules += sums[0]
-    stats.sum_seconds += sums[1]
-    stats.sum_squares += sums[2]
-    stats.sum_amount += sums[3]
-    stats.rows += sums[4]
+    for one, moment, (joules, seconds, squares, amount, rows) in zip(stats, moment_joules, sums, strict=True):
+        if one.moment_joules is None:
+            one.moment_joules, one.moment_idle = np.zeros(columns), np.zeros(columns)
+        one.moment_joules += moment
+        one.moment_idle += moment_idle
+        one.sum_joules += joules
+        one.sum_seconds += seconds
+        one.sum_squares += squares
+        one.sum_amount += amount
+        one.rows += int(rows)
 
 
 @dataclass(frozen=True)
@@ -2008,13 +2021,18 @@ class _Engine:
         each kind's normal equations (summed by `add_grams` in chunk order: the same sums on any thread)."""
         columns = self.tasks.columns
         grams: dict[str, np.ndarray] = {}
+        together: dict[tuple[int, str], tuple[list[_Cut], list[_SeriesStats]]] = {}
         for cut in cuts:
             stats = self.stats.setdefault(chunk.node, {}).setdefault(cut.series.key, _SeriesStats())
             _gather(cut, stats, chunk.emit)
             kind = cut.series.device_kind
             if kind not in ACCELERATOR_IDS and self.settings.share != "kepler":
-                gram = grams.setdefault(kind, np.zeros((columns, columns)))
-                _design(cut, columns, stats, gram, chunk.emit)
+                group = together.setdefault((id(cut.grid_s), kind), ([], []))
+                group[0].append(cut)
+                group[1].append(stats)
+        for (_, kind), (group_cuts, group_stats) in together.items():
+            gram = grams.setdefault(kind, np.zeros((columns, columns)))
+            _design(group_cuts, columns, group_stats, gram, chunk.emit)
         return grams
 
     def add_grams(self, grams: dict[str, np.ndarray]) -> None:

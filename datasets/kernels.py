@@ -35,14 +35,17 @@ def design_rows(
     gram: np.ndarray,
     moment_joules: np.ndarray,
     moment_idle: np.ndarray,
-) -> tuple[float, float, float, float, int]:
-    """Add each reading interval j = [t_j, t_j+1] as a fit row to the normal equations, in place.
+    sums: np.ndarray,
+) -> None:
+    """Add each reading interval j = [t_j, t_j+1] as a fit row to the normal equations, in place, for each of
+    the zones whose energies are the rows of energy_j (zones read at the same times share their rows X).
 
     X_jc = sum over the pieces of column c of rate x their overlap with interval j (pieces sorted by start).
-    A row counts when it is emitted and sum_c X_jc > 0: gram += X_j X_j^T / dt_j, moment_joules +=
-    X_j e_j / dt_j, moment_idle += X_j. Only the columns present in an interval are touched, so a row costs
-    what runs in it, not the number of columns. Returns (sum e_j, sum dt_j, sum e_j^2 / dt_j, sum X, rows).
+    A row counts when it is emitted and sum_c X_jc > 0: gram += zones x X_j X_j^T / dt_j, moment_joules[z] +=
+    X_j e_zj / dt_j, moment_idle += X_j. Only the columns present in an interval are touched, so a row costs
+    what runs in it, not the number of columns. sums[z] += (sum e_zj, sum dt_j, sum e_zj^2 / dt_j, sum X, rows).
     """
+    zones = energy_j.shape[0]
     pieces = start_s.size
     active = np.empty(pieces, np.int64)
     amount = np.zeros(columns)
@@ -50,11 +53,6 @@ def design_rows(
     seen = np.zeros(columns, np.bool_)
     count = 0
     following = 0
-    sum_joules = 0.0
-    sum_seconds = 0.0
-    sum_squares = 0.0
-    sum_amount = 0.0
-    rows = 0
     for j in range(times_s.size - 1):
         lo = times_s[j]
         hi = times_s[j + 1]
@@ -84,24 +82,26 @@ def design_rows(
             total += amount[touched[u]]
         if total > 0.0 and emitted[j]:
             dt = hi - lo
-            e = energy_j[j]
             for u in range(used):
                 a = touched[u]
                 x = amount[a]
-                moment_joules[a] += x * e / dt
                 moment_idle[a] += x
                 for v in range(used):
                     b = touched[v]
-                    gram[a, b] += x * amount[b] / dt
-            sum_joules += e
-            sum_seconds += dt
-            sum_squares += e * e / dt
-            sum_amount += total
-            rows += 1
+                    gram[a, b] += zones * x * amount[b] / dt
+            for z in range(zones):
+                e = energy_j[z, j]
+                for u in range(used):
+                    a = touched[u]
+                    moment_joules[z, a] += amount[a] * e / dt
+                sums[z, 0] += e
+                sums[z, 1] += dt
+                sums[z, 2] += e * e / dt
+                sums[z, 3] += total
+                sums[z, 4] += 1.0
         for u in range(used):
             amount[touched[u]] = 0.0
             seen[touched[u]] = False
-    return sum_joules, sum_seconds, sum_squares, sum_amount, rows
 
 
 @njit(cache=True, nogil=True)
