@@ -157,6 +157,9 @@ STREAM_MARGIN_SECONDS = 3600.0
 KEPT_CUT_POINTS = 30_000_000
 # Readings from which the columns are scanned for runs side by side.
 PARALLEL_SCAN_ROWS = 1_000_000
+# Strings compared in one block when looking for runs, and below how many they are compared one by one.
+SCAN_BLOCK_ROWS = 65_536
+SCAN_ROW_BY_ROW = 256
 # The emit range of a computation over all time (in memory): results for every instant.
 EVERYTHING = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
 
@@ -277,11 +280,33 @@ def _mark_changes(column: pa.ChunkedArray, changed: np.ndarray) -> bool:
             width = np.int32 if pa.types.is_string(chunk.type) else np.int64
             _, offsets, data = chunk.buffers()
             positions = np.frombuffer(offsets, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-            kernels.mark_string_changes(positions, np.frombuffer(data or b"", dtype=np.uint8), part)
+            _mark_string_changes(positions, np.frombuffer(data or b"", dtype=np.uint8), part)
         else:
             return False
         offset += len(chunk)
     return True
+
+
+def _mark_string_changes(offsets: np.ndarray, data: np.ndarray, changed: np.ndarray) -> None:
+    """changed[i] |= (string i differs from string i - 1), by blocks: a block of rows equal to their
+    predecessors is one run of equal lengths whose bytes equal themselves shifted by one string (a memcmp);
+    blocks that are not are halved until small, then compared row by row."""
+    pending = [
+        (lo, min(lo + SCAN_BLOCK_ROWS, offsets.size - 1))
+        for lo in range(1, offsets.size - 1, SCAN_BLOCK_ROWS)
+    ]
+    while pending:
+        lo, hi = pending.pop()
+        length = offsets[lo] - offsets[lo - 1]
+        if (offsets[lo : hi + 1] - offsets[lo - 1 : hi] == length).all() and np.array_equal(
+            data[offsets[lo] : offsets[hi]], data[offsets[lo - 1] : offsets[hi - 1]]
+        ):
+            continue
+        if hi - lo <= SCAN_ROW_BY_ROW:
+            kernels.mark_string_changes(offsets[lo - 1 : hi + 1], data, changed[lo - 1 : hi])
+            continue
+        middle = (lo + hi) // 2
+        pending += [(lo, middle), (middle, hi)]
 
 
 def _run_starts(column: pa.ChunkedArray) -> np.ndarray:
