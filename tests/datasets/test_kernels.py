@@ -34,3 +34,25 @@ def test_range_max_of_empty_ranges_is_nan():
     values = np.array([1.0, 5.0, 2.0, 4.0])
     result = kernels.range_max(values, np.array([0, 2, 3]), np.array([2, 4, 3]))
     assert result[:2].tolist() == [5.0, 4.0] and np.isnan(result[2])
+
+
+def test_run_starts_of_strings_match_arrow_run_end_encoding():
+    """Series boundaries come from a block-wise scan of Arrow's string buffers: on random runs of strings of
+    several lengths (empty ones too), in several chunks and a sliced one, the same as Arrow's own encoding."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from datasets.attribution import SCAN_BLOCK_ROWS, _run_starts
+
+    rng = np.random.default_rng(3)
+    values = rng.choice(
+        ["node-1", "node-2", "n3", "", "node-10"], size=40_000, p=[0.96, 0.01, 0.01, 0.01, 0.01]
+    )
+    values = np.repeat(values, rng.integers(1, 9, values.size))
+    assert values.size > 2 * SCAN_BLOCK_ROWS
+    cut = [0, 1000, 70_001, values.size]
+    chunks = [pa.array(values[a:b].tolist()) for a, b in zip(cut, cut[1:], strict=False)]
+    chunks[1] = pa.array(["x", *values[cut[1] : cut[2]].tolist()]).slice(1)  # a chunk with an offset
+    column = pa.chunked_array(chunks)
+    expected = pc.run_end_encode(column.combine_chunks(), run_end_type=pa.int64()).run_ends.to_numpy()
+    assert _run_starts(column).tolist() == [0, *expected.tolist()]
