@@ -12,14 +12,11 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def _add(total: float, carry: float, x: float) -> tuple[float, float]:
-    """total + x with the rounding error kept in carry (Neumaier): sums of ~100 bits, so a small sum after
-    large ones, or a difference of two prefix sums, loses nothing."""
+    """total + x with its rounding error kept in carry (Knuth's two-sum, no branch): sums of ~100 bits, so a
+    small sum after large ones, or a difference of two prefix sums, loses nothing."""
     t = total + x
-    if abs(total) >= abs(x):
-        carry += (total - t) + x
-    else:
-        carry += (x - t) + total
-    return t, carry
+    back = t - total
+    return t, carry + ((total - (t - back)) + (x - back))
 
 
 @njit(cache=True, nogil=True)
