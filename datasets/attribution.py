@@ -428,9 +428,11 @@ def _device_series(
     if samples.num_rows == 0:
         return [], []
     keys = ("host_node", "device_kind", "device_id")
-    runs = _runs(samples, (*keys, "source", "provenance"), threads)
-    sources_of, provenances_of = (_Distinct(samples, name, runs[name]) for name in ("source", "provenance"))
-    counter = _numpy(pc.equal(samples["value_kind"], COUNTER))
+    runs = _runs(samples, (*keys, "source", "provenance", "value_kind"), threads)
+    sources_of, provenances_of, kinds_of = (
+        _Distinct(samples, name, runs[name]) for name in ("source", "provenance", "value_kind")
+    )
+    counter = np.repeat([kind == COUNTER for kind in kinds_of.values], np.diff(kinds_of.starts))
     times_us = _microseconds(samples["timestamp"])
     values = np.asarray(_numpy(samples["value"].cast(pa.float64())), dtype=float)
     counter_max = np.asarray(_numpy(samples["counter_max_joules"].cast(pa.float64())), dtype=float)
