@@ -1474,7 +1474,8 @@ def _attribute_cut(
         return idle_weight, idle_label, idle_running, idle_floor
 
     idle_weight, idle_label, idle_running, idle_floor = once("idles", idles)
-    idle_j, dynamic_j, price, equal_price, idle_price, prefix, spread_c = kernels.prices(
+    covered = once("covered", lambda: cut.covered[cut.interval])
+    idle_j, dynamic_j, prices, per_second, prefix, spread_c, gaps, interval_dynamic = kernels.prices(
         np.ascontiguousarray(segment_j, dtype=float),
         segment_s,
         float(idle.watts),
@@ -1486,12 +1487,15 @@ def _attribute_cut(
         float(idle_floor),
         kind_fraction if kepler else np.zeros(0),
         kepler,
+        covered,
+        cut.interval,
+        cut.interval_j.size,
     )
+    price, equal_price, idle_price = prices.T
 
-    def received(mask: np.ndarray | None = None) -> np.ndarray:
-        """Joules each task got from the segments in `mask` (all by default)."""
-        keep = 1.0 if mask is None else mask
-        main_c, equal_c, idle_c = (_cumulative(p * keep) for p in (price, equal_price, idle_price))
+    def received(sums: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Joules each task got, from the prefix sums of the main, equal and idle prices over some segments."""
+        main_c, equal_c, idle_c = sums
         return (
             np.bincount(pieces.task, weighted_rate * (main_c[cut.main_hi] - main_c[cut.main_lo]), count)
             + np.bincount(
@@ -1528,7 +1532,6 @@ def _attribute_cut(
     def frame() -> dict[str, np.ndarray]:
         """Where each task's window lies among the segments and readings, and what it covers."""
         duration_s = cut.idle_end_s - cut.idle_start_s
-        covered = cut.covered[cut.interval]
         covered_c = _cumulative(segment_s * covered)
         at_start = np.searchsorted(times_s, cut.idle_start_s, side="right") - 1
         start_interval = np.clip(at_start, 0, readings - 2)
@@ -1549,7 +1552,6 @@ def _attribute_cut(
         return {
             "duration_s": duration_s,
             "inside_s": inside_s,
-            "covered": covered,
             "coverage": np.minimum(
                 np.divide(
                     covered_c[cut.idle_hi] - covered_c[cut.idle_lo],
@@ -1577,22 +1579,18 @@ def _attribute_cut(
         }
 
     where = once("frame", frame)
-    duration_s, inside_s, covered, coverage = (
-        where[name] for name in ("duration_s", "inside_s", "covered", "coverage")
-    )
+    duration_s, inside_s, coverage = (where[name] for name in ("duration_s", "inside_s", "coverage"))
     samples, outside = where["samples"], where["outside"]
     average_w = np.divide(energy_joules, duration_s, out=np.zeros(count), where=duration_s > 0)
 
     dynamic_peak = np.full(count, np.nan)
-    np.fmax.at(
-        dynamic_peak, pieces.task, weighted_rate * _range_max(price / segment_s, cut.main_lo, cut.main_hi)
-    )
+    np.fmax.at(dynamic_peak, pieces.task, weighted_rate * _range_max(per_second[0], cut.main_lo, cut.main_hi))
     np.fmax.at(
         dynamic_peak,
         pieces.equal_task,
-        presence * _range_max(equal_price / segment_s, cut.equal_lo, cut.equal_hi),
+        presence * _range_max(per_second[1], cut.equal_lo, cut.equal_hi),
     )
-    idle_peak = idle_weight * _range_max(idle_price / segment_s, cut.idle_lo, cut.idle_hi)
+    idle_peak = idle_weight * _range_max(per_second[2], cut.idle_lo, cut.idle_hi)
     peak_w = np.where(
         np.isnan(dynamic_peak) & np.isnan(idle_peak),
         np.nan,
@@ -1648,7 +1646,6 @@ def _attribute_cut(
     interval_s = np.diff(times_s)
     if modelled or series.rule != "trapezoid":
         beta = (EQUAL_SPLIT_RELATIVE_ERROR if accelerator else spread_error) if modelled else 1 / math.sqrt(3)
-        interval_dynamic = np.bincount(cut.interval, dynamic_j, interval_s.size)
         for seg, dynamic_seg in zip((first_seg, last_seg), dynamic_edge, strict=True):
             j = cut.interval[seg]
             lo = np.maximum(cut.idle_start_s, times_s[j])
@@ -1675,16 +1672,16 @@ def _attribute_cut(
             unmeasured = np.maximum(interval_s[j] - window_s, 0.0) / interval_s[j]
             variance += (modelled_in(name) * np.maximum(overlap, 0.0) * unmeasured) ** 2 * has_window
     gap_scale = 1.0 if series.rule == "trapezoid" else 1.0 / math.sqrt(3.0)
-    variance += (gap_scale * received(~covered)) ** 2
+    variance += (gap_scale * received(gaps.T)) ** 2
     if modelled and not covered.all():
         # In a gap the model alone places the energy: how far the price strays from it is a bias too.
-        model_c, gap_c = _cumulative(segment_s * ~covered), _cumulative(price * ~covered)
+        model_c, gap_c = once("gap_seconds", lambda: _cumulative(segment_s * ~covered)), gaps[:, 0]
         gap_model_j = weighted_rate * (model_c[cut.main_hi] - model_c[cut.main_lo])
         gap_given_j = weighted_rate * (gap_c[cut.main_hi] - gap_c[cut.main_lo])
         variance += np.bincount(pieces.task, gap_given_j - gap_model_j, count) ** 2
     estimated = cut.flags[cut.interval] == FLAG_RESET
     if estimated.any():
-        variance += received(estimated) ** 2
+        variance += received(tuple(_cumulative(p * estimated) for p in (price, equal_price, idle_price))) ** 2
     if not kepler:
         squares_c, equal_squares_c, seconds_c, equal_seconds_c = spread_c.T
         main_spread = np.maximum(

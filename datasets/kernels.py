@@ -352,44 +352,54 @@ def prices(
     idle_floor: float,
     kind_fraction: np.ndarray,
     kepler: bool,
+    covered: np.ndarray,
+    interval: np.ndarray,
+    intervals: int,
 ):
     """Per segment: idle and dynamic energy, the price per unit of what the main pieces draw, of equal
-    presence and of idle weight, with their compensated prefix sums, and the prefix sums of the split's
-    spread terms (d / W^2, dt / W and the same for equal shares). One pass over the segments."""
+    presence and of idle weight, with their compensated prefix sums; the prefix sums of the split's spread
+    terms (d / W^2, dt / W and the same for equal shares) and of the prices in uncovered segments (gaps); the
+    prices per second; and the dynamic energy of each reading interval. One pass over the segments."""
     n = segment_j.size
     idle_j = np.empty(n)
     dynamic_j = np.empty(n)
-    price = np.zeros(n)
-    equal_price = np.zeros(n)
-    idle_price = np.zeros(n)
+    price = np.zeros((n, 3))  # main, equal, idle
+    per_second = np.empty((3, n))
     prefix = np.zeros((n + 1, 6))  # high and low of the main, equal and idle price sums
     spread = np.zeros((n + 1, 4))  # squares, equal squares, seconds, equal seconds
+    gaps = np.zeros((n + 1, 3))  # main, equal and idle prices where the reading interval is a gap
+    interval_dynamic = np.zeros(intervals)
     floor_watts = max(idle_watts, 0.0)
     sums = np.zeros(6)
     plain = np.zeros(4)
+    uncovered = np.zeros(3)
     for k in range(n):
         idle = min(segment_j[k], floor_watts * segment_s[k])
         dynamic = segment_j[k] - idle
         idle_j[k] = idle
         dynamic_j[k] = dynamic
+        interval_dynamic[interval[k]] += dynamic
         if main[k]:
             if kepler:
-                price[k] = min(kind_fraction[k] * segment_s[k] * drawing[k], segment_j[k]) / drawing[k]
+                price[k, 0] = min(kind_fraction[k] * segment_s[k] * drawing[k], segment_j[k]) / drawing[k]
             else:
-                price[k] = dynamic / drawing[k]
+                price[k, 0] = dynamic / drawing[k]
                 plain[0] += dynamic / (drawing[k] * drawing[k])
                 plain[2] += segment_s[k] / drawing[k]
         elif shared[k]:
-            equal_price[k] = dynamic / sharing[k]
+            price[k, 1] = dynamic / sharing[k]
             plain[1] += dynamic / (sharing[k] * sharing[k])
             plain[3] += segment_s[k] / sharing[k]
         if idle_running[k] > 0:
-            idle_price[k] = idle / max(idle_floor, idle_running[k])
-        sums[0], sums[1] = _add(sums[0], sums[1], price[k])
-        sums[2], sums[3] = _add(sums[2], sums[3], equal_price[k])
-        sums[4], sums[5] = _add(sums[4], sums[5], idle_price[k])
-        for r in range(6):
-            prefix[k + 1, r] = sums[r]
+            price[k, 2] = idle / max(idle_floor, idle_running[k])
+        for r in range(3):
+            sums[2 * r], sums[2 * r + 1] = _add(sums[2 * r], sums[2 * r + 1], price[k, r])
+            prefix[k + 1, 2 * r] = sums[2 * r]
+            prefix[k + 1, 2 * r + 1] = sums[2 * r + 1]
+            per_second[r, k] = price[k, r] / segment_s[k]
+            if not covered[k]:
+                uncovered[r] += price[k, r]
+            gaps[k + 1, r] = uncovered[r]
         for r in range(4):
             spread[k + 1, r] = plain[r]
-    return idle_j, dynamic_j, price, equal_price, idle_price, prefix, spread
+    return idle_j, dynamic_j, price, per_second, prefix, spread, gaps, interval_dynamic
