@@ -57,9 +57,13 @@ def test_attribute_writes_task_energy_for_every_task_that_ran(world, tmp_path, c
     # The balance written beside it holds exactly what the tasks received.
     attributed = pc.sum(pq.read_table(balance)["attributed_joules"]).as_py()
     assert attributed == pytest.approx(pc.sum(energy["energy_joules"]).as_py(), rel=1e-9)
-    # One thread gives the very same table as all cores.
+    # One thread gives the very same table as all cores, and a folder of files reads as its files do.
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    pq.write_table(pq.read_table(files["samples"]), folder / "part-0.parquet")
     serial = tmp_path / "serial.parquet"
-    assert main([*attribute_args(files, serial), "--machines", str(files["machines"]), "--threads", "1"]) == 0
+    args = attribute_args(files | {"samples": folder}, serial)
+    assert main([*args, "--machines", str(files["machines"]), "--threads", "1"]) == 0
     assert pq.read_table(serial).equals(pq.read_table(target))
 
 
