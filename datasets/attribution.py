@@ -1673,14 +1673,14 @@ def _attribute_cut(
             variance += (modelled_in(name) * np.maximum(overlap, 0.0) * unmeasured) ** 2 * has_window
     gap_scale = 1.0 if series.rule == "trapezoid" else 1.0 / math.sqrt(3.0)
     variance += (gap_scale * received(gaps.T)) ** 2
-    if modelled and not covered.all():
+    if modelled and not cut.covered.all():
         # In a gap the model alone places the energy: how far the price strays from it is a bias too.
         model_c, gap_c = once("gap_seconds", lambda: _cumulative(segment_s * ~covered)), gaps[:, 0]
         gap_model_j = weighted_rate * (model_c[cut.main_hi] - model_c[cut.main_lo])
         gap_given_j = weighted_rate * (gap_c[cut.main_hi] - gap_c[cut.main_lo])
         variance += np.bincount(pieces.task, gap_given_j - gap_model_j, count) ** 2
-    estimated = cut.flags[cut.interval] == FLAG_RESET
-    if estimated.any():
+    if (cut.flags == FLAG_RESET).any():
+        estimated = cut.flags[cut.interval] == FLAG_RESET
         variance += received(tuple(_cumulative(p * estimated) for p in (price, equal_price, idle_price))) ** 2
     if not kepler:
         squares_c, equal_squares_c, seconds_c, equal_seconds_c = spread_c.T
@@ -1773,7 +1773,7 @@ def _attribute_cut(
     first_us, last_us = cut.origin_us, int(series.times_us[-1])
     window_start = np.concatenate([[first_us], cut.bounds_us])
     # Summed per window, not as differences of one running sum: a window stays exact beside large ones.
-    window = np.repeat(np.arange(windows), np.diff(window_edges))
+    window = once("window", lambda: np.repeat(np.arange(windows), np.diff(window_edges)))
     measured_joules = np.bincount(window, segment_j, windows)
     balance_rows = {
         "host_node": np.full(windows, series.host_node, dtype=object),
