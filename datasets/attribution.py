@@ -1100,20 +1100,26 @@ def _interval_energy(series: _Series, times_s: np.ndarray) -> tuple[np.ndarray, 
     return 0.5 * (series.values[1:] + series.values[:-1]) * np.diff(times_s), none
 
 
+def _series_energy(
+    series: _Series, times_s: np.ndarray, grid_s: np.ndarray, reading: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The series' own energies on a segment grid (`reading`: each grid point's reading interval): per
+    reading interval with the counter flags, and per segment (spread uniformly, or the gauge's trapezoid)."""
+    interval_j, flags = _interval_energy(series, times_s)
+    if series.rule == "trapezoid":
+        watts = kernels.interpolate(grid_s, reading, times_s, series.values)
+        return interval_j, flags, 0.5 * (watts[:-1] + watts[1:]) * np.diff(grid_s)
+    return interval_j, flags, np.diff(kernels.interpolate(grid_s, reading, times_s, _cumulative(interval_j)))
+
+
 def _cut(series: _Series, pieces: _Pieces, window_us: int, like: _Cut | None = None) -> _Cut:
     """Segments of one series: every reading, window boundary, piece edge and idle-window edge.
 
     `like`: a cut of another series of the node with the same pieces and reading times (the zones an agent
     reads in one step), whose segments this one shares: only the energies are the series' own."""
     if like is not None:
-        times_s, interval = like.times_s, like.interval
-        interval_j, flags = _interval_energy(series, times_s)
-        reading = np.append(interval, times_s.size - 2)
-        if series.rule == "trapezoid":
-            watts = kernels.interpolate(like.grid_s, reading, times_s, series.values)
-            segment_j = 0.5 * (watts[:-1] + watts[1:]) * like.segment_s
-        else:
-            segment_j = np.diff(kernels.interpolate(like.grid_s, reading, times_s, _cumulative(interval_j)))
+        reading = np.append(like.interval, like.times_s.size - 2)
+        interval_j, flags, segment_j = _series_energy(series, like.times_s, like.grid_s, reading)
         return replace(like, series=series, interval_j=interval_j, segment_j=segment_j, flags=flags)
     first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
     times_s = (series.times_us - first_us) / US_PER_SECOND
@@ -1131,13 +1137,8 @@ def _cut(series: _Series, pieces: _Pieces, window_us: int, like: _Cut | None = N
     distinct_us, where = pieces.edges
     grid_s, reading, position = kernels.merge_grid(times_s, bounds_s, seconds(distinct_us))
     segment_s = np.diff(grid_s)
-    interval_j, flags = _interval_energy(series, times_s)
+    interval_j, flags, segment_j = _series_energy(series, times_s, grid_s, reading)
     interval = reading[:-1]
-    if series.rule == "trapezoid":
-        watts = kernels.interpolate(grid_s, reading, times_s, series.values)
-        segment_j = 0.5 * (watts[:-1] + watts[1:]) * segment_s
-    else:
-        segment_j = np.diff(kernels.interpolate(grid_s, reading, times_s, _cumulative(interval_j)))
     reading_s = np.diff(times_s)
     idle_lo, idle_hi, main_lo, main_hi, equal_lo, equal_hi = (position[part] for part in where)
     length_s = (pieces.end_us - pieces.start_us) / US_PER_SECOND
