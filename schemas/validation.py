@@ -226,9 +226,7 @@ def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:
         return True
     # Large/dictionary string variants read back from Parquet are the same logical column.
     if pa.types.is_string(expected):
-        return pa.types.is_large_string(actual) or (
-            pa.types.is_dictionary(actual) and pa.types.is_string(actual.value_type)
-        )
+        return pa.types.is_large_string(actual) or _encoded_string(actual)
     return False
 
 
