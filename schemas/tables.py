@@ -122,9 +122,13 @@ CONTAINER_SAMPLES = _schema(
         _field("pod_uid", pa.string(), True, "pod uid"),
         _field("container_id", pa.string(), True, "container id without the runtime prefix"),
         _field("device_kind", pa.string(), True, "for per-container energy: the zone or device it is of"),
+        _field("device_id", pa.string(), True, "for per-device counters (GPU busy time): the GPU UUID"),
         _field("timestamp", UTC_TIMESTAMP, False, "time of the reading, UTC"),
         _field(
-            "value", pa.float64(), False, "CPU seconds or joules since the container started, see value_kind"
+            "value",
+            pa.float64(),
+            False,
+            "CPU seconds, joules or GPU busy seconds since the container started, see value_kind",
         ),
         _field("value_kind", pa.string(), False, ", ".join(CONTAINER_VALUE_KINDS)),
         _field("source", pa.string(), False, "cadvisor, agent-cgroup, kepler, ..."),
@@ -238,6 +242,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "pod_name",
         "container_id",
         "device_kind",
+        "device_id",
         "value_kind",
         "source",
         "timestamp",

@@ -95,6 +95,7 @@ def container_readings(
             "pod_uid": repeated("pod_uid"),
             "container_id": repeated("container_id"),
             "device_kind": pa.nulls(n, pa.string()),
+            "device_id": pa.nulls(n, pa.string()),
             "timestamp": pa.array(start_us + np.round(seconds * 1e6).astype(np.int64), UTC_TIMESTAMP),
             "value": pa.array(np.concatenate([v for _, _, v in parts] or [np.empty(0)]), pa.float64()),
             "value_kind": pa.array(np.full(n, "cpu_seconds_counter"), pa.string()),
