@@ -27,6 +27,12 @@ EDGE_IDLE_WATTS = 40.0
 # Dynamic watts per CPU-second per second of two task types, and the cores a task may request.
 EDGE_TEMPLATES = {"light": 6.0, "heavy": 14.0}
 EDGE_REQUESTS = (1.0, 2.0, 4.0)
+# A time-sliced GPU: dynamic watts per busy-second (SM activity) of the two task types, the busy fraction a
+# task keeps the GPU at (before its ~10 s variations), the board's idle power, and its UUID.
+GPU_TEMPLATES = {"light": 120.0, "heavy": 260.0}
+GPU_BUSY_LEVELS = (0.2, 0.3, 0.45)
+GPU_IDLE_WATTS = 55.0
+EDGE_GPU = "GPU-00000000-0000-0000-0000-0000000edge0"
 GAUGE_NOISE = 0.02
 READING_JITTER_SECONDS = 0.02
 WRAPPING_COUNTER_JOULES = 60_000.0
@@ -114,13 +120,23 @@ class Scenario:
     usage: bool  # per-container CPU-seconds counters exist
     faults: bool = False  # a counter that wraps every few minutes, a reset and a gap in the readings
     tasks_per_length: int = 24
+    # "cpu": the tasks share a CPU package; "gpu": they time-slice one GPU, and `usage` means per-container
+    # GPU busy-time counters (without them the GPU is split equally among its holders).
+    device: str = "cpu"
+
+    @property
+    def gpu(self) -> bool:
+        return self.device == "gpu"
 
     @property
     def name(self) -> str:
+        fallback = "equal" if self.gpu else "requests"
         return (
-            f"{self.meter} {self.interval_seconds:g}s"
-            f" {'co-located' if self.colocated else 'alone'}"
-            f" {'usage' if self.usage else 'requests'}" + (" faults" if self.faults else "")
+            ("gpu " if self.gpu else "")
+            + f"{self.meter} {self.interval_seconds:g}s"
+            + f" {'co-located' if self.colocated else 'alone'}"
+            + f" {'usage' if self.usage else fallback}"
+            + (" faults" if self.faults else "")
         )
 
 
@@ -135,14 +151,16 @@ class EdgeCase:
 
 
 class _Power:
-    """Exact piecewise-constant power (idle + every task's usage x its watts per CPU-second)."""
+    """Exact piecewise-constant power (idle + every task's usage x its watts per CPU- or busy-second)."""
 
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, watts: np.ndarray, end_s: float):
+    def __init__(
+        self, starts: np.ndarray, ends: np.ndarray, watts: np.ndarray, end_s: float, idle_watts: float
+    ):
         self.breaks = np.unique(np.concatenate([[0.0, end_s], starts, ends]))
         step = np.zeros(self.breaks.size)
         np.add.at(step, np.searchsorted(self.breaks, starts), watts)
         np.add.at(step, np.searchsorted(self.breaks, ends), -watts)
-        self.watts = EDGE_IDLE_WATTS + np.cumsum(step)[:-1]
+        self.watts = idle_watts + np.cumsum(step)[:-1]
         self.joules = np.concatenate([[0.0], np.cumsum(self.watts * np.diff(self.breaks))])
 
     def power(self, t: np.ndarray) -> np.ndarray:
@@ -163,13 +181,13 @@ def _lane(rng: np.random.Generator, scenario: Scenario, lane: int) -> list[dict]
     for number, multiple in enumerate(multiples):
         start = cursor + rng.uniform(0.0, interval)
         end = start + multiple * interval
-        template = str(rng.choice(list(EDGE_TEMPLATES)))
+        template = str(rng.choice(list(GPU_TEMPLATES if scenario.gpu else EDGE_TEMPLATES)))
         plan.append(
             {
                 "task_id": f"lane{lane}-{number}",
                 "multiple": float(multiple),
                 "template": template,
-                "cores": float(rng.choice(EDGE_REQUESTS)),
+                "cores": float(rng.choice(GPU_BUSY_LEVELS if scenario.gpu else EDGE_REQUESTS)),
                 "start": start,
                 "end": end,
             }
@@ -202,10 +220,12 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
     segments = [_usage_segments(rng, task) for task in plan]
     starts = np.concatenate([s for s, _, _ in segments])
     ends = np.concatenate([e for _, e, _ in segments])
+    templates = GPU_TEMPLATES if scenario.gpu else EDGE_TEMPLATES
+    idle_watts = GPU_IDLE_WATTS if scenario.gpu else EDGE_IDLE_WATTS
     watts = np.concatenate(
-        [rate * EDGE_TEMPLATES[task["template"]] for task, (_, _, rate) in zip(plan, segments, strict=True)]
+        [rate * templates[task["template"]] for task, (_, _, rate) in zip(plan, segments, strict=True)]
     )
-    power = _Power(starts, ends, watts, end_s)
+    power = _Power(starts, ends, watts, end_s, idle_watts)
     interval = scenario.interval_seconds
     polls = np.arange(rng.uniform(1.0, 1.0 + interval), end_s - 1.0, interval)
     polls = (
@@ -213,19 +233,21 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
         / 1e6
     )
     up = np.ones(polls.size, bool)
-    counter_max = RAPL_COUNTER_JOULES
+    # NVML's energy counter counts millijoules in 64 bits: it never wraps.
+    counter_max = None if scenario.gpu else RAPL_COUNTER_JOULES
     if scenario.faults:
         gap_start = rng.uniform(0.3, 0.6) * end_s
         up = (polls < gap_start) | (polls > gap_start + 12 * interval)
         counter_max = WRAPPING_COUNTER_JOULES
     readings = polls[up]
     if scenario.meter == "counter":
-        raw = rng.uniform(0.0, counter_max) + power.energy(readings)
+        raw = rng.uniform(0.0, counter_max or 1e6) + power.energy(readings)
         if scenario.faults:
             reset_at = rng.uniform(0.65, 0.9) * end_s
             later = readings >= reset_at
             raw[later] = power.energy(readings[later]) - power.energy(np.array([reset_at]))[0]
-        values, kind, source = np.mod(raw, counter_max), "energy_counter_joules", "rapl"
+        values = raw if counter_max is None else np.mod(raw, counter_max)
+        kind, source = "energy_counter_joules", "nvml" if scenario.gpu else "rapl"
     elif scenario.meter == "trailing":
         average = power.energy(readings) - power.energy(readings - 1.0)
         values, kind, source = (
@@ -237,12 +259,13 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
         values = power.power(readings) * (1 + rng.normal(0, GAUGE_NOISE, readings.size))
         kind, source = "power_watts", "hwmon"
     count = readings.size
+    device_kind, device_id = ("gpu", EDGE_GPU) if scenario.gpu else ("cpu_package", "package-0")
     samples = conform(
         "power_samples",
         {
             "host_node": [EDGE_NODE] * count,
-            "device_kind": ["cpu_package"] * count,
-            "device_id": ["package-0"] * count,
+            "device_kind": [device_kind] * count,
+            "device_id": [device_id] * count,
             "timestamp": _timestamps(readings),
             "value": np.maximum(values, 0.0),
             "value_kind": [kind] * count,
@@ -253,13 +276,17 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
             "provenance": ["synthetic"] * count,
         },
     )
-    containers = _container_counters(plan, segments, polls, up) if scenario.usage else None
+    containers = _container_counters(plan, segments, polls, up, scenario.gpu) if scenario.usage else None
+    holder_idle = _holder_idle(plan) if scenario.gpu else None
     task_rows, truth_rows = [], []
-    for task, (seg_start, seg_end, rate) in zip(plan, segments, strict=True):
-        cpu_seconds = float(np.sum(rate * (seg_end - seg_start)))
+    for number, (task, (seg_start, seg_end, rate)) in enumerate(zip(plan, segments, strict=True)):
+        used_seconds = float(np.sum(rate * (seg_end - seg_start)))
         runtime = task["end"] - task["start"]
-        dynamic = EDGE_TEMPLATES[task["template"]] * cpu_seconds
-        idle = EDGE_IDLE_WATTS * task["cores"] / EDGE_CORES * runtime
+        dynamic = templates[task["template"]] * used_seconds
+        if holder_idle is not None:  # a GPU's idle power goes to the tasks holding it, equally
+            idle = GPU_IDLE_WATTS * holder_idle[number]
+        else:  # idle policy "requests": the task's reserved share of the node's cores
+            idle = EDGE_IDLE_WATTS * task["cores"] / EDGE_CORES * runtime
         task_rows.append(
             {
                 "workflow_uid": "edge",
@@ -276,8 +303,8 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
                 "time_resolution_seconds": 1.0,
                 "parents": [],
                 "children": [],
-                "cpu_request_cores": task["cores"],
-                "gpu_ids": [],
+                "cpu_request_cores": 1.0 if scenario.gpu else task["cores"],
+                "gpu_ids": [EDGE_GPU] if scenario.gpu else [],
                 "fpga_ids": [],
                 "provenance": "synthetic",
             }
@@ -286,8 +313,8 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
             {
                 "workflow_uid": "edge",
                 "task_id": task["task_id"],
-                "device_kind": "cpu_package",
-                "device_id": "package-0",
+                "device_kind": device_kind,
+                "device_id": device_id,
                 "energy_joules": dynamic + idle,
             }
         )
@@ -302,7 +329,7 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
                 "host_node": EDGE_NODE,
                 "sockets": None,
                 "cores": EDGE_CORES,
-                "gpu_models": [],
+                "gpu_models": ["NVIDIA A100-PCIE-40GB"] if scenario.gpu else [],
                 "fpga_models": [],
                 "labels": [],
                 "provenance": "synthetic",
@@ -319,9 +346,23 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
     )
 
 
-def _container_counters(plan: list[dict], segments: list, polls: np.ndarray, up: np.ndarray) -> pa.Table:
-    """cgroup CPU-seconds of each task, read at the node's reading times from the last one before its
-    start (0) to the first after its end, as the sample world's agent does."""
+def _holder_idle(plan: list[dict]) -> np.ndarray:
+    """Per task, the seconds of its run divided by how many tasks ran then: its share of a GPU's idle time."""
+    starts = np.array([task["start"] for task in plan])
+    ends = np.array([task["end"] for task in plan])
+    breaks = np.unique(np.concatenate([starts, ends]))
+    middle = (breaks[:-1] + breaks[1:]) / 2
+    running = ((starts[None, :] <= middle[:, None]) & (ends[None, :] > middle[:, None])).sum(axis=1)
+    share = np.diff(breaks) / np.maximum(running, 1)
+    cumulative = np.concatenate([[0.0], np.cumsum(share)])
+    return cumulative[np.searchsorted(breaks, ends)] - cumulative[np.searchsorted(breaks, starts)]
+
+
+def _container_counters(
+    plan: list[dict], segments: list, polls: np.ndarray, up: np.ndarray, gpu: bool = False
+) -> pa.Table:
+    """cgroup CPU-seconds (or, on a GPU, busy seconds) of each task, read at the node's reading times from
+    the last one before its start (0) to the first after its end, as the sample world's agent does."""
     columns: dict[str, list] = {"pod": [], "time": [], "value": []}
     for task, (seg_start, seg_end, rate) in zip(plan, segments, strict=True):
         first = max(int(np.searchsorted(polls, task["start"], side="right")) - 1, 0)
@@ -340,11 +381,12 @@ def _container_counters(plan: list[dict], segments: list, polls: np.ndarray, up:
             "pod_name": columns["pod"],
             "pod_uid": [f"uid-{pod}" for pod in columns["pod"]],
             "container_id": [f"c-{pod}" for pod in columns["pod"]],
-            "device_kind": pa.nulls(count, pa.string()),
+            "device_kind": pa.array(["gpu" if gpu else None] * count, pa.string()),
+            "device_id": pa.array([EDGE_GPU if gpu else None] * count, pa.string()),
             "timestamp": _timestamps(np.concatenate(columns["time"])),
             "value": np.concatenate(columns["value"]),
-            "value_kind": ["cpu_seconds_counter"] * count,
-            "source": ["agent-cgroup"] * count,
+            "value_kind": ["gpu_busy_seconds_counter" if gpu else "cpu_seconds_counter"] * count,
+            "source": ["agent-nvml" if gpu else "agent-cgroup"] * count,
             "provenance": ["synthetic"] * count,
         },
     )
@@ -391,6 +433,9 @@ SCENARIOS = (
     Scenario("trapezoid", 1.0, colocated=True, usage=True),
     Scenario("trailing", 1.0, colocated=False, usage=False),
     Scenario("trailing", 5.0, colocated=True, usage=True),
+    Scenario("counter", 1.0, colocated=True, usage=True, device="gpu"),
+    Scenario("counter", 1.0, colocated=True, usage=False, device="gpu"),
+    Scenario("trailing", 1.0, colocated=True, usage=True, device="gpu"),
 )
 
 

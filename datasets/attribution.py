@@ -119,6 +119,9 @@ TRAILING_AVERAGE_SECONDS = {"nvml": 1.0, "dcgm": 1.0, "agent/nvml": 1.0}
 USAGE_SOURCES = ("agent-cgroup", "cadvisor")
 KEPLER_SOURCE = "kepler"
 CPU_SECONDS = "cpu_seconds_counter"
+# Seconds of SM activity of a container's processes on one GPU (the agent, from NVML per-process samples).
+GPU_BUSY_SECONDS = "gpu_busy_seconds_counter"
+GPU_BUSY_SOURCES = ("agent-nvml",)
 COUNTER = "energy_counter_joules"
 # Generous per-device bound: above it a counter jump is not energy but a wrap or a reset.
 MAX_DEVICE_POWER_WATTS = 5000.0
@@ -650,6 +653,7 @@ class _Readings:
     times_us: np.ndarray
     increments: np.ndarray  # amount since the previous reading of the series (first: the value itself)
     device_kind: np.ndarray
+    device_id: np.ndarray
 
 
 def _container_readings(
@@ -679,8 +683,13 @@ def _container_readings(
     keep = rank == best[task]
     chosen, task = chosen.filter(pa.array(keep)), task[keep]
     kinds = pc.fill_null(chosen["device_kind"], "").combine_chunks()
+    devices = (
+        pc.fill_null(chosen["device_id"], "").combine_chunks()
+        if "device_id" in chosen.column_names
+        else pa.array([""] * chosen.num_rows, pa.string())
+    )
     key = pc.binary_join_element_wise(
-        pc.cast(pa.array(task), pa.string()), pc.fill_null(chosen["container_id"], ""), kinds, "\x1f"
+        pc.cast(pa.array(task), pa.string()), pc.fill_null(chosen["container_id"], ""), kinds, devices, "\x1f"
     )
     series, _ = _codes(key)
     times_us = _microseconds(chosen["timestamp"])
@@ -715,6 +724,7 @@ def _container_readings(
             times_us=times_us[resort],
             increments=increments[resort],
             device_kind=_numpy(kinds.take(pa.array(order[resort]))).astype(object),
+            device_id=_numpy(devices.take(pa.array(order[resort]))).astype(object),
         ),
         notes,
     )
@@ -882,8 +892,10 @@ def _usage_edges(readings: _Readings, rows: np.ndarray, windows: _Windows) -> _W
 
     Between a reading of 0 and the first one above 0 the container started; at the rate of the next
     interval it started U_1 / rate before the first rising reading. Likewise it ended (U_n - U_{n-1}) / rate
-    after the last reading before the total, at the rate of the interval before. Estimates stay inside the
-    bounds Argo's truncation gives, [t, t + r); a task without a usable counter keeps the midpoints.
+    after the last reading before the total, at the rate of the interval before. A neighbouring rate is used
+    only when the task ran through that whole interval; a run of two intervals keeps Argo's length, placed
+    by the counter. Estimates stay inside the bounds Argo's truncation gives, [t, t + r); a task without a
+    usable counter keeps the midpoints.
     """
     positions = _slices(readings.task, rows)
     if positions.size < 3:
@@ -906,16 +918,31 @@ def _usage_edges(readings: _Readings, rows: np.ndarray, windows: _Windows) -> _W
         out=np.zeros(times.size),
         where=np.append(np.nan, gap_before[:-1]) > 0,
     )
-    rises = (used > 0) & same_before & (np.append(np.nan, used[:-1]) == 0) & same_after & (rate_after > 0)
+    # The neighbouring interval's rate stands for the edge's only if the task ran through all of it: the
+    # counter still rises in the interval after it (start), or already rose in the one before it (end).
+    rising_after = np.append(same_after[1:-1] & (increment[2:] > 0), [False, False])
+    rising_before = np.concatenate([[False, False], same_before[1:-1] & (increment[:-2] > 0)])
+    leaves_zero = (used > 0) & same_before & (np.append(np.nan, used[:-1]) == 0) & same_after
+    rises = leaves_zero & (rate_after > 0) & rising_after
+    # A run of two intervals (rising at one reading, done by the next): no interval lies inside it, so its
+    # length is Argo's (unbiased under truncation) and the counter places it, U_1 before the reading and
+    # U_2 after.
+    after = np.append(increment[1:], 0.0)
+    pair = leaves_zero & (after > 0) & ~rising_after
+    length = (windows.idle_end - windows.idle_start)[row] * used / np.where(pair, used + after, 1.0)
+    pair_start = np.maximum(times - length, times - gap_before)
+    pair_end = np.minimum(times + length * after / np.where(pair, used, 1.0), times + step)
     start_us = np.maximum(times - used / np.where(rises, rate_after, 1.0), times - gap_before)
     stops = (increment > 0) & same_before & np.concatenate([[False], same_before[:-1]]) & (rate_before > 0)
-    stops &= ~np.append(same_after[:-1] & (increment[1:] > 0), False)
+    stops &= ~np.append(same_after[:-1] & (increment[1:] > 0), False) & rising_before
     end_us = np.minimum(times - gap_before + increment / np.where(stops, rate_before, 1.0), times)
     refined_start, refined_end = windows.idle_start.astype(float), windows.idle_end.astype(float)
     earliest = np.full(rows.size, np.inf)
     np.minimum.at(earliest, row[rises], start_us[rises])
+    np.minimum.at(earliest, row[pair], pair_start[pair])
     latest = np.full(rows.size, -np.inf)
     np.maximum.at(latest, row[stops], end_us[stops])
+    np.maximum.at(latest, row[pair], pair_end[pair])
     resolution = windows.resolution.astype(float)
     bounded_start = (earliest >= windows.wide_start) & (earliest <= windows.wide_start + resolution)
     end_floor = windows.wide_end - resolution
@@ -986,22 +1013,43 @@ def _cpu_pieces(
     )
 
 
-def _holder_pieces(rows: np.ndarray, windows: _Windows, holders: np.ndarray) -> _Pieces:
-    """Pieces of the tasks holding one GPU/FPGA: equal pieces over the time each holder may have run."""
+def _holder_pieces(
+    tasks: _Tasks,
+    rows: np.ndarray,
+    windows: _Windows,
+    holders: np.ndarray,
+    busy: _Readings | None,
+    device_id: str,
+) -> _Pieces:
+    """Pieces of the tasks holding one GPU/FPGA: equal pieces over the time each holder may have run, and
+    when every holder has a GPU busy-time counter of this device, its pieces too (they split where any
+    of them rises; the equal pieces only where none does)."""
     keep = np.isin(rows, holders)
+    held_rows = rows[keep]
     held = _Windows(*(getattr(windows, name)[keep] for name in _Windows.__dataclass_fields__))
-    position, start, end, presence = _presence(held, np.arange(int(keep.sum())))
+    position, start, end, presence = _presence(held, np.arange(held_rows.size))
     none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    measured = (none_i, none_i, none_i, none_f, np.zeros(0, bool))
+    basis = np.full(held_rows.size, BASIS_EQUAL)
+    if busy is not None and held_rows.size:
+        positions = _slices(busy.task, held_rows)
+        positions = positions[busy.device_id[positions] == device_id]
+        has = np.zeros(held_rows.size, bool)
+        has[np.searchsorted(held_rows, busy.task[positions])] = True
+        if has.all():
+            measured = _counter_pieces(busy, positions, held_rows, held)
+            basis[:] = BASIS_USAGE
+    piece_row, piece_start, piece_end, amount, tail = measured
     return _Pieces(
-        rows=rows[keep],
+        rows=held_rows,
         windows=held,
-        basis=np.full(int(keep.sum()), BASIS_EQUAL),
-        task=none_i,
-        start_us=none_i,
-        end_us=none_i,
-        amount=none_f,
-        column=none_i,
-        tail=np.zeros(0, bool),
+        basis=basis,
+        task=piece_row,
+        start_us=piece_start,
+        end_us=piece_end,
+        amount=amount,
+        column=FIT_BASES * tasks.template[held_rows][piece_row] + BASIS_USAGE,
+        tail=tail,
         equal_task=position,
         equal_start_us=start,
         equal_end_us=end,
@@ -1451,9 +1499,11 @@ def _attribute_cut(
 
     weighted_rate, drawing, main, presence, sharing, shared = once("draws", draws)
     # Within a reading interval the energy follows the modelled power: idle plus what the pieces draw at
-    # the fitted watts per unit, or (GPU/FPGA) the device's mean dynamic power per holder.
+    # the fitted watts per unit, or (GPU/FPGA without busy-time counters) the device's mean dynamic power
+    # per holder.
     model_w, holder_w = None, 0.0
-    if accelerator and shared.any():
+    by_holders = accelerator and pieces.task.size == 0
+    if by_holders and shared.any():
         uniform_dynamic = cut.segment_j - np.minimum(cut.segment_j, max(idle.watts, 0.0) * segment_s)
         holder_w = uniform_dynamic[shared].sum() / (sharing * segment_s).sum()
         model_w = idle.watts + holder_w * sharing if holder_w > 0 else None
@@ -1626,7 +1676,7 @@ def _attribute_cut(
     def modelled_in(name: str) -> np.ndarray:
         """Watts the model gives each task in its segment `name`."""
         main_hit, _, main_task, equal_hit, _, equal_task = once(name, lambda: hits(name))
-        main_w = weighted_rate if modelled and not accelerator else np.zeros(weighted_rate.size)
+        main_w = weighted_rate if modelled else np.zeros(weighted_rate.size)
         return np.bincount(main_task, main_w[main_hit], count) + np.bincount(
             equal_task, holder_w * presence[equal_hit], count
         )
@@ -1644,9 +1694,11 @@ def _attribute_cut(
     if skew is not None:
         timing_bound += (skew.step_seconds / 2 if skew.applied else abs(skew.seconds)) * edge_power
     variance = np.zeros(count)
+    if idle_label in ("idle=time", "idle=holders"):
+        variance += _neighbour_edges(where, idle_weight, idle_running, idle_price, segment_s)
     interval_s = np.diff(times_s)
     if modelled or series.rule != "trapezoid":
-        beta = (EQUAL_SPLIT_RELATIVE_ERROR if accelerator else spread_error) if modelled else 1 / math.sqrt(3)
+        beta = (EQUAL_SPLIT_RELATIVE_ERROR if by_holders else spread_error) if modelled else 1 / math.sqrt(3)
         for seg, dynamic_seg in zip((first_seg, last_seg), dynamic_edge, strict=True):
             j = cut.interval[seg]
             lo = np.maximum(cut.idle_start_s, times_s[j])
@@ -1688,7 +1740,11 @@ def _attribute_cut(
         main_spread = np.maximum(
             piece_j - weighted_rate**2 * (squares_c[cut.main_hi] - squares_c[cut.main_lo]), 0.0
         )
-        relative = model.relative_error[pieces.column] if model is not None else np.zeros(pieces.column.size)
+        relative = (
+            model.relative_error[pieces.column]
+            if model is not None
+            else np.full(pieces.column.size, EQUAL_SPLIT_RELATIVE_ERROR)
+        )
         equal_spread = np.maximum(
             presence * equal_c.between(cut.equal_lo, cut.equal_hi)
             - presence**2 * (equal_squares_c[cut.equal_hi] - equal_squares_c[cut.equal_lo]),
@@ -1791,6 +1847,39 @@ def _attribute_cut(
     return task_rows, {name: values[kept] for name, values in balance_rows.items()}
 
 
+def _neighbour_edges(
+    where: dict[str, np.ndarray],
+    weight: np.ndarray,
+    running: np.ndarray,
+    idle_price: np.ndarray,
+    segment_s: np.ndarray,
+) -> np.ndarray:
+    """Variance of each task's idle share from the other tasks' edges, when idle is shared by count.
+
+    An edge of task j known within +-r_j/2 moves idle between j and the tasks beside it: task k's idle
+    changes by r_j/2 x w_k x p_s x w_j / (W_s - w_j) (p_s the idle watts per unit of weight, W_s the weight
+    running). Each neighbouring edge counts as one standard deviation: short tasks' windows, whose length
+    truncation hides, move their neighbours' idle by about that much each."""
+    unit_w = idle_price / segment_s
+    total = np.zeros(segment_s.size)
+    own = np.zeros(weight.size)
+    for name in ("start_edge_seg", "end_edge_seg"):
+        seg = where[name]
+        others = running[seg] - weight
+        moved = np.divide(
+            where["resolution_s"] / 2 * unit_w[seg] * weight,
+            others,
+            out=np.zeros(weight.size),
+            where=(others > 1e-9 * np.maximum(running[seg], 1e-300)) & where["has_window"],
+        )
+        total += np.bincount(seg, moved**2, segment_s.size)
+        own += moved**2
+    summed = _cumulative(total)
+    seg_lo = where["first_seg"]
+    seg_hi = np.where(where["has_window"], where["last_seg"] + 1, seg_lo)
+    return weight**2 * np.maximum(summed[seg_hi] - summed[seg_lo] - own, 0.0)
+
+
 def _by_window(
     lo: np.ndarray, hi: np.ndarray, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1815,7 +1904,8 @@ def _split_labels(
     if accelerator:
         most = np.zeros(count)
         np.fmax.at(most, equal_task, np.nan_to_num(shared))
-        return ["time-sliced-equal" if holders > 1 else "exclusive" for holders in most]
+        sliced = {BASIS_USAGE: "time-sliced-usage", BASIS_EQUAL: "time-sliced-equal"}
+        return [sliced[b] if holders > 1 else "exclusive" for b, holders in zip(basis, most, strict=True)]
     fitted = "-fitted" if settings.fitted else ""
     fallback = "(no-usage-series)" if settings.share == "usage" else ""
     names = {
@@ -1913,6 +2003,7 @@ class _Chunk:
     usage: _Readings | None
     kepler: _Readings | None
     emit: tuple[int, int] = EVERYTHING
+    gpu_busy: _Readings | None = None
 
 
 @dataclass(frozen=True)
@@ -2017,6 +2108,10 @@ class _Engine:
         skew_us = round(skew.seconds * US_PER_SECOND) if skew is not None and skew.applied else 0
         windows = _windows(self.tasks, rows, skew_us)
         share = self.settings.share
+        # Where a counter starts and stops rising refines the edges: GPU busy time, then CPU time where
+        # a task has both (a container uses its CPU before its GPU).
+        if chunk.gpu_busy is not None:
+            windows = _usage_edges(chunk.gpu_busy, rows, windows)
         if share == "usage" and chunk.usage is not None:
             windows = _usage_edges(chunk.usage, rows, windows)
         cpu = _cpu_pieces(self.tasks, rows, windows, chunk.usage if share == "usage" else None, None)
@@ -2025,7 +2120,7 @@ class _Engine:
             kind = series.device_kind
             if kind in ACCELERATOR_IDS:
                 holders = self.tasks.holders.get(series.key, np.zeros(0, dtype=np.int64))
-                pieces = _holder_pieces(rows, windows, holders)
+                pieces = _holder_pieces(self.tasks, rows, windows, holders, chunk.gpu_busy, series.device_id)
             elif share == "kepler":
                 pieces = _cpu_pieces(self.tasks, rows, windows, chunk.kepler, kind)
             else:
@@ -2051,7 +2146,9 @@ class _Engine:
             stats = self.stats.setdefault(chunk.node, {}).setdefault(cut.series.key, _SeriesStats())
             _gather(cut, stats, chunk.emit)
             kind = cut.series.device_kind
-            if kind not in ACCELERATOR_IDS and self.settings.share != "kepler":
+            # GPUs split by busy time fit their watts per busy-second; CPU zones unless Kepler splits them.
+            fits = cut.pieces.task.size > 0 if kind in ACCELERATOR_IDS else self.settings.share != "kepler"
+            if fits:
                 group = together.setdefault((id(cut.grid_s), kind), ([], []))
                 group[0].append(cut)
                 group[1].append(stats)
@@ -2093,6 +2190,8 @@ class _Engine:
             # Sockets of one node see the same tasks: their rows are one datum for the residual's degrees
             # of freedom, so splitting a meter into zones does not change the fit.
             zones = {node: sum(key[0] == node for key in keys) for node, _, _ in keys}
+            if kind in ACCELERATOR_IDS:  # separate devices, each with its own tasks
+                zones = dict.fromkeys(zones, 1)
             parts = [(series[key], self.idle[key].watts, 1.0 / zones[key[0]]) for key in keys]
             model, relative = _solve(gram, parts, self.tasks.columns, self.settings.fitted)
             self.models[kind] = (model, relative)
@@ -2129,7 +2228,7 @@ class _Engine:
         for cut in cuts:
             kind = cut.series.device_kind
             model, relative = self.models.get(kind, (None, 1.0 / math.sqrt(3.0)))
-            if kind in ACCELERATOR_IDS:
+            if kind in ACCELERATOR_IDS and cut.pieces.task.size == 0:
                 model, relative = None, 1.0 / math.sqrt(3.0)
             fraction = None
             if kind in kind_energy:
@@ -2417,14 +2516,16 @@ def attribute(
     kepler, kepler_notes = (None, [])
     if settings.share == "kepler":
         kepler, kepler_notes = _container_readings(containers, ran, COUNTER, (KEPLER_SOURCE,))
+    gpu_busy, gpu_notes = _container_readings(containers, ran, GPU_BUSY_SECONDS, GPU_BUSY_SOURCES)
     engine = _Engine(ran, machines, settings)
-    engine.notes += notes + usage_notes + kepler_notes
+    engine.notes += notes + usage_notes + kepler_notes + gpu_notes
     engine.notes.append(_diagnostic("share", None, settings.share))
     by_node: dict[str, list[_Series]] = {}
     for one in series:
         by_node.setdefault(one.host_node, []).append(one)
     chunks = [
-        _Chunk(node, by_node.get(node, []), usage, kepler) for node in sorted(set(by_node) | set(ran.by_node))
+        _Chunk(node, by_node.get(node, []), usage, kepler, EVERYTHING, gpu_busy)
+        for node in sorted(set(by_node) | set(ran.by_node))
     ]
     for chunk in chunks:
         engine.gather_skew(chunk)
@@ -2500,7 +2601,7 @@ def _day_chunks(
         )
         samples = power.to_table(filter=at_node & in_time)
         series, _ = _device_series(_without_partition(samples, "power_samples"), emit)
-        usage = kepler = None
+        usage = kepler = gpu_busy = None
         if containers is not None:
             reaching = rows[
                 (tasks.end_us[rows] + tasks.resolution_us[rows] >= load[0])
@@ -2513,8 +2614,9 @@ def _day_chunks(
                 usage, _ = _container_readings(table, tasks, CPU_SECONDS, USAGE_SOURCES, emit)
             elif settings.share == "kepler":
                 kepler, _ = _container_readings(table, tasks, COUNTER, (KEPLER_SOURCE,), emit)
+            gpu_busy, _ = _container_readings(table, tasks, GPU_BUSY_SECONDS, GPU_BUSY_SOURCES, emit)
         if series or starting.size:
-            yield _Chunk(node, series, usage, kepler, emit)
+            yield _Chunk(node, series, usage, kepler, emit, gpu_busy)
 
 
 def _node_datasets(dataset: ds.Dataset, folder: Path):

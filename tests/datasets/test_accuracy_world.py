@@ -123,6 +123,8 @@ def test_streaming_the_world_as_a_dataset_gives_the_in_memory_result(world, tmp_
         Scenario("counter", 5.0, colocated=True, usage=True, faults=True),
         Scenario("trapezoid", 1.0, colocated=False, usage=False),
         Scenario("trailing", 5.0, colocated=True, usage=True, tasks_per_length=12),
+        Scenario("counter", 1.0, colocated=True, usage=True, device="gpu"),
+        Scenario("trailing", 1.0, colocated=True, usage=True, device="gpu", tasks_per_length=12),
     ],
     ids=lambda scenario: scenario.name,
 )
@@ -137,3 +139,17 @@ def test_edge_cases_short_and_long_tasks_counters_and_gauges(scenario):
     if scenario.meter == "counter":
         long_tasks = rows[rows["length_multiple"] >= 20]
         assert long_tasks["relative_error"].quantile(0.95) < 0.01
+
+
+def test_time_sliced_gpu_busy_time_splits_as_exactly_as_cpu_time():
+    """Two lanes of tasks time-slice one GPU: with per-container busy-time counters the fitted watts per
+    busy-second of each task type split it; without them an equal split among holders is all there is."""
+    by_usage = edge_case_errors(Scenario("counter", 1.0, colocated=True, usage=True, device="gpu"), seed=2)
+    equal = edge_case_errors(Scenario("counter", 1.0, colocated=True, usage=False, device="gpu"), seed=2)
+    long_usage = by_usage[by_usage["length_multiple"] >= 20]["relative_error"]
+    long_equal = equal[equal["length_multiple"] >= 20]["relative_error"]
+    assert long_usage.median() < 0.001
+    assert long_usage.quantile(0.95) < 0.01
+    assert long_equal.median() > 0.05, "the busy-time counters are what makes the split right"
+    for rows in (by_usage, equal):
+        assert (rows.groupby("length_multiple")["covered"].mean() >= 0.95).all()

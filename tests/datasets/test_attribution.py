@@ -1038,6 +1038,62 @@ def test_time_sliced_and_mig_gpus_are_named_in_the_method():
     )
 
 
+def _gpu_busy(pod_uid: str, times_s, busy_seconds, device_id: str) -> dict:
+    """One container's cumulative GPU busy-seconds on one GPU, as the agent exports them from NVML."""
+    series = _cpu_seconds(pod_uid, times_s, busy_seconds, source="agent-nvml")
+    count = len(series["value"])
+    return series | {
+        "device_kind": ["gpu"] * count,
+        "device_id": [device_id] * count,
+        "value_kind": ["gpu_busy_seconds_counter"] * count,
+    }
+
+
+@pytest.mark.parametrize("split", ["fitted", "plain"])
+def test_time_sliced_gpu_splits_by_each_containers_busy_time(split):
+    """a keeps the GPU 60% busy over [100, 300], b 20% over [200, 400], at 250 W per busy-second."""
+    times = np.arange(0.0, 601.0)
+    watts_per_busy_second = 250.0
+    gpu = _counter(
+        times,
+        _energy(
+            times,
+            40.0,
+            [(100.0, 300.0, 0.6 * watts_per_busy_second), (200.0, 400.0, 0.2 * watts_per_busy_second)],
+        ),
+        kind="gpu",
+        device_id="GPU-m",
+    )
+    tasks = _tasks(
+        _task("a", 100.0, 300.0, gpu_ids=("GPU-m",), pod_uid="uid-a"),
+        _task("b", 200.0, 400.0, gpu_ids=("GPU-m",), pod_uid="uid-b"),
+    )
+    busy_a = _gpu_busy("uid-a", times[99:302], 0.6 * np.clip(times[99:302] - 100.0, 0, 200.0), "GPU-m")
+    busy_b = _gpu_busy("uid-b", times[199:402], 0.2 * np.clip(times[199:402] - 200.0, 0, 200.0), "GPU-m")
+    # The same container's counter on another GPU says nothing about this one.
+    elsewhere = _gpu_busy("uid-b", times[199:402], np.clip(times[199:402] - 200.0, 0, 200.0), "GPU-other")
+    result = _run(tasks, _samples(gpu), containers=_containers(busy_a, busy_b, elsewhere), split=split)
+    for task_id, busy in (("a", 0.6), ("b", 0.2)):
+        row = _row(result, task_id, "GPU-m")
+        assert row["dynamic_joules"] == pytest.approx(busy * watts_per_busy_second * 200.0, rel=1e-6)
+        assert ";split=time-sliced-usage;idle=holders;" in row["method"]
+        # Idle: alone for 100 s, sharing 40 W for 100 s.
+        assert row["idle_joules"] == pytest.approx(40.0 * 100.0 + 40.0 * 100.0 / 2, rel=1e-6)
+        assert row["uncertainty_joules"] < 0.01 * row["energy_joules"]
+    _assert_balance_closes(result)
+    if split == "fitted":
+        fit = [r for r in result.diagnostics.to_pylist() if r["item"] == "fit_watts_per_unit"]
+        assert [(r["device_kind"], r["detail"]) for r in fit] == [("gpu", "(none)/usage")]
+        assert fit[0]["value"] == pytest.approx(watts_per_busy_second, rel=1e-6)
+
+    # Without b's counter the busy times cannot be compared: the GPU is split equally, and says so.
+    equal = _run(tasks, _samples(gpu), containers=_containers(busy_a, elsewhere), split=split)
+    a = _row(equal, "a", "GPU-m")
+    assert ";split=time-sliced-equal;" in a["method"]
+    assert a["dynamic_joules"] == pytest.approx(150.0 * 100.0 + 200.0 * 100.0 / 2, rel=1e-6)
+    _assert_balance_closes(equal)
+
+
 # attribute: bad input
 
 
