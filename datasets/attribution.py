@@ -21,9 +21,10 @@ t_0 < ... < t_n give reading intervals j = [t_j, t_{j+1}] of energy e_j:
 
 Task times. Argo truncates startedAt/finishedAt to r = time_resolution_seconds, so the true instant lies in
 [t, t + r): the idle window of a task is [start + r/2, end + r/2] ([t + r/3, t + 2r/3] when both truncate to
-one instant), plus the node's clock skew when corrected. With a CPU-seconds counter its edges are where the
-counter leaves 0 and reaches its total, extrapolated at the neighbouring rate, kept inside [t, t + r). The
-wide window [start, end + r] holds every instant the task may have run.
+one instant), plus the node's clock skew when corrected. With a CPU-seconds (else GPU busy-time) counter its
+edges are where the counter leaves 0 and reaches its total, extrapolated at the rate of a neighbouring
+interval the task ran through (a two-interval run keeps Argo's length, placed by the counter), kept inside
+[t, t + r). The wide window [start, end + r] holds every instant the task may have run.
 
 Pieces. What each task draws on a CPU zone is a set of pieces [a, b] with an amount A and rate A / (b - a):
 - usage (share "usage", the task has an agent-cgroup or cAdvisor CPU-seconds counter, joined on pod_uid,
@@ -35,13 +36,15 @@ Pieces. What each task draws on a CPU zone is a set of pieces [a, b] with an amo
   steps over [start, start + r] and [end, end + r], 1 between;
 - equal (no request, no usage): its presence, served only where no other piece draws;
 - kepler (share "kepler"): pieces of the pod's Kepler energy counter of that zone, in joules.
-GPU/FPGA: every task holding the device has equal pieces of its presence.
+GPU/FPGA: every task holding the device has equal pieces of its presence; when every holder has a GPU busy-time
+counter of that GPU (gpu_busy_seconds_counter, device_id its UUID, source agent-nvml) also usage pieces of
+it, built as above (the equal pieces then serve only where no busy time rises).
 
 Segments. The grid is the union of the reading times, the window boundaries m * window_seconds and every
 piece and idle-window edge, inside [t_0, t_n]. A segment s of interval j gets e_s = e_j * m_s dt_s /
-sum_{s' in j} m_s' dt_s' with the modelled power m_s = P_idle + W_s (CPU zones; W_s below) or P_idle +
-w_h * N_s (GPU/FPGA, w_h the mean dynamic power per holder); without a model e_s = e_j * dt_s / dt_j, or the
-trapezoid of a gauge's linear power.
+sum_{s' in j} m_s' dt_s' with the modelled power m_s = P_idle + W_s (CPU zones and GPUs split by busy time;
+W_s below) or P_idle + w_h * N_s (other GPU/FPGA, w_h the mean dynamic power per holder); without a model
+e_s = e_j * dt_s / dt_j, or the trapezoid of a gauge's linear power.
 
 Idle power P_idle: ``idle_power_watts`` from configuration, else the duration-weighted median of e_s / dt_s
 over the quiet segments (whose reading interval meets no task's wide window) if they last >= 30 s, else the
@@ -55,7 +58,7 @@ Idle: policy "requests" gives i_s * r_k / max(C, R_s) (C = machines.cores, else 
 requested cores; R_s = requested cores running), "time" i_s / n_s among the n_s tasks running, "none"
 nothing; GPU/FPGA idle goes to the holders (i_s / h_s) unless "none"; share "kepler" gives no idle.
 
-Fit (per device kind, all nodes pooled, every reading interval j a design row): D_j = e_j - P_idle dt_j
+Fit (per device kind, all nodes pooled, every reading interval j a design row; GPUs with busy-time pieces too): D_j = e_j - P_idle dt_j
 ~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside interval j. w minimises
 sum_j (D_j - X_j w)^2 / dt_j + lambda |w - w_0|^2, w_0 = sum D / sum X, with lambda = sigma^2 / (0.5 w_0)^2:
 sigma^2 = the residual variance of a nearly unregularised first solve (the zones of one node count as one
@@ -79,6 +82,9 @@ estimated but not corrected. sigma^2 sums:
 - split: sqrt(2) SPLIT_CALIBRATION rho_k sum_s d_s f_ks (1 - f_ks), rho_k^2 = rho^2 + se_c^2 / w_c^2 (0.5
   for equal shares);
 - idle estimate: its standard error x |idle_k / P_idle - sum_s dt_s f_ks|;
+- idle shared by count (policy "time", GPU/FPGA holders): per edge of another task j inside the task's
+  window, r_j / 2 x w_k p_s w_j / (W_s - w_j) (p_s the idle watts per unit of weight, W_s the weight running):
+  that edge moves idle between j and the tasks beside it;
 - outside the readings: the uncovered seconds x the task's average power; usage tail: the energy of the
   extrapolated last piece / sqrt(3).
 Rows of tasks without readings get energy 0, coverage 0, "no-readings: ..." in method and u = duration x
