@@ -5,6 +5,10 @@ since the agent started) and updates the metric state under a lock; the HTTP ser
 its own threads, so a slow scrape never delays a sample. With a spool folder the raw readings (counters as
 read, with their wrap point) are also written to ``power_samples`` Parquet files, so attribution can
 re-check every wrap and nothing depends on Prometheus having scraped.
+
+Per-container usage, for splitting a node's energy between the pods on it: CPU seconds from the cgroup v2
+tree, and GPU busy seconds from NVML's per-process utilisation, each process's seconds added to the pod
+container its ``/proc/<pid>/cgroup`` names (``GpuBusyCounters``).
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collectors.accumulate import AccumulatedEnergy, EnergyAccumulator, MeterCounts
-from collectors.cgroups import ContainerCpu, cgroup_root, scan_containers
+from collectors.cgroups import ContainerCpu, PidContainers, cgroup_root, scan_containers
 from collectors.fpga import HwmonFpgaSource, XrtFpgaSource
-from collectors.nvml import NvmlSource
+from collectors.nvml import DEFAULT_MAX_SAMPLE_PERIOD_SECONDS, READY, GpuProcessBusy, NvmlSource
 from collectors.rapl import RaplSource
 from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, PowerSource, ProbeLine, ReadError, Reading
 
@@ -41,6 +45,9 @@ DEFAULT_INTERVAL_SECONDS = 1.0
 DEFAULT_SPOOL_ROTATE_SECONDS = 300.0
 DEFAULT_SPOOL_ROTATE_ROWS = 100_000
 DEFAULT_MAX_POWER_WATTS = 2000.0
+# A container's GPU busy counter that has had no sample for this long is dropped (its pod is long gone), so
+# a node running many short GPU pods does not export them all forever.
+DEFAULT_GPU_BUSY_RETAIN_SECONDS = 3600.0
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -54,6 +61,8 @@ class AgentOptions:
     spool_rotate_rows: int = DEFAULT_SPOOL_ROTATE_ROWS
     probe: bool = False
     container_cpu: bool = True  # per-container CPU seconds from <sysfs_root>/fs/cgroup
+    container_gpu: bool = True  # per-container GPU busy seconds from NVML, pids mapped through proc_root
+    proc_root: Path = Path("/proc")  # the host's /proc (hostPID): NVML reports host PIDs
     xrt_devices: tuple[str, ...] = ()  # Alveo PCI addresses to read with xbutil
     max_power_watts: float = DEFAULT_MAX_POWER_WATTS  # above this a counter delta is called ambiguous
     host_node: str = ""  # empty: NODE_NAME, else the host name
@@ -117,6 +126,28 @@ def format_probe(lines: Sequence[ProbeLine], containers: Sequence[ContainerCpu] 
     return "\n".join(out)
 
 
+def _gpu_busy_reader(sources: Iterable[PowerSource], interval_seconds: float) -> GpuProcessBusy | None:
+    """Per-process GPU time through the NVML source's driver session; None without a working driver."""
+    nvml = next((source for source in sources if isinstance(source, NvmlSource)), None)
+    if nvml is None or nvml.status != READY:
+        return None
+    return GpuProcessBusy(nvml, max(DEFAULT_MAX_SAMPLE_PERIOD_SECONDS, 2 * interval_seconds))
+
+
+def gpu_busy_probe_lines(reader: GpuProcessBusy, proc_root: Path) -> list[ProbeLine]:
+    """Per GPU whether per-process utilisation reads, and whether its pids are found in `proc_root`."""
+
+    def describe(pids: list[int]) -> str:
+        in_pods = sum(ids is not None for ids in PidContainers(proc_root).lookup(pids).values())
+        absent = sum(not (proc_root / str(pid)).is_dir() for pid in pids)
+        text = f"{in_pods} in pod containers"
+        if absent:
+            text += f", {absent} not in {proc_root} (NVML reports host PIDs: does the pod have hostPID?)"
+        return text
+
+    return reader.probe(describe)
+
+
 def probe_report(sources: Iterable[PowerSource], cgroup_folder: Path | None = None) -> str:
     """The ``--probe`` text: every source's probe lines, and optionally the containers whose CPU is read."""
     containers = scan_containers(cgroup_folder) if cgroup_folder is not None else None
@@ -153,6 +184,66 @@ def _family(
         out.append(f"{name}{{{text}}} {_format_value(value)}" if text else f"{name} {_format_value(value)}")
 
 
+@dataclass(frozen=True)
+class ContainerGpuBusy:
+    container_id: str
+    pod_uid: str
+    gpu_uuid: str
+    busy_seconds: float  # SM-busy seconds of the container's processes on the GPU since the agent saw it
+
+
+class GpuBusyCounters:
+    """Per (pod uid, container id, GPU UUID) busy seconds: monotonic, and kept when a process exits (the
+    counter is the container's). A process in no pod container (a host process, or one gone before its
+    cgroup was ever read) adds to a per-GPU ``outside_pods`` counter instead, so what the split misses shows.
+    """
+
+    def __init__(
+        self,
+        reader: GpuProcessBusy,
+        pid_containers: PidContainers,
+        retain_seconds: float = DEFAULT_GPU_BUSY_RETAIN_SECONDS,
+    ):
+        self.reader = reader
+        self.pid_containers = pid_containers
+        self.retain_seconds = retain_seconds
+        self._seconds: dict[tuple[str, str, str], float] = {}
+        self._sampled_at: dict[tuple[str, str, str], float] = {}  # monotonic time of the last sample
+        self._outside_pods: dict[str, float] = {}
+
+    def update(self, now_monotonic: float) -> list[ReadError]:
+        """Read NVML once and add each process's new busy seconds to its container; returns the errors."""
+        read = self.reader.read()
+        owners = self.pid_containers.lookup(pid for pid, _ in read.busy_seconds)
+        for (pid, gpu_uuid), seconds in read.busy_seconds.items():
+            owner = owners.get(pid)
+            if owner is None:
+                self._outside_pods[gpu_uuid] = self._outside_pods.get(gpu_uuid, 0.0) + seconds
+                continue
+            key = (*owner, gpu_uuid)
+            self._seconds[key] = self._seconds.get(key, 0.0) + seconds
+            self._sampled_at[key] = now_monotonic
+        for key, sampled_at in list(self._sampled_at.items()):
+            if now_monotonic - sampled_at > self.retain_seconds:
+                del self._seconds[key], self._sampled_at[key]
+        return read.errors
+
+    def containers(self) -> list[ContainerGpuBusy]:
+        return [
+            ContainerGpuBusy(container_id, pod_uid, gpu_uuid, seconds)
+            for (pod_uid, container_id, gpu_uuid), seconds in sorted(self._seconds.items())
+        ]
+
+    def outside_pods(self) -> dict[str, float]:
+        return dict(sorted(self._outside_pods.items()))
+
+
+@dataclass(frozen=True)
+class GpuBusySnapshot:
+    containers: list[ContainerGpuBusy]
+    outside_pods: dict[str, float]  # GPU UUID -> busy seconds of processes in no pod container
+
+
 @dataclass
 class _MeterState:
     energy_joules_total: float = 0.0
@@ -167,6 +258,7 @@ class _Snapshot:
     meters: dict[Meter, _MeterState]
     read_errors: dict[tuple[str, str], int]
     containers: list[ContainerCpu] | None
+    gpu_busy: GpuBusySnapshot | None
     samples_total: int
     sample_seconds: float
     spool_write_errors_total: int
@@ -182,6 +274,7 @@ class Metrics:
     _meters: dict[Meter, _MeterState] = field(default_factory=dict)
     _read_errors: dict[tuple[str, str], int] = field(default_factory=dict)
     _containers: list[ContainerCpu] | None = None
+    _gpu_busy: GpuBusySnapshot | None = None
     _samples_total: int = 0
     _sample_seconds: float = 0.0
     _spool_write_errors_total: int = 0
@@ -193,6 +286,7 @@ class Metrics:
         errors: Iterable[ReadError],
         containers: list[ContainerCpu] | None,
         sample_seconds: float,
+        gpu_busy: GpuBusySnapshot | None = None,
     ) -> None:
         with self._lock:
             for energy in accumulated:
@@ -207,6 +301,7 @@ class Metrics:
                 key = (error.source, error.path)
                 self._read_errors[key] = self._read_errors.get(key, 0) + 1
             self._containers = containers
+            self._gpu_busy = gpu_busy
             self._samples_total += 1
             self._sample_seconds = sample_seconds
 
@@ -220,6 +315,7 @@ class Metrics:
                 meters={meter: _MeterState(**vars(state)) for meter, state in self._meters.items()},
                 read_errors=dict(self._read_errors),
                 containers=self._containers,
+                gpu_busy=self._gpu_busy,
                 samples_total=self._samples_total,
                 sample_seconds=self._sample_seconds,
                 spool_write_errors_total=self._spool_write_errors_total,
@@ -292,6 +388,29 @@ class Metrics:
                     ((("container_id", c.container_id), ("pod_uid", c.pod_uid)), c.cpu_seconds)
                     for c in snap.containers
                 ],
+            )
+        if snap.gpu_busy is not None:
+            _family(
+                out,
+                "jouletrace_container_gpu_busy_seconds_total",
+                "counter",
+                "SM-busy seconds of each pod container's processes on each GPU (NVML per-process "
+                "utilisation), for splitting a time-sliced GPU's energy.",
+                [
+                    (
+                        (("container_id", c.container_id), ("pod_uid", c.pod_uid), ("gpu_uuid", c.gpu_uuid)),
+                        c.busy_seconds,
+                    )
+                    for c in snap.gpu_busy.containers
+                ],
+            )
+            _family(
+                out,
+                "jouletrace_gpu_busy_seconds_outside_pods_total",
+                "counter",
+                "SM-busy seconds on each GPU of processes in no pod container (host processes, or gone "
+                "before their cgroup was read): GPU time the per-container split does not see.",
+                [((("gpu_uuid", uuid),), seconds) for uuid, seconds in snap.gpu_busy.outside_pods.items()],
             )
         _family(
             out, "jouletrace_samples_total", "counter", "Sampling steps taken.", [((), snap.samples_total)]
@@ -429,12 +548,14 @@ class Sampler:
         metrics: Metrics,
         spool: Spool | None = None,
         cgroup_folder: Path | None = None,
+        gpu_busy: GpuBusyCounters | None = None,
     ):
         self.sources = list(sources)
         self.accumulator = accumulator
         self.metrics = metrics
         self.spool = spool
         self.cgroup_folder = cgroup_folder
+        self.gpu_busy = gpu_busy
 
     def read(self) -> tuple[list[Reading], list[ReadError]]:
         readings: list[Reading] = []
@@ -465,8 +586,20 @@ class Sampler:
             except ValueError as exc:  # e.g. a reading older than the meter's previous one
                 errors.append(ReadError(reading.meter.source, reading.meter.path, str(exc)))
         containers = scan_containers(self.cgroup_folder) if self.cgroup_folder is not None else None
+        gpu_busy = None
+        if self.gpu_busy is not None:
+            try:
+                errors.extend(self.gpu_busy.update(time.monotonic()))
+            except Exception as exc:  # per-process GPU time must not stop the energy being sampled
+                errors.append(ReadError("nvml", "process utilisation", f"raised {type(exc).__name__}: {exc}"))
+            gpu_busy = GpuBusySnapshot(self.gpu_busy.containers(), self.gpu_busy.outside_pods())
         self.metrics.record(
-            accumulated, self.accumulator.counts(), errors, containers, time.monotonic() - started
+            accumulated,
+            self.accumulator.counts(),
+            errors,
+            containers,
+            time.monotonic() - started,
+            gpu_busy,
         )
         if self.spool is not None:
             try:
@@ -531,12 +664,18 @@ class Agent:
             spool = Spool(
                 options.spool_dir, self.host_node, options.spool_rotate_seconds, options.spool_rotate_rows
             )
+        gpu_busy = None
+        if options.container_gpu:
+            reader = _gpu_busy_reader(sources, options.interval_seconds)
+            if reader is not None:
+                gpu_busy = GpuBusyCounters(reader, PidContainers(options.proc_root))
         self.sampler = Sampler(
             sources,
             EnergyAccumulator(max_power_watts=options.max_power_watts),
             self.metrics,
             spool,
             cgroup_root(options.sysfs_root) if options.container_cpu else None,
+            gpu_busy,
         )
         self.server: MetricsServer | None = None
 
@@ -603,6 +742,9 @@ def run_agent(
 
 def _probe(options: AgentOptions, sources: Sequence[PowerSource]) -> int:
     lines = probe_lines(sources)
+    reader = _gpu_busy_reader(sources, options.interval_seconds) if options.container_gpu else None
+    if reader is not None:
+        lines += gpu_busy_probe_lines(reader, options.proc_root)
     containers = scan_containers(cgroup_root(options.sysfs_root)) if options.container_cpu else None
     print(format_probe(lines, containers))
     return 0 if any(line.readable for line in lines) else 1
@@ -654,6 +796,17 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-container-cpu", action="store_true", help="do not export per-container CPU time from cgroup v2"
     )
     parser.add_argument(
+        "--no-container-gpu",
+        action="store_true",
+        help="do not export per-container GPU busy time from NVML's per-process utilisation",
+    )
+    parser.add_argument(
+        "--proc-root",
+        type=Path,
+        default=Path("/proc"),
+        help="the host's /proc, to map NVML's host PIDs to pod containers (in a pod: needs hostPID)",
+    )
+    parser.add_argument(
         "--xrt-device", action="append", default=[], help="Alveo PCI address to read with xbutil"
     )
     parser.add_argument(
@@ -673,6 +826,8 @@ def options_from_args(args: argparse.Namespace) -> AgentOptions:
         spool_rotate_rows=args.spool_rotate_rows,
         probe=args.probe,
         container_cpu=not args.no_container_cpu,
+        container_gpu=not args.no_container_gpu,
+        proc_root=args.proc_root,
         xrt_devices=tuple(args.xrt_device),
         max_power_watts=args.max_power_watts,
     )

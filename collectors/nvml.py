@@ -4,13 +4,17 @@ Volta and newer GPUs count energy in millijoules since the driver was loaded, in
 so nothing between two reads is missed; older GPUs only report power, which the agent integrates. A GPU
 with a counter therefore has two meters: a consumer takes energy from the counter and never adds the
 gauge's integral to it. With MIG on, both are whole-board values: NVML gives no power per MIG instance.
+
+``GpuProcessBusy`` reads NVML's per-process utilisation samples into SM-busy seconds per process and GPU,
+so the agent can split a time-sliced GPU between the containers sharing it (its docstring has the rule).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
@@ -21,6 +25,11 @@ JOULES_PER_MILLIJOULE = 1e-3
 WATTS_PER_MILLIWATT = 1e-3
 ENERGY_FUNCTION = "nvmlDeviceGetTotalEnergyConsumption"
 POWER_FUNCTION = "nvmlDeviceGetPowerUsage"
+PROCESS_UTILIZATION_FUNCTION = "nvmlDeviceGetProcessUtilization"
+SECONDS_PER_MICROSECOND = 1e-6
+# NVML samples utilisation every 1/6 s to 1 s; a process reading every second gets a sample per read while
+# it is busy. A longer period means the GPU had no sample at all meanwhile (idle), so no more is credited.
+DEFAULT_MAX_SAMPLE_PERIOD_SECONDS = 2.0
 
 
 def _text(value: bytes | str) -> str:
@@ -184,4 +193,124 @@ class NvmlSource:
             parts.append(gpu.mig)
             readable = any(c.meter in values for c in self._channels if c.gpu is gpu)
             lines.append(ProbeLine(self.name, gpu.label, readable, "; ".join(parts)))
+        return lines
+
+
+@dataclass
+class BusyRead:
+    """SM-busy seconds new in one read, per (host pid, GPU UUID), and the GPUs that failed."""
+
+    busy_seconds: dict[tuple[int, str], float] = field(default_factory=dict)
+    errors: list[ReadError] = field(default_factory=list)
+
+
+class GpuProcessBusy:
+    """Seconds each process kept a GPU's SMs busy, from ``nvmlDeviceGetProcessUtilization``.
+
+    NVML returns, for the processes that were busy, samples newer than the ``lastSeenTimeStamp`` passed in
+    (``timeStamp`` in microseconds of CPU time, ``smUtil`` in percent). The rule: a sample's smUtil holds
+    over the period since the previous sample of that GPU, i.e. since the newest timestamp the previous read
+    returned (the lastSeenTimeStamp passed now) or, when one read holds several samples of the process,
+    since its own previous one; busy seconds = smUtil / 100 x that period, the period capped at
+    `max_period_seconds` so a process that starts after an idle pause (no samples at all) is not credited
+    with the pause. The newest timestamp is kept per GPU and passed on, so no sample is counted twice.
+
+    The first read of a GPU only finds where the driver's buffer ends and credits nothing (the buffer holds
+    samples from before the agent started); if that buffer is empty every later sample is new. Samples with
+    smUtil above 100 (drivers return such garbage for exited processes) are skipped and reported. A GPU
+    answering NOT_SUPPORTED (before Maxwell; MIG instances on some drivers) is not asked again; any other
+    failure is a ReadError for that GPU and the others are read.
+    """
+
+    def __init__(self, source: NvmlSource, max_period_seconds: float = DEFAULT_MAX_SAMPLE_PERIOD_SECONDS):
+        if not max_period_seconds > 0:
+            raise ValueError(f"max_period_seconds must be positive, got {max_period_seconds}")
+        self.source = source
+        self.max_period_seconds = max_period_seconds
+        self._last_seen_us: dict[str, int] = {}  # by GPU UUID; absent until the GPU's first read
+        self._unsupported: dict[str, str] = {}  # GPU UUID -> NVML's answer
+
+    def _no_new_sample(self, error: Any) -> bool:
+        """NOT_FOUND: nothing since lastSeenTimeStamp. pynvml raises NVMLError(SUCCESS) when NVML
+        succeeds on its size query, which it does when there is no sample at all."""
+        nvml = self.source._nvml
+        return error.value in (nvml.NVML_ERROR_NOT_FOUND, getattr(nvml, "NVML_SUCCESS", 0))
+
+    def read(self) -> BusyRead:
+        result = BusyRead()
+        if not self.source._initialised:
+            return result
+        nvml = self.source._nvml
+        for gpu in self.source._gpus:
+            if gpu.uuid in self._unsupported:
+                continue
+            path = f"{PROCESS_UTILIZATION_FUNCTION}(GPU {gpu.index})"
+            last_seen = self._last_seen_us.get(gpu.uuid)
+            try:
+                samples = nvml.nvmlDeviceGetProcessUtilization(gpu.handle, last_seen or 0)
+            except nvml.NVMLError as error:
+                if self._no_new_sample(error):
+                    self._last_seen_us.setdefault(gpu.uuid, 0)
+                elif error.value == nvml.NVML_ERROR_NOT_SUPPORTED:
+                    self._unsupported[gpu.uuid] = str(error)
+                else:
+                    message = f"{gpu.label}: {PROCESS_UTILIZATION_FUNCTION} failed: {error}"
+                    result.errors.append(ReadError(self.source.name, path, message))
+                continue
+            skipped = self._credit(gpu, samples, last_seen, result.busy_seconds)
+            if skipped:
+                message = f"{gpu.label}: {skipped} per-process samples with smUtil above 100% skipped"
+                result.errors.append(ReadError(self.source.name, path, message))
+        return result
+
+    def _credit(
+        self, gpu: _Gpu, samples: Sequence[Any], last_seen: int | None, busy: dict[tuple[int, str], float]
+    ) -> int:
+        """Add one GPU's samples to `busy` (module rule); returns how many were skipped as invalid."""
+        floor = last_seen or 0
+        fresh = [sample for sample in samples if sample.timeStamp > floor]
+        valid = sorted((s for s in fresh if s.smUtil <= 100), key=lambda s: (s.pid, s.timeStamp))
+        if valid:
+            self._last_seen_us[gpu.uuid] = max(s.timeStamp for s in valid)
+        if last_seen is None:
+            return len(fresh) - len(valid)
+        previous: dict[int, int] = {}
+        for sample in valid:
+            period_us = sample.timeStamp - previous.get(sample.pid, last_seen)
+            seconds = min(period_us * SECONDS_PER_MICROSECOND, self.max_period_seconds)
+            key = (int(sample.pid), gpu.uuid)
+            busy[key] = busy.get(key, 0.0) + sample.smUtil / 100.0 * seconds
+            previous[sample.pid] = sample.timeStamp
+        return len(fresh) - len(valid)
+
+    def probe(self, describe_pids: Callable[[list[int]], str] | None = None) -> list[ProbeLine]:
+        """Per GPU: whether per-process utilisation reads, and how many processes the driver holds samples
+        of (`describe_pids` may say which pod containers they are in). Does not move the read position."""
+        if not self.source._initialised:
+            return []
+        nvml = self.source._nvml
+        lines = []
+        for gpu in self.source._gpus:
+            what = f"{gpu.label} per-process utilisation"
+            try:
+                samples = nvml.nvmlDeviceGetProcessUtilization(gpu.handle, 0)
+            except nvml.NVMLError as error:
+                if self._no_new_sample(error):
+                    detail = "readable; no process has used the GPU recently"
+                    lines.append(ProbeLine(self.source.name, what, True, detail))
+                elif error.value == nvml.NVML_ERROR_NOT_SUPPORTED:
+                    detail = (
+                        f"not supported ({gpu.mig}): its energy cannot be split between the containers "
+                        "sharing it by their GPU time"
+                    )
+                    lines.append(ProbeLine(self.source.name, what, False, detail))
+                else:
+                    detail = f"{PROCESS_UTILIZATION_FUNCTION} failed: {error}"
+                    lines.append(ProbeLine(self.source.name, what, False, detail))
+                continue
+            pids = sorted({int(sample.pid) for sample in samples})
+            detail = f"readable; samples of {len(pids)} processes"
+            if describe_pids is not None and pids:
+                detail += f": {describe_pids(pids)}"
+            lines.append(ProbeLine(self.source.name, what, True, detail))
         return lines

@@ -21,7 +21,9 @@ are joules (DCGM's mJ divided by 1000).
   -> power_watts only for devices without a counter; source "agent/<source>". Host: the series' own
   ``host_node`` or ``node`` label, else ``jouletrace_agent_info{host_node}`` joined on ``instance``.
   Containers: ``jouletrace_container_cpu_seconds_total{container_id,pod_uid}`` -> cpu_seconds_counter,
-  source "agent-cgroup".
+  source "agent-cgroup"; ``jouletrace_container_gpu_busy_seconds_total{container_id,pod_uid,gpu_uuid}`` ->
+  gpu_busy_seconds_counter, device_kind "gpu", device_id the gpu_uuid, source "agent-nvml" (optional: a
+  cluster without GPUs, or agents run with --no-container-gpu, has none).
 - node-exporter: ``node_rapl_<zone>_joules_total{index,path}`` (or ``node_rapl_joules_total{rapl_zone}``),
   zone package|dram|core|psys -> cpu_package|dram|cpu_core|psys, device_id "<zone>-<index>", uncore
   skipped; source "node_exporter". Host: ``node`` or ``nodename`` label, else ``node_uname_info{nodename}``
@@ -49,7 +51,8 @@ are joules (DCGM's mJ divided by 1000).
   the node name into ``instance``).
 - cadvisor: ``container_cpu_usage_seconds_total{namespace,pod,container,id}`` without the pod-level
   aggregates (container "" and "POD") -> cpu_seconds_counter; container_id and pod_uid parsed from the
-  cgroup path in ``id``; host from ``node`` or ``kubernetes_io_hostname`` (else null); source "cadvisor".
+  cgroup path in ``id`` (``collectors.cgroups.cgroup_ids``); host from ``node`` or
+  ``kubernetes_io_hostname`` (else null); source "cadvisor".
 
 Several dialects. When more than one configured dialect meters a device kind on a node (the agent's
 package-0/1 and Kepler's aggregated "package" both meter cpu_package), only the series of the dialect
@@ -80,7 +83,8 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 import schemas
-from schemas.tables import UTC_TIMESTAMP
+from collectors.cgroups import cgroup_ids
+from schemas.tables import KEYS, UTC_TIMESTAMP
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ GAP_FACTOR = 3.0
 COUNTER = "energy_counter_joules"
 GAUGE = "power_watts"
 CPU_SECONDS = "cpu_seconds_counter"
+GPU_BUSY_SECONDS = "gpu_busy_seconds_counter"
 CPU_ZONES = {"package": "cpu_package", "dram": "dram", "core": "cpu_core", "psys": "psys"}
 _ZONE_MATCHER = f'zone=~"{"|".join(CPU_ZONES)}"'
 LEGACY_NODE_ZONES = ("package", "dram", "core")
@@ -109,20 +114,8 @@ LEGACY_CONTAINER_COMPONENTS = {
     "gpu": "gpu",
 }
 LEGACY_HOST_LABELS = ("node", "node_name", "exported_instance", "instance")
-_CGROUP_POD = re.compile(
-    r"pod([0-9a-fA-F]{8}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{4}[-_][0-9a-fA-F]{12})"
-)
-_RUNTIME_PREFIX = re.compile(r"^(?:cri-containerd|crio|cri-o|docker|containerd)-")
 POWER_SORT_KEYS = ("host_node", "device_kind", "device_id", "value_kind", "timestamp")
-CONTAINER_SORT_KEYS = (
-    "host_node",
-    "namespace",
-    "pod_name",
-    "container_id",
-    "device_kind",
-    "source",
-    "timestamp",
-)
+CONTAINER_SORT_KEYS = KEYS["container_samples"]
 
 
 class PrometheusReadError(RuntimeError):
@@ -583,6 +576,7 @@ def _container(
     device_kind: str | None,
     value_kind: str,
     source: str,
+    device_id: str | None = None,
 ) -> _Out:
     fields = {
         "host_node": host,
@@ -591,6 +585,7 @@ def _container(
         "pod_uid": pod_uid,
         "container_id": container_id,
         "device_kind": device_kind,
+        "device_id": device_id,
         "value_kind": value_kind,
         "source": source,
     }
@@ -598,15 +593,18 @@ def _container(
 
 
 def _agent_containers(reader: _Reader) -> list[_Out]:
-    metric = "jouletrace_container_cpu_seconds_total"
-    raws = reader.series(metric)
-    if not raws:
-        raise reader.missing(metric, "agent")
+    """CPU seconds (required) and GPU busy seconds (optional: only nodes with GPUs export them)."""
+    cpu_metric = "jouletrace_container_cpu_seconds_total"
+    gpu_metric = "jouletrace_container_gpu_busy_seconds_total"
+    cpu = reader.series(cpu_metric)
+    if not cpu:
+        raise reader.missing(cpu_metric, "agent")
+    gpu = reader.series(gpu_metric)
     hosts = _agent_hosts(reader)
-    return [
+    outs = [
         _container(
             raw,
-            host=hosts.of(raw, metric),
+            host=hosts.of(raw, cpu_metric),
             namespace=None,
             pod_name=None,
             pod_uid=raw.labels.get("pod_uid"),
@@ -615,8 +613,27 @@ def _agent_containers(reader: _Reader) -> list[_Out]:
             value_kind=CPU_SECONDS,
             source="agent-cgroup",
         )
-        for raw in raws
+        for raw in cpu
     ]
+    for raw in gpu:
+        uuid = raw.labels.get("gpu_uuid")
+        if not uuid:
+            raise PrometheusReadError(f"{reader.url}: {gpu_metric}{raw.labels} has no gpu_uuid label")
+        outs.append(
+            _container(
+                raw,
+                host=hosts.of(raw, gpu_metric),
+                namespace=None,
+                pod_name=None,
+                pod_uid=raw.labels.get("pod_uid"),
+                container_id=raw.labels.get("container_id"),
+                device_kind="gpu",
+                device_id=uuid,
+                value_kind=GPU_BUSY_SECONDS,
+                source="agent-nvml",
+            )
+        )
+    return outs
 
 
 def _kepler_containers(reader: _Reader) -> list[_Out]:
@@ -671,16 +688,6 @@ def _kepler_legacy_containers(reader: _Reader) -> list[_Out]:
     if not outs:
         raise reader.missing("kepler_container_joules_total", "kepler-legacy")
     return outs
-
-
-def cgroup_ids(cgroup_path: str) -> tuple[str | None, str | None]:
-    """(pod uid, container id) of a cgroup path, cgroupfs or systemd layout, runtime prefix removed."""
-    pod = _CGROUP_POD.search(cgroup_path)
-    leaf = cgroup_path.rstrip("/").rsplit("/", 1)[-1]
-    container_id = _RUNTIME_PREFIX.sub("", leaf.removesuffix(".scope")) or None
-    if container_id is not None and container_id.startswith(("kubepods", "pod")):
-        container_id = None
-    return (pod.group(1).replace("_", "-") if pod else None), container_id
 
 
 def _cadvisor_containers(reader: _Reader) -> list[_Out]:
@@ -814,7 +821,8 @@ def read_container_samples(
     max_points_per_series: int = PROMETHEUS_POINTS_LIMIT,
     scrape_interval_seconds: float | None = None,
 ) -> pa.Table:
-    """Per-container CPU seconds and energy between start and end as `container_samples` rows (module doc).
+    """Per-container CPU seconds, GPU busy seconds and energy between start and end as `container_samples`
+    rows (module doc).
 
     Dialects without container series (node-exporter, dcgm) add nothing. With `host_nodes`, rows whose
     source names no host are dropped.

@@ -1,7 +1,9 @@
-"""The node agent: sampling steps, the /metrics text, the Parquet spool, --probe, signals and cadence."""
+"""The node agent: sampling steps, the /metrics text, per-container GPU busy time, the Parquet spool, --probe,
+signals and cadence."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -24,17 +26,24 @@ from collectors.agent import (
     EXPOSITION_CONTENT_TYPE,
     Agent,
     AgentOptions,
+    ContainerGpuBusy,
+    GpuBusyCounters,
     Metrics,
     Sampler,
     Spool,
+    add_agent_arguments,
     build_sources,
+    options_from_args,
     parse_listen,
     probe_report,
     run_agent,
 )
-from collectors.cgroups import cgroup_root
+from collectors.cgroups import PidContainers, cgroup_root
+from collectors.nvml import GpuProcessBusy, NvmlSource
 from collectors.rapl import RaplSource
 from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
+
+from .conftest import UUIDS, FakeNvml, four_gpus
 
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGE = Meter("cpu_package", "package-0", "fake", ENERGY_COUNTER, 100.0, "/fake/package-0/energy_uj")
@@ -115,10 +124,15 @@ def series(meter: Meter) -> frozenset:
     )
 
 
-def new_sampler(sources, spool: Spool | None = None, cgroup_folder: Path | None = None) -> Sampler:
+def new_sampler(
+    sources,
+    spool: Spool | None = None,
+    cgroup_folder: Path | None = None,
+    gpu_busy: GpuBusyCounters | None = None,
+) -> Sampler:
     """At most 60 W: in a 1 s step the fake 100 J counter can wrap once at most, so no step is ambiguous."""
     accumulator = EnergyAccumulator(max_power_watts=60.0)
-    return Sampler(sources, accumulator, Metrics("node-a", "9.9"), spool, cgroup_folder)
+    return Sampler(sources, accumulator, Metrics("node-a", "9.9"), spool, cgroup_folder, gpu_busy)
 
 
 def test_one_step_updates_metrics_and_the_text_parses():
@@ -205,14 +219,20 @@ def test_label_values_are_escaped():
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_promtool_accepts_the_exposition(tmp_path):
+def test_promtool_accepts_the_exposition(tmp_path, fake_proc):
     root = cgroup_root(tmp_path)
     container = root / "kubepods.slice" / "kubepods-pod1234_abcd.slice" / f"cri-containerd-{'a' * 64}.scope"
     container.mkdir(parents=True)
     (container / "cpu.stat").write_text("usage_usec 2500000\n")
     source = FakeSource({PACKAGE: 1.0, BOARD: 2.0, GPU_COUNTER: 3.0, GPU_POWER: 4.0})
     source.errors = [ReadError("fake", '/odd "path"', "x")]
-    sampler = new_sampler([source], cgroup_folder=root)
+    gpus = four_gpus()
+    gpus[0].add_sample(10, T0_US, 20)
+    fake_proc.add_in_pod(10, POD_A, CONTAINER_1)
+    sampler = new_sampler([source], cgroup_folder=root, gpu_busy=gpu_busy_counters(gpus, fake_proc))
+    sampler.step()
+    gpus[0].add_sample(10, T0_US + 500_000, 40)
+    gpus[0].add_sample(11, T0_US + 500_000, 10)  # a host process
     sampler.step()
     text = sampler.metrics.render()
 
@@ -223,6 +243,160 @@ def test_promtool_accepts_the_exposition(tmp_path):
     container_series = frozenset({"container_id": "a" * 64, "pod_uid": "1234-abcd"}.items())
     assert samples[("jouletrace_container_cpu_seconds_total", container_series)] == 2.5
     assert types["jouletrace_container_cpu_seconds_total"] == "counter"
+    gpu_series = {"container_id": CONTAINER_1, "pod_uid": POD_A, "gpu_uuid": UUIDS[0]}
+    assert samples[("jouletrace_container_gpu_busy_seconds_total", labelset(**gpu_series))] == 0.4 * 0.5
+    assert types["jouletrace_container_gpu_busy_seconds_total"] == "counter"
+    outside = labelset(gpu_uuid=UUIDS[0])
+    assert samples[("jouletrace_gpu_busy_seconds_outside_pods_total", outside)] == 0.1 * 0.5
+
+
+T0_US = 1_700_000_000_000_000
+POD_A = "0f3c2b7e-1111-4a2b-9c3d-5e6f7a8b9c0d"
+POD_B = "aa11bb22-3333-4444-5555-666677778888"
+CONTAINER_1 = "1" * 64
+CONTAINER_2 = "2" * 64
+
+
+def labelset(**labels: str) -> frozenset:
+    return frozenset(labels.items())
+
+
+def gpu_busy_counters(gpus, fake_proc, retain_seconds: float = 3600.0) -> GpuBusyCounters:
+    reader = GpuProcessBusy(NvmlSource(FakeNvml(gpus)), max_period_seconds=2.0)
+    return GpuBusyCounters(reader, PidContainers(fake_proc.root), retain_seconds)
+
+
+def gpu_busy_metrics(text: str) -> dict[tuple[str, str, str], float]:
+    samples, types = parse_exposition(text)
+    assert types["jouletrace_container_gpu_busy_seconds_total"] == "counter"
+    return {
+        (dict(labels)["pod_uid"], dict(labels)["container_id"], dict(labels)["gpu_uuid"]): value
+        for (name, labels), value in samples.items()
+        if name == "jouletrace_container_gpu_busy_seconds_total"
+    }
+
+
+def test_gpu_busy_seconds_per_container_survive_a_process_exiting(fake_proc):
+    gpus = four_gpus()
+    fake_proc.add_in_pod(101, POD_A, CONTAINER_1)
+    fake_proc.add_in_pod(102, POD_A, CONTAINER_1)  # a second process of the same container
+    fake_proc.add_in_pod(103, POD_B, CONTAINER_2)  # on two GPUs
+    fake_proc.add(900, "0::/system.slice/some-host-daemon.service\n")
+    for pid in (101, 102, 103, 900):
+        gpus[0].add_sample(pid, T0_US, 99)  # before the agent: not credited
+    gpus[1].add_sample(103, T0_US, 99)
+    sampler = new_sampler([FakeSource({PACKAGE: 1.0})], gpu_busy=gpu_busy_counters(gpus, fake_proc))
+    sampler.step()
+    assert gpu_busy_metrics(sampler.metrics.render()) == {}
+
+    for pid, percent in ((101, 50), (102, 20), (103, 30), (900, 10)):
+        gpus[0].add_sample(pid, T0_US + 1_000_000, percent)
+    gpus[1].add_sample(103, T0_US + 500_000, 80)
+    sampler.step()
+    want = {
+        (POD_A, CONTAINER_1, UUIDS[0]): 0.5 * 1.0 + 0.2 * 1.0,
+        (POD_B, CONTAINER_2, UUIDS[0]): 0.3 * 1.0,
+        (POD_B, CONTAINER_2, UUIDS[1]): 0.8 * 0.5,
+    }
+    assert gpu_busy_metrics(sampler.metrics.render()) == pytest.approx(want)
+
+    fake_proc.exit(103)  # its last sample comes after it exited: still its container's
+    fake_proc.exit(101)
+    gpus[1].add_sample(103, T0_US + 1_000_000, 60)
+    gpus[0].add_sample(102, T0_US + 2_000_000, 100)
+    sampler.step()
+    want[(POD_B, CONTAINER_2, UUIDS[1])] += 0.6 * 0.5
+    want[(POD_A, CONTAINER_1, UUIDS[0])] += 1.0 * 1.0
+    sampler.step()  # nothing new: every counter keeps its value, the exited processes' too
+    samples, _ = parse_exposition(sampler.metrics.render())
+    assert gpu_busy_metrics(sampler.metrics.render()) == pytest.approx(want)
+    outside = samples[("jouletrace_gpu_busy_seconds_outside_pods_total", labelset(gpu_uuid=UUIDS[0]))]
+    assert outside == pytest.approx(0.1 * 1.0)
+
+
+def test_a_gpu_busy_counter_without_samples_for_the_retention_time_is_dropped(fake_proc):
+    gpus = four_gpus()
+    fake_proc.add_in_pod(101, POD_A, CONTAINER_1)
+    fake_proc.add_in_pod(103, POD_B, CONTAINER_2)
+    gpus[0].add_sample(101, T0_US, 10)
+    counters = gpu_busy_counters(gpus, fake_proc, retain_seconds=60.0)
+    assert counters.update(0.0) == []
+    gpus[0].add_sample(101, T0_US + 1_000_000, 50)
+    gpus[0].add_sample(103, T0_US + 1_000_000, 50)
+    counters.update(1.0)
+    gpus[0].add_sample(103, T0_US + 1_500_000, 50)
+    counters.update(30.0)
+    assert counters.update(61.0) == []
+    assert counters.containers() == [
+        ContainerGpuBusy(CONTAINER_1, POD_A, UUIDS[0], 0.5),
+        ContainerGpuBusy(CONTAINER_2, POD_B, UUIDS[0], 0.5 + 0.25),
+    ]
+    counters.update(61.5)  # container 1's last sample was at 1.0, 60.5 s ago
+    assert [c.container_id for c in counters.containers()] == [CONTAINER_2]
+
+
+def test_gpu_errors_are_counted_and_no_gpu_means_no_family(fake_proc):
+    gpus = four_gpus()
+    sampler = new_sampler([FakeSource({PACKAGE: 1.0})], gpu_busy=gpu_busy_counters(gpus, fake_proc))
+    sampler.step()
+    gpus[2].lost = True
+    sampler.step()
+    samples, _ = parse_exposition(sampler.metrics.render())
+    path = labelset(source="nvml", path="nvmlDeviceGetProcessUtilization(GPU 2)")
+    assert samples[("jouletrace_read_errors_total", path)] == 1
+    assert gpu_busy_metrics(sampler.metrics.render()) == {}  # HELP and TYPE, no series yet
+
+    plain = new_sampler([FakeSource({PACKAGE: 1.0})])
+    plain.step()
+    assert "jouletrace_container_gpu_busy_seconds_total" not in plain.metrics.render()
+
+
+def test_the_agent_exports_gpu_busy_time_unless_told_not_to(fake_proc, tmp_path):
+    gpus = four_gpus()
+    fake_proc.add_in_pod(101, POD_A, CONTAINER_1)
+    gpus[0].add_sample(101, T0_US, 10)
+    nvml = NvmlSource(FakeNvml(gpus))
+    options = AgentOptions(sysfs_root=tmp_path, listen="127.0.0.1:0", proc_root=fake_proc.root)
+    agent = Agent(options, [nvml])
+    agent.sampler.step()
+    gpus[0].add_sample(101, T0_US + 250_000, 100)
+    agent.sampler.step()
+    assert gpu_busy_metrics(agent.metrics.render()) == {(POD_A, CONTAINER_1, UUIDS[0]): pytest.approx(0.25)}
+
+    off = Agent(AgentOptions(sysfs_root=tmp_path, container_gpu=False, proc_root=fake_proc.root), [nvml])
+    off.sampler.step()
+    assert "jouletrace_container_gpu_busy_seconds_total" not in off.metrics.render()
+
+    parser = argparse.ArgumentParser()
+    add_agent_arguments(parser)
+    parsed = options_from_args(parser.parse_args(["--no-container-gpu", "--proc-root", "/host/proc"]))
+    assert (parsed.container_gpu, parsed.proc_root) == (False, Path("/host/proc"))
+    default = options_from_args(parser.parse_args([]))
+    assert (default.container_gpu, default.proc_root) == (True, Path("/proc"))
+
+
+def test_probe_says_whether_gpu_busy_time_reads_and_whether_pids_are_the_hosts(fake_proc, tmp_path, capsys):
+    gpus = four_gpus()
+    fake_proc.add_in_pod(101, POD_A, CONTAINER_1)
+    gpus[0].add_sample(101, T0_US, 10)
+    gpus[0].add_sample(4242, T0_US, 10)  # not in this /proc: the pod would lack hostPID
+    gpus[3].process_samples = None
+    options = AgentOptions(sysfs_root=tmp_path, probe=True, proc_root=fake_proc.root)
+    assert run_agent(options, sources=[NvmlSource(FakeNvml(gpus))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    gpu0 = next(line for line in lines if f"GPU 0 ({UUIDS[0]}) per-process utilisation" in line)
+    assert " readable " in gpu0
+    assert gpu0.endswith(
+        f"readable; samples of 2 processes: 1 in pod containers, 1 not in {fake_proc.root} "
+        "(NVML reports host PIDs: does the pod have hostPID?)"
+    )
+    gpu3 = next(line for line in lines if f"GPU 3 ({UUIDS[3]}) per-process utilisation" in line)
+    assert "NOT readable" in gpu3 and "not supported (MIG enabled)" in gpu3
+
+    run_agent(
+        AgentOptions(sysfs_root=tmp_path, probe=True, container_gpu=False), [NvmlSource(FakeNvml(gpus))]
+    )
+    assert "per-process utilisation" not in capsys.readouterr().out
 
 
 def rapl_tree(fake_sysfs, max_energy_range_uj: int = 262_143_328_850):

@@ -1,10 +1,18 @@
-"""Container CPU time from cgroup v2 trees laid out by the systemd and cgroupfs kubelet drivers."""
+"""Container CPU time from cgroup v2 trees laid out by the systemd and cgroupfs kubelet drivers, and the
+container of a process from /proc/<pid>/cgroup."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.cgroups import ContainerCpu, cgroup_root, read_usage_seconds, scan_containers
+from collectors.cgroups import (
+    ContainerCpu,
+    PidContainers,
+    cgroup_ids,
+    cgroup_root,
+    read_usage_seconds,
+    scan_containers,
+)
 
 POD_A = "0f3c2b7e-1111-4a2b-9c3d-5e6f7a8b9c0d"
 POD_B = "aa11bb22-3333-4444-5555-666677778888"
@@ -74,3 +82,58 @@ def test_absent_root_and_vanished_or_odd_cpu_stat(tmp_path):
     root = cgroup_root(tmp_path)
     (systemd_pod(root, "burstable", POD_A) / f"cri-containerd-{CONTAINER_1}.scope").mkdir(parents=True)
     assert scan_containers(root) == []  # a container folder whose cpu.stat is gone (it just exited)
+
+
+def test_cgroup_paths_give_pod_uid_and_container_id():
+    pod_slice = f"kubepods-besteffort-pod{POD_A.replace('-', '_')}.slice"
+    systemd = f"/kubepods.slice/kubepods-besteffort.slice/{pod_slice}/crio-{CONTAINER_1}.scope"
+    assert cgroup_ids(systemd) == (POD_A, CONTAINER_1)
+    assert cgroup_ids(f"{systemd}/init.scope") == (POD_A, CONTAINER_1)  # the container's own sub-cgroup
+    assert cgroup_ids(f"/kubepods/burstable/pod{POD_A}/{CONTAINER_1}") == (POD_A, CONTAINER_1)
+    assert cgroup_ids(f"/kubepods/burstable/pod{POD_A}") == (POD_A, None)
+    kind = f"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort-pod{POD_A.replace('-', '_')}.slice"
+    assert cgroup_ids(f"{kind}/cri-containerd-{CONTAINER_2}.scope") == (POD_A, CONTAINER_2)
+    assert cgroup_ids("/system.slice/containerd.service") == (None, None)
+    assert cgroup_ids("") == (None, None)
+
+
+def test_pids_map_to_their_pod_containers(fake_proc):
+    fake_proc.add_in_pod(100, POD_A, CONTAINER_1)
+    fake_proc.add(200, f"0::/kubepods/besteffort/pod{POD_B}/{CONTAINER_2}\n")  # cgroupfs driver
+    # Seen from inside the agent's own cgroup namespace the path is relative to the agent's cgroup.
+    relative = f"0::/../../kubepods-besteffort-pod{POD_B.replace('-', '_')}.slice/crio-{CONTAINER_3}.scope\n"
+    fake_proc.add(300, relative)
+    # A hybrid (cgroup v1 + v2) node: the pod is on the v1 lines, the unified line is the root.
+    hybrid = f"12:memory:/kubepods/burstable/pod{POD_A}/{CONTAINER_3}\n1:name=systemd:/\n0::/\n"
+    fake_proc.add(400, hybrid)
+    fake_proc.add(500, "0::/system.slice/nvidia-persistenced.service\n")  # a host process
+    fake_proc.add(
+        600, f"0::/kubepods.slice/kubepods-pod{POD_A.replace('-', '_')}.slice\n"
+    )  # pod, no container
+
+    found = PidContainers(fake_proc.root).lookup([100, 200, 300, 400, 500, 600, 700])
+    assert found == {
+        100: (POD_A, CONTAINER_1),
+        200: (POD_B, CONTAINER_2),
+        300: (POD_B, CONTAINER_3),
+        400: (POD_A, CONTAINER_3),
+        500: None,
+        600: None,
+        700: None,  # no such process
+    }
+
+
+def test_an_exited_process_keeps_its_container_while_asked_for_and_a_reused_pid_is_read_again(fake_proc):
+    pids = PidContainers(fake_proc.root)
+    fake_proc.add_in_pod(100, POD_A, CONTAINER_1)
+    assert pids.lookup([100]) == {100: (POD_A, CONTAINER_1)}
+    fake_proc.exit(100)
+    assert pids.lookup([100]) == {100: (POD_A, CONTAINER_1)}  # its last samples still belong to it
+    assert pids.lookup([100]) == {100: (POD_A, CONTAINER_1)}
+    assert pids.lookup([]) == {}
+    assert pids.lookup([100]) == {100: None}  # forgotten once a lookup did not ask for it
+    fake_proc.add_in_pod(100, POD_B, CONTAINER_2)
+    assert pids.lookup([100]) == {100: (POD_B, CONTAINER_2)}
+    fake_proc.exit(100)
+    fake_proc.add(100, "0::/user.slice\n")  # reused by a host process
+    assert pids.lookup([100]) == {100: None}

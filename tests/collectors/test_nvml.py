@@ -1,110 +1,25 @@
-"""NvmlSource against a stand-in for pynvml (four GPUs: two with counters, one pre-Volta, one in MIG mode)."""
+"""NvmlSource and GpuProcessBusy against a stand-in for pynvml (conftest.py; four GPUs: two with counters, one
+pre-Volta, one in MIG mode)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pynvml
 import pytest
 
-from collectors.nvml import NO_DRIVER, READY, NvmlSource
+from collectors.nvml import NO_DRIVER, READY, GpuProcessBusy, NvmlSource
 from collectors.sources import ENERGY_COUNTER, POWER_GAUGE
 
-# Error codes and constants with pynvml's names and values (checked against pynvml below).
-NVML_ERROR_NOT_SUPPORTED = 3
-NVML_ERROR_LIBRARY_NOT_FOUND = 12
-NVML_ERROR_GPU_IS_LOST = 15
-NVML_DEVICE_MIG_ENABLE = 1
-NVML_DEVICE_MIG_DISABLE = 0
-MESSAGES = {
-    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
-    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
-    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
-}
-
-
-class FakeNVMLError(Exception):
-    def __init__(self, value: int):
-        super().__init__(value)
-        self.value = value
-
-    def __str__(self) -> str:
-        return MESSAGES[self.value]
-
-
-@dataclass
-class FakeGpu:
-    uuid: bytes | str
-    name: bytes | str
-    power_mw: int
-    energy_mj: int | None = None  # None: no counter (before Volta)
-    mig_current: int | None = None  # None: MIG not supported
-    lost: bool = False
-
-
-class FakeNvml:
-    """The pynvml functions NvmlSource calls; a device handle is the FakeGpu itself."""
-
-    NVMLError = FakeNVMLError
-    NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
-    NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
-    NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
-    NVML_DEVICE_MIG_ENABLE = NVML_DEVICE_MIG_ENABLE
-
-    def __init__(self, gpus: list[FakeGpu], init_error: int | None = None):
-        self.gpus = gpus
-        self.init_error = init_error
-        self.shutdowns = 0
-
-    def _check(self, gpu: FakeGpu) -> FakeGpu:
-        if gpu.lost:
-            raise FakeNVMLError(NVML_ERROR_GPU_IS_LOST)
-        return gpu
-
-    def nvmlInit(self):
-        if self.init_error is not None:
-            raise FakeNVMLError(self.init_error)
-
-    def nvmlShutdown(self):
-        self.shutdowns += 1
-
-    def nvmlDeviceGetCount(self):
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, index):
-        return self.gpus[index]
-
-    def nvmlDeviceGetUUID(self, handle):
-        return self._check(handle).uuid
-
-    def nvmlDeviceGetName(self, handle):
-        return self._check(handle).name
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
-        if self._check(handle).energy_mj is None:
-            raise FakeNVMLError(NVML_ERROR_NOT_SUPPORTED)
-        return handle.energy_mj
-
-    def nvmlDeviceGetPowerUsage(self, handle):
-        return self._check(handle).power_mw
-
-    def nvmlDeviceGetMigMode(self, handle):
-        if self._check(handle).mig_current is None:
-            raise FakeNVMLError(NVML_ERROR_NOT_SUPPORTED)
-        return [handle.mig_current, handle.mig_current]
-
-
-UUIDS = [f"GPU-0000000{i}-1111-2222-3333-444444444444" for i in range(4)]
-
-
-def four_gpus() -> list[FakeGpu]:
-    return [
-        FakeGpu(UUIDS[0].encode(), b"NVIDIA A100-SXM4-40GB", 250_000, 1_000_000, NVML_DEVICE_MIG_DISABLE),
-        FakeGpu(UUIDS[1], "Tesla V100-SXM2-16GB", 180_500, 2_500_000),
-        FakeGpu(UUIDS[2], "Tesla P100-PCIE-16GB", 95_250),
-        FakeGpu(UUIDS[3], "NVIDIA H100 80GB HBM3", 400_000, 7_000_000, NVML_DEVICE_MIG_ENABLE),
-    ]
+from .conftest import (
+    MESSAGES,
+    NVML_DEVICE_MIG_DISABLE,
+    NVML_ERROR_LIBRARY_NOT_FOUND,
+    NVML_SUCCESS,
+    UUIDS,
+    FakeNvml,
+    four_gpus,
+)
 
 
 def by_kind(readings) -> dict[tuple[str, str], float]:
@@ -113,7 +28,13 @@ def by_kind(readings) -> dict[tuple[str, str], float]:
 
 def test_fake_mirrors_pynvml_names_and_values():
     """The stand-in must not drift from pynvml: same constants, and every function exists there."""
-    for constant in ("NVML_ERROR_NOT_SUPPORTED", "NVML_ERROR_LIBRARY_NOT_FOUND", "NVML_ERROR_GPU_IS_LOST"):
+    for constant in (
+        "NVML_SUCCESS",
+        "NVML_ERROR_NOT_SUPPORTED",
+        "NVML_ERROR_NOT_FOUND",
+        "NVML_ERROR_LIBRARY_NOT_FOUND",
+        "NVML_ERROR_GPU_IS_LOST",
+    ):
         assert getattr(FakeNvml, constant) == getattr(pynvml, constant)
     assert FakeNvml.NVML_DEVICE_MIG_ENABLE == pynvml.NVML_DEVICE_MIG_ENABLE
     assert NVML_DEVICE_MIG_DISABLE == pynvml.NVML_DEVICE_MIG_DISABLE
@@ -239,3 +160,135 @@ def test_real_pynvml_without_a_driver_says_so():
     [line] = source.probe()
     assert line.detail.startswith("no NVIDIA driver: ")
     assert not line.readable
+
+
+# --------------------------------------------------------------------------- per-process GPU busy time
+
+T0_US = 1_700_000_000_000_000  # NVML timestamps: microseconds of CPU time
+
+
+def busy_reader(gpus, max_period_seconds: float = 2.0) -> tuple[FakeNvml, GpuProcessBusy]:
+    nvml = FakeNvml(gpus)
+    return nvml, GpuProcessBusy(NvmlSource(nvml), max_period_seconds)
+
+
+def test_busy_seconds_per_process_and_gpu_and_nothing_counted_twice():
+    gpus = four_gpus()
+    gpus[3].process_samples = None  # MIG enabled: no per-process utilisation
+    gpus[0].add_sample(101, T0_US, 90)  # in the driver's buffer before the agent started
+    gpus[1].add_sample(201, T0_US + 200_000, 10)
+    nvml, busy = busy_reader(gpus)
+
+    first = busy.read()
+    assert (first.busy_seconds, first.errors) == ({}, [])  # the first read only finds the buffer's end
+
+    gpus[0].add_sample(101, T0_US + 500_000, 80)  # pid 101 twice in one read: each since its previous
+    gpus[0].add_sample(101, T0_US + 1_000_000, 40)
+    gpus[0].add_sample(102, T0_US + 1_000_000, 30)
+    gpus[1].add_sample(201, T0_US + 450_000, 70)
+    second = busy.read()
+    assert second.errors == []
+    assert second.busy_seconds == pytest.approx(
+        {
+            (101, UUIDS[0]): 0.80 * 0.5 + 0.40 * 0.5,
+            (102, UUIDS[0]): 0.30 * 1.0,
+            (201, UUIDS[1]): 0.70 * 0.25,
+        }
+    )
+
+    nvml.last_seen_asked.clear()
+    third = busy.read()
+    assert (third.busy_seconds, third.errors) == ({}, [])
+    # The newest timestamp of each GPU is passed on; GPU 2's buffer was empty (0: all is new); GPU 3 said
+    # NOT_SUPPORTED once and is not asked again.
+    assert nvml.last_seen_asked == [(0, T0_US + 1_000_000), (1, T0_US + 450_000), (2, 0)]
+
+
+def test_a_period_after_a_pause_is_capped_and_garbage_samples_are_skipped():
+    gpus = four_gpus()
+    gpus[0].add_sample(101, T0_US, 50)
+    nvml, busy = busy_reader(gpus, max_period_seconds=2.0)
+    busy.read()
+    assert busy.read().busy_seconds == {}  # NOT_FOUND: nothing new
+
+    gpus[0].add_sample(101, T0_US + 10_000_000, 50)  # busy again after 10 s without a sample
+    gpus[0].add_sample(999, T0_US + 10_000_000, 255)  # an exited process's garbage value
+    gpus[2].add_sample(301, T0_US + 5_000_000, 60)  # GPU 2's buffer was empty at the first read
+    result = busy.read()
+    assert result.busy_seconds == pytest.approx({(101, UUIDS[0]): 0.5 * 2.0, (301, UUIDS[2]): 0.6 * 2.0})
+    [error] = result.errors
+    assert error.path == "nvmlDeviceGetProcessUtilization(GPU 0)"
+    assert "1 per-process samples with smUtil above 100% skipped" in error.message
+
+    gpus[0].add_sample(101, T0_US + 10_300_000, 100)
+    assert busy.read().busy_seconds == pytest.approx({(101, UUIDS[0]): 1.0 * 0.3})
+
+
+def test_a_failing_gpu_is_an_error_while_the_others_are_credited():
+    gpus = four_gpus()
+    for gpu in gpus:
+        gpu.add_sample(7, T0_US, 10)
+    nvml, busy = busy_reader(gpus)
+    busy.read()
+    gpus[1].lost = True
+    for gpu in gpus:
+        gpu.add_sample(7, T0_US + 100_000, 50)
+    result = busy.read()
+    assert result.busy_seconds == pytest.approx({(7, UUIDS[i]): 0.5 * 0.1 for i in (0, 2, 3)})
+    [error] = result.errors
+    assert error.source == "nvml" and error.path == "nvmlDeviceGetProcessUtilization(GPU 1)"
+    assert f"GPU 1 ({UUIDS[1]})" in error.message and "GPU is lost" in error.message
+
+    gpus[1].lost = False  # back: its samples since the last good read are credited, none twice
+    result = busy.read()
+    assert result.busy_seconds == pytest.approx({(7, UUIDS[1]): 0.5 * 0.1})
+
+
+def test_pynvml_success_quirk_means_no_sample():
+    gpus = four_gpus()
+    for gpu in gpus:
+        gpu.empty_answer = NVML_SUCCESS
+    nvml, busy = busy_reader(gpus)
+    assert busy.read().errors == []
+    gpus[0].add_sample(5, T0_US, 25)
+    assert busy.read().busy_seconds == pytest.approx({(5, UUIDS[0]): 0.25 * 2.0})  # capped: after no sample
+
+
+def test_probe_says_per_gpu_whether_per_process_utilisation_reads_without_moving_the_reads():
+    gpus = four_gpus()
+    gpus[0].add_sample(101, T0_US, 50)
+    gpus[0].add_sample(102, T0_US, 50)
+    gpus[3].process_samples = None
+    nvml, busy = busy_reader(gpus)
+    busy.read()
+    gpus[1].lost = True
+    asked = []
+
+    def describe(pids):
+        asked.append(pids)
+        return "2 in pod containers"
+
+    lines = {line.what: line for line in busy.probe(describe)}
+    assert asked == [[101, 102]]
+    assert lines[f"GPU 0 ({UUIDS[0]}) per-process utilisation"].readable
+    assert lines[f"GPU 0 ({UUIDS[0]}) per-process utilisation"].detail == (
+        "readable; samples of 2 processes: 2 in pod containers"
+    )
+    assert not lines[f"GPU 1 ({UUIDS[1]}) per-process utilisation"].readable
+    assert "GPU is lost" in lines[f"GPU 1 ({UUIDS[1]}) per-process utilisation"].detail
+    idle = lines[f"GPU 2 ({UUIDS[2]}) per-process utilisation"]
+    assert idle.readable and "no process has used the GPU recently" in idle.detail
+    mig = lines[f"GPU 3 ({UUIDS[3]}) per-process utilisation"]
+    assert not mig.readable and mig.detail.startswith("not supported (MIG enabled)")
+
+    gpus[1].lost = False
+    gpus[0].add_sample(101, T0_US + 400_000, 100)
+    assert busy.read().busy_seconds == pytest.approx({(101, UUIDS[0]): 0.4})  # the probe read from 0
+
+
+def test_busy_time_without_a_driver_is_empty():
+    busy = GpuProcessBusy(NvmlSource(FakeNvml(four_gpus(), init_error=NVML_ERROR_LIBRARY_NOT_FOUND)))
+    result = busy.read()
+    assert (result.busy_seconds, result.errors, busy.probe()) == ({}, [], [])
+    with pytest.raises(ValueError, match="positive"):
+        GpuProcessBusy(NvmlSource(FakeNvml(four_gpus())), max_period_seconds=0)
