@@ -2,6 +2,14 @@
 
 Idle powers are fixed constants here (not drawn from the seed) so that whoever checks an attribution
 against the ground truth can find the model's baseline in one place.
+
+The GPU node's two GPUs are time-sliced as the NVIDIA device plugin configures it for a whole node
+(`sharing.timeSlicing.resources: [{name: nvidia.com/gpu, replicas: 2}]`, renameByDefault false): GPU Feature
+Discovery labels the node `nvidia.com/gpu.replicas=2` and `nvidia.com/gpu.sharing-strategy=time-slicing`,
+appends `-SHARED` to the product, keeps `nvidia.com/gpu.count` at the physical count, and the node
+advertises GPUs x replicas `nvidia.com/gpu`. Two replicas per GPU keep most GPU time exclusive (a GPU is
+shared only while more GPU pods run than there are GPUs) and never put more than two pods on one GPU.
+FPGAs are not shared.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ class NodeSpec:
     gpu_memory_mib: int = 0
     gpu_ids: tuple[str, ...] = ()
     gpu_idle_watts: float = 0.0
+    # Pods the device plugin lets run on one GPU at once (time-slicing replicas); 1 is exclusive.
+    gpu_replicas: int = 1
     fpga_model: str | None = None
     fpga_ids: tuple[str, ...] = ()
     fpga_idle_watts: float = 0.0
@@ -93,6 +103,7 @@ def build_cluster(rng: np.random.Generator) -> tuple[NodeSpec, ...]:
         gpu_memory_mib=40960,
         gpu_ids=gpu_ids,
         gpu_idle_watts=54.0,
+        gpu_replicas=2,
     )
     fpga_node = NodeSpec(
         "fpga-node-1",
@@ -153,15 +164,19 @@ def _node(spec: NodeSpec, rng: np.random.Generator) -> dict:
         "pods": "110",
     }
     if spec.gpu_ids:
+        shared = spec.gpu_replicas > 1
         labels |= {
             "feature.node.kubernetes.io/pci-10de.present": "true",
             "nvidia.com/gpu.present": "true",
-            "nvidia.com/gpu.product": spec.gpu_product,
+            "nvidia.com/gpu.product": spec.gpu_product + ("-SHARED" if shared else ""),
             "nvidia.com/gpu.count": str(len(spec.gpu_ids)),
             "nvidia.com/gpu.memory": str(spec.gpu_memory_mib),
             "nvidia.com/gpu.family": "ampere",
         }
-        capacity[GPU_RESOURCE] = str(len(spec.gpu_ids))
+        if shared:
+            labels["nvidia.com/gpu.replicas"] = str(spec.gpu_replicas)
+            labels["nvidia.com/gpu.sharing-strategy"] = "time-slicing"
+        capacity[GPU_RESOURCE] = str(len(spec.gpu_ids) * spec.gpu_replicas)
     if spec.fpga_ids:
         labels["feature.node.kubernetes.io/pci-10ee.present"] = "true"
         annotations["jouletrace.io/fpga-models"] = ",".join(spec.fpga_model for _ in spec.fpga_ids)

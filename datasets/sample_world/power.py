@@ -3,8 +3,13 @@
 Every device's power is piecewise constant: its idle power plus the dynamic power of the tasks running
 on it, each task varying in ~10 s segments. A task's CPU package and DRAM dynamic power are its task type's
 joules per CPU-second times its main container's CPU usage rate (datasets/sample_world/usage.py), split
-evenly over the sockets. Cumulative energy is therefore exact at any instant, so counters are the exact
-energy at the reading time, and the truth is the exact integral per task.
+evenly over the sockets. A GPU's is, per holder, the task type's watts per busy-second times the busy rate
+the holder gets on the time-sliced GPU (`time_slice`). Cumulative energy is therefore exact at any instant,
+so counters are the exact energy at the reading time, and the truth is the exact integral per task.
+
+Idle power in the truth: a CPU zone's goes to every task in proportion to its requested cores over the
+node's cores, an FPGA's to its holder, and a GPU's to the tasks holding it that are running, split equally
+at each instant; what nobody is given (a device with no task) is in no task's truth.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import schemas
 from datasets.sample_world.cluster import RAPL_COUNTER_MAX_JOULES, NodeSpec
 from datasets.sample_world.plan import PodTask
 from datasets.sample_world.scheduler import Attempt
-from datasets.sample_world.usage import Usage
+from datasets.sample_world.usage import Readings, Usage
 
 GAUGE_NOISE_SD = 0.02
 READING_JITTER_SECONDS = 0.02
@@ -58,13 +63,25 @@ class CounterReset:
 
 @dataclass(frozen=True)
 class _Load:
-    """A task's own dynamic power on one device, constant on each segment [start_seconds, end_seconds)."""
+    """A task's own dynamic power on one device and the device's idle power it is given, both constant on
+    each segment [start_seconds, end_seconds)."""
 
     device: Device
     start_seconds: np.ndarray
     end_seconds: np.ndarray
     watts: np.ndarray
-    idle_share: float
+    idle_watts: np.ndarray
+
+
+@dataclass(frozen=True)
+class GpuDemand:
+    """The busy fraction a task would keep one GPU at if it had the GPU to itself, on each of its segments."""
+
+    device: Device
+    start_seconds: np.ndarray
+    end_seconds: np.ndarray
+    busy_fraction: np.ndarray
+    watts_per_busy_second: float
 
 
 class PowerTrace:
@@ -103,24 +120,66 @@ def node_devices(node: NodeSpec) -> list[Device]:
 
 def attempt_loads(
     rng: np.random.Generator, attempt: Attempt, pod: PodTask, node: NodeSpec
-) -> tuple[Usage, list[_Load]]:
-    """The CPU use of one attempt's main container and the dynamic power it draws on every device."""
+) -> tuple[Usage, list[_Load], list[GpuDemand]]:
+    """The CPU use of one attempt's main container, the power it draws on its CPU zones and FPGAs, and what
+    it asks of each of its GPUs (their power depends on the other holders: `time_slice`)."""
     t = pod.task_type
     starts, ends = _segments(rng, attempt.start_seconds, attempt.end_seconds)
     busy_cores = t.cpu_request_cores * rng.uniform(0.85, 1.0)  # requested cores x utilisation
     usage = Usage(starts, ends, busy_cores * rng.uniform(0.9, 1.1, len(starts)))
-    cpu_watts = t.cpu_joules_per_cpu_second * usage.cpu_seconds_per_second / node.sockets
-    dram_watts = t.dram_joules_per_cpu_second * usage.cpu_seconds_per_second / node.sockets
+    cpu_watts = t.cpu_joules_per_cpu_second * usage.seconds_per_second / node.sockets
+    dram_watts = t.dram_joules_per_cpu_second * usage.seconds_per_second / node.sockets
     share = t.cpu_request_cores / node.cpu_cores
     devices = {d.device_id: d for d in node_devices(node)}
     loads = []
     for p in range(node.sockets):
-        loads.append(_Load(devices[f"package-{p}"], starts, ends, cpu_watts, share))
-        loads.append(_Load(devices[f"dram-{p}"], starts, ends, dram_watts, share))
-    for device_id in attempt.gpu_ids + attempt.fpga_ids:
-        level = rng.uniform(*t.device_dynamic_watts)
-        loads.append(_Load(devices[device_id], starts, ends, level * rng.uniform(0.9, 1.1, len(starts)), 1.0))
-    return usage, loads
+        for device, watts in ((devices[f"package-{p}"], cpu_watts), (devices[f"dram-{p}"], dram_watts)):
+            loads.append(_Load(device, starts, ends, watts, np.full(len(starts), device.idle_watts * share)))
+    demands = []
+    for device_id in attempt.gpu_ids:
+        level = rng.uniform(*t.gpu_busy_fraction)
+        busy = level * rng.uniform(0.9, 1.1, len(starts))
+        demands.append(GpuDemand(devices[device_id], starts, ends, busy, t.gpu_watts_per_busy_second))
+    for device_id in attempt.fpga_ids:
+        device = devices[device_id]
+        level = rng.uniform(*t.fpga_dynamic_watts)
+        watts = level * rng.uniform(0.9, 1.1, len(starts))
+        loads.append(_Load(device, starts, ends, watts, np.full(len(starts), device.idle_watts)))
+    return usage, loads, demands
+
+
+def time_slice(demands: list[GpuDemand]) -> list[tuple[Usage, _Load]]:
+    """The busy time each demand gets on its time-sliced GPU and the power it draws there, in `demands` order.
+
+    Time-slicing gives every holder its busy fraction while the holders' fractions add up to at most 1, and
+    the GPU's time in proportion to them beyond (rate = fraction / max(1, sum of fractions)), so no holder is
+    busy more than 1 s per second nor the GPU more than all of its time. The GPU's idle power goes to the
+    holders running, equally. Both change only where some holder's segment starts or ends.
+    """
+    got: dict[int, tuple[Usage, _Load]] = {}
+    by_device: dict[Device, list[int]] = {}
+    for i, demand in enumerate(demands):
+        by_device.setdefault(demand.device, []).append(i)
+    for device, members in by_device.items():
+        bounds = np.unique(
+            np.concatenate([np.r_[demands[i].start_seconds, demands[i].end_seconds] for i in members])
+        )
+        starts, ends = bounds[:-1], bounds[1:]
+        running = np.zeros((len(members), len(starts)), bool)
+        fraction = np.zeros(running.shape)
+        for row, i in enumerate(members):
+            demand = demands[i]
+            running[row] = (starts >= demand.start_seconds[0]) & (starts < demand.end_seconds[-1])
+            segment = np.searchsorted(demand.start_seconds, starts[running[row]], side="right") - 1
+            fraction[row, running[row]] = demand.busy_fraction[segment]
+        rate = fraction / np.maximum(1.0, fraction.sum(axis=0))
+        idle_watts = device.idle_watts / np.maximum(running.sum(axis=0), 1)
+        for row, i in enumerate(members):
+            on = running[row]
+            busy = Usage(starts[on], ends[on], rate[row, on])
+            watts = demands[i].watts_per_busy_second * busy.seconds_per_second
+            got[i] = (busy, _Load(device, busy.start_seconds, busy.end_seconds, watts, idle_watts[on]))
+    return [got[i] for i in range(len(demands))]
 
 
 def _segments(rng: np.random.Generator, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
@@ -132,17 +191,18 @@ def _segments(rng: np.random.Generator, start: float, end: float) -> tuple[np.nd
 
 def truth_row(load: _Load, runtime_seconds: float) -> dict:
     """The exact energy of one task on one device, as a `task_energy` row (ids added by the caller)."""
-    dynamic = float(np.sum(load.watts * (load.end_seconds - load.start_seconds)))
-    idle_watts = load.device.idle_watts * load.idle_share
-    energy = dynamic + idle_watts * runtime_seconds
+    durations = load.end_seconds - load.start_seconds
+    dynamic = float(np.sum(load.watts * durations))
+    idle = float(np.sum(load.idle_watts * durations))
+    energy = dynamic + idle
     return {
         "device_kind": load.device.device_kind,
         "device_id": load.device.device_id,
         "energy_joules": energy,
         "dynamic_joules": dynamic,
-        "idle_joules": idle_watts * runtime_seconds,
+        "idle_joules": idle,
         "avg_power_watts": energy / runtime_seconds,
-        "peak_power_watts": float(load.watts.max()) + idle_watts,
+        "peak_power_watts": float(np.max(load.watts + load.idle_watts)),
         "coverage": 1.0,
         "samples": 0,
         "method": "ground_truth",
@@ -181,6 +241,19 @@ def choose_reset(
     return CounterReset(node.name, gpu, at)
 
 
+def reading_times(
+    rng: np.random.Generator, node: NodeSpec, end_seconds: float, gap: AgentGap
+) -> dict[str, Readings]:
+    """When the node's agent reads each device, by device id: the RAPL zones together at the node's reading
+    interval, every GPU and FPGA on its own schedule every second."""
+    rapl = poll_seconds(rng, node.reading_interval_seconds, end_seconds)
+    times = {}
+    for device in node_devices(node):
+        polls = rapl if device.device_kind in ("cpu_package", "dram") else poll_seconds(rng, 1.0, end_seconds)
+        times[device.device_id] = Readings(polls, ~gap.down(node.name, polls))
+    return times
+
+
 def poll_seconds(rng: np.random.Generator, interval: float, end_seconds: float) -> np.ndarray:
     """Reading times: a regular schedule with small jitter, rounded to the microsecond."""
     phase = rng.uniform(1.0, 1.0 + interval)
@@ -193,15 +266,14 @@ def node_readings(
     rng: np.random.Generator,
     node: NodeSpec,
     traces: list[tuple[Device, PowerTrace]],
-    rapl_polls: np.ndarray,
-    end_seconds: float,
-    gap: AgentGap,
+    readings: dict[str, Readings],
     reset: CounterReset,
     start_us: int,
 ) -> pa.Table:
     """Everything the node's agent spooled, as a `power_samples` table sorted by device, then time.
 
-    RAPL is read at `rapl_polls` (the node's reading times); GPUs and FPGAs are polled every second.
+    Each device is read at its `readings` times (`reading_times`); readings while the agent is down are
+    missing.
     """
     columns: dict[str, list] = {
         "device_id": [],
@@ -213,13 +285,13 @@ def node_readings(
         "source": [],
     }
 
-    def emit(device: Device, polls: np.ndarray, values: np.ndarray, value_kind: str, source: str) -> None:
-        down = gap.down(node.name, polls)
-        n = int(np.count_nonzero(~down))
+    def emit(device: Device, values: np.ndarray, value_kind: str, source: str) -> None:
+        polls, up = readings[device.device_id].seconds, readings[device.device_id].up
+        n = int(np.count_nonzero(up))
         columns["device_id"].append(np.full(n, device.device_id))
         columns["device_kind"].append(np.full(n, device.device_kind))
-        columns["timestamp"].append(start_us + np.round(polls[~down] * 1e6).astype(np.int64))
-        columns["value"].append(values[~down])
+        columns["timestamp"].append(start_us + np.round(polls[up] * 1e6).astype(np.int64))
+        columns["value"].append(values[up])
         columns["value_kind"].append(np.full(n, value_kind))
         columns["counter_max_joules"].append(
             np.full(n, RAPL_COUNTER_MAX_JOULES if source == "rapl" else np.nan)
@@ -227,26 +299,20 @@ def node_readings(
         columns["source"].append(np.full(n, source))
 
     for device, trace in traces:
+        polls = readings[device.device_id].seconds
         if device.device_kind in ("cpu_package", "dram"):
-            emit(device, rapl_polls, _rapl_counter(rng, trace, rapl_polls), "energy_counter_joules", "rapl")
+            emit(device, _rapl_counter(rng, trace, polls), "energy_counter_joules", "rapl")
         elif device.device_kind == "gpu":
-            polls = poll_seconds(rng, 1.0, end_seconds)
             energy = trace.energy_at(polls)
-            emit(
-                device,
-                polls,
-                _nvml_counter(rng, trace, energy, polls, device, reset),
-                "energy_counter_joules",
-                "nvml",
-            )
+            counter = _nvml_counter(rng, trace, energy, polls, device, reset)
+            emit(device, counter, "energy_counter_joules", "nvml")
             watts = (energy - trace.energy_at(polls - 1.0)) * (
                 1.0 + rng.normal(0.0, GAUGE_NOISE_SD, len(polls))
             )
-            emit(device, polls, np.round(np.maximum(watts, 0.0), 3), "power_watts", "nvml")
+            emit(device, np.round(np.maximum(watts, 0.0), 3), "power_watts", "nvml")
         else:
-            polls = poll_seconds(rng, 1.0, end_seconds)
             watts = trace.power_at(polls) * (1.0 + rng.normal(0.0, GAUGE_NOISE_SD, len(polls)))
-            emit(device, polls, np.round(np.maximum(watts, 0.0), 6), "power_watts", "hwmon")
+            emit(device, np.round(np.maximum(watts, 0.0), 6), "power_watts", "hwmon")
     data = {name: np.concatenate(parts) for name, parts in columns.items()}
     kind_rank = np.array([schemas.DEVICE_KINDS.index(k) for k in data["device_kind"]])
     order = np.lexsort((data["value_kind"], data["timestamp"], data["device_id"], kind_rank))

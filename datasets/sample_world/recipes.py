@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TaskType:
-    """What one template's tasks ask for, how long they run, how much power their CPU use draws."""
+    """What one template's tasks ask for, how long they run, how much power their CPU and device use draws."""
 
     template: str
     image: str
@@ -29,7 +29,11 @@ class TaskType:
     dram_joules_per_cpu_second: float
     gpus: int = 0
     fpgas: int = 0
-    device_dynamic_watts: tuple[float, float] = (0.0, 0.0)
+    # A GPU's dynamic power is watts per busy-second x the busy seconds per second (SM activity) the task
+    # gets on it; alone a task keeps each of its GPUs busy at a fraction drawn from this range.
+    gpu_watts_per_busy_second: float = 0.0
+    gpu_busy_fraction: tuple[float, float] = (0.0, 0.0)
+    fpga_dynamic_watts: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,21 @@ class Recipe:
 
 def _types(app: str, version: str, rows: tuple[tuple, ...]) -> dict[str, TaskType]:
     image = f"ghcr.io/sample-world/{app}:{version}"
-    return {row[0]: TaskType(row[0], image, row[1], *row[2:]) for row in rows}
+    return {
+        row[0]: TaskType(row[0], image, row[1], *row[2:8], **(row[8] if len(row) > 8 else {})) for row in rows
+    }
+
+
+def _gpu(watts_per_busy_second: float, busy_fraction: tuple[float, float]) -> dict:
+    return {"gpus": 1, "gpu_watts_per_busy_second": watts_per_busy_second, "gpu_busy_fraction": busy_fraction}
+
+
+def _fpga(dynamic_watts: tuple[float, float]) -> dict:
+    return {"fpgas": 1, "fpga_dynamic_watts": dynamic_watts}
 
 
 # template, command, cpu cores, memory GiB, median runtime s, sigma, CPU J/CPU-s, DRAM J/CPU-s
-# [, gpus, fpgas, device W]
+# [, accelerator fields of TaskType]
 _MONTAGE = (
     ("mproject", "mProject", 1, 2, 75, 0.35, 9.2, 1.1),
     ("mdifffit", "mDiffFit", 1, 1, 24, 0.45, 8.4, 0.9),
@@ -105,13 +119,13 @@ _GENOME = (
 )
 _ML = (
     ("preprocess", "preprocess.py", 4, 16, 95, 0.3, 9.1, 1.4),
-    ("train", "train.py", 8, 64, 560, 0.25, 8.4, 1.2, 1, 0, (190.0, 250.0)),
-    ("evaluate", "evaluate.py", 4, 32, 85, 0.3, 8.0, 1.1, 1, 0, (150.0, 200.0)),
+    ("train", "train.py", 8, 64, 560, 0.25, 8.4, 1.2, _gpu(245.0, (0.78, 0.96))),
+    ("evaluate", "evaluate.py", 4, 32, 85, 0.3, 8.0, 1.1, _gpu(205.0, (0.72, 0.94))),
     ("report", "report.py", 0.5, 1, 9, 0.3, 7.5, 0.8),
 )
 _FPGA_ALIGN = (
     ("split-reads", "split_reads", 2, 4, 40, 0.3, 8.5, 1.2),
-    ("align", "bwa-mem-fpga", 2, 8, 75, 0.3, 7.8, 1.1, 0, 1, (30.0, 60.0)),
+    ("align", "bwa-mem-fpga", 2, 8, 75, 0.3, 7.8, 1.1, _fpga((30.0, 60.0))),
     ("merge-bam", "samtools-merge", 4, 8, 110, 0.3, 9.0, 1.3),
     ("call-variants", "gatk-haplotypecaller", 4, 16, 150, 0.3, 9.5, 1.3),
 )

@@ -2,7 +2,10 @@
 
 A pod is ready when its parents succeeded; it is bound to the node the default scheduler's
 LeastAllocated score prefers (accelerator nodes take CPU-only pods when the CPU nodes are busy), and its
-container starts 0.5-3 s after binding. Devices are held exclusively.
+container starts 0.5-3 s after binding. FPGAs are held exclusively; a GPU is time-sliced among up to its
+node's `gpu_replicas` pods (cluster.py). A pod asking for k GPUs gets replicas of k distinct GPUs, those with
+the fewest replicas in use first, as the device plugin's preferred (distributed) allocation does; we make
+that preference a rule, so a pod never holds two replicas of one GPU.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class _NodeState:
     spec: NodeSpec
     free_cpu_cores: float
     free_memory_bytes: int
-    free_gpus: list[str]
+    free_gpu_replicas: dict[str, int]
     free_fpgas: list[str]
 
     def score(self, pod: PodTask) -> float | None:
@@ -62,11 +65,21 @@ class _NodeState:
         t = pod.task_type
         cpu_left = self.free_cpu_cores - t.cpu_request_cores
         memory_left = self.free_memory_bytes - t.memory_request_gib * _GIB
-        if cpu_left < 0 or memory_left < 0 or len(self.free_gpus) < t.gpus or len(self.free_fpgas) < t.fpgas:
+        if (
+            cpu_left < 0
+            or memory_left < 0
+            or len(self.gpus_with_replicas()) < t.gpus
+            or len(self.free_fpgas) < t.fpgas
+        ):
             return None
         score = (cpu_left / self.spec.cpu_cores + memory_left / self.spec.allocatable_memory_bytes) / 2
         cpu_only = t.gpus == 0 and t.fpgas == 0
         return score * _ACCELERATOR_NODE_PENALTY if cpu_only and self.spec.has_accelerators else score
+
+    def gpus_with_replicas(self) -> list[str]:
+        """GPUs with a replica left, those with the fewest in use (most left) first, then in node order."""
+        free = self.free_gpu_replicas
+        return sorted((gpu for gpu in free if free[gpu] > 0), key=lambda gpu: -free[gpu])
 
 
 def simulate(
@@ -78,7 +91,7 @@ def simulate(
             spec,
             float(spec.cpu_cores),
             spec.allocatable_memory_bytes,
-            list(spec.gpu_ids),
+            dict.fromkeys(spec.gpu_ids, spec.gpu_replicas),
             list(spec.fpga_ids),
         )
         for spec in cluster
@@ -143,7 +156,9 @@ def _try_start(
     t = pod.task_type
     state.free_cpu_cores -= t.cpu_request_cores
     state.free_memory_bytes -= int(t.memory_request_gib * _GIB)
-    gpus, state.free_gpus = tuple(state.free_gpus[: t.gpus]), state.free_gpus[t.gpus :]
+    gpus = tuple(sorted(state.gpus_with_replicas()[: t.gpus], key=state.spec.gpu_ids.index))
+    for gpu in gpus:
+        state.free_gpu_replicas[gpu] -= 1
     fpgas, state.free_fpgas = tuple(state.free_fpgas[: t.fpgas]), state.free_fpgas[t.fpgas :]
     succeeded = number >= pod.failed_attempts
     runtime = pod.runtime_seconds if succeeded else max(1.5, pod.runtime_seconds * rng.uniform(0.1, 0.9))
@@ -156,7 +171,8 @@ def _try_start(
 def _release(state: _NodeState, pod: PodTask, attempt: Attempt) -> None:
     state.free_cpu_cores += pod.task_type.cpu_request_cores
     state.free_memory_bytes += int(pod.task_type.memory_request_gib * _GIB)
-    state.free_gpus = sorted(state.free_gpus + list(attempt.gpu_ids), key=state.spec.gpu_ids.index)
+    for gpu in attempt.gpu_ids:
+        state.free_gpu_replicas[gpu] += 1
     state.free_fpgas = sorted(state.free_fpgas + list(attempt.fpga_ids), key=state.spec.fpga_ids.index)
 
 

@@ -1,8 +1,9 @@
-"""The CPU time of each pod's `main` container, and the cgroup counters the node agent reads from it.
+"""What each pod's `main` container uses (CPU time, busy time on its GPUs) and the counters the agent reads.
 
-A container's usage rate (CPU-seconds per second) is constant on each of its ~10 s segments, so its
-cumulative CPU time is exact at any instant; the agent reads cgroup v2 `cpu.stat` usage_usec at the node's
-RAPL reading times, and the truth's CPU and DRAM dynamic power are proportional to the same rate.
+A container's usage rate (CPU-seconds, or SM-busy seconds of one GPU, per second) is piecewise constant, so
+its cumulative use is exact at any instant. The agent reads cgroup v2 `cpu.stat` usage_usec at the node's
+RAPL reading times and each GPU's busy seconds (from NVML's per-process utilisation) at that GPU's reading
+times; the truth's CPU and DRAM dynamic power are proportional to the CPU rate, a GPU's to the busy rate.
 """
 
 from __future__ import annotations
@@ -17,24 +18,32 @@ from schemas.tables import CONTAINER_SAMPLES, UTC_TIMESTAMP
 
 @dataclass(frozen=True)
 class Usage:
-    """One attempt's CPU use, constant on each segment [start_seconds, end_seconds) after world start."""
+    """One attempt's use of its CPUs or of one GPU, constant on each segment [start_seconds, end_seconds)."""
 
     start_seconds: np.ndarray
     end_seconds: np.ndarray
-    cpu_seconds_per_second: np.ndarray
+    seconds_per_second: np.ndarray
 
-    def cpu_seconds_at(self, t: np.ndarray) -> np.ndarray:
-        """CPU-seconds used since the container started, at each time `t` (0 before, the total after)."""
+    def seconds_at(self, t: np.ndarray) -> np.ndarray:
+        """Seconds of use since the container started, at each time `t` (0 before, the total after)."""
         durations = self.end_seconds - self.start_seconds
-        cumulative = np.concatenate([[0.0], np.cumsum(self.cpu_seconds_per_second * durations)])
+        cumulative = np.concatenate([[0.0], np.cumsum(self.seconds_per_second * durations)])
         i = np.clip(np.searchsorted(self.start_seconds, t, side="right") - 1, 0, len(durations) - 1)
         inside = np.clip(t - self.start_seconds[i], 0.0, durations[i])
-        return cumulative[i] + self.cpu_seconds_per_second[i] * inside
+        return cumulative[i] + self.seconds_per_second[i] * inside
+
+
+@dataclass(frozen=True)
+class Readings:
+    """When the agent reads a meter (seconds after world start), and whether it was up then."""
+
+    seconds: np.ndarray
+    up: np.ndarray
 
 
 @dataclass(frozen=True)
 class MainContainer:
-    """Who a CPU-time series belongs to, as the Pod object names it (container id without `containerd://`)."""
+    """Who a usage series belongs to, as the Pod object names it (container id without `containerd://`)."""
 
     namespace: str
     pod_name: str
@@ -56,50 +65,55 @@ def main_containers(pod_list: dict) -> dict[str, MainContainer]:
 
 def container_readings(
     host_node: str,
-    containers: list[tuple[MainContainer, Usage]],
-    reading_seconds: np.ndarray,
-    agent_up: np.ndarray,
+    series: list[tuple[MainContainer, str | None, Usage]],
+    readings: dict[str | None, Readings],
     start_us: int,
 ) -> pa.Table:
-    """The agent's cgroup CPU-time counters of one node, as `container_samples` rows.
+    """The agent's counters of one node's containers, as `container_samples` rows.
 
-    A series runs from the last reading at or before the container starts (holding 0) to the first reading
-    at or after it ends (holding the total), both included; readings while the agent is down are missing.
-    Rows are sorted by pod name, container id, then time, as the `container_samples` key orders them.
+    A series is a container's CPU time (GPU None, read at `readings[None]`, the RAPL reading times) or its
+    busy time on one GPU (read at `readings[gpu]`). It runs from the last reading at or before the container
+    starts (holding 0) to the first reading at or after it ends (holding the total), both included; readings
+    while the agent is down are missing. Rows are sorted as the `container_samples` key orders them: by pod
+    name, container id, the GPU series (by UUID) before the CPU series, then time.
     """
     parts = []
-    for container, usage in sorted(containers, key=lambda item: (item[0].pod_name, item[0].container_id)):
-        first = max(int(np.searchsorted(reading_seconds, usage.start_seconds[0], side="right")) - 1, 0)
+    for container, gpu, usage in sorted(
+        series, key=lambda s: (s[0].pod_name, s[0].container_id, s[1] is None, s[1] or "")
+    ):
+        reading = readings[gpu]
+        first = max(int(np.searchsorted(reading.seconds, usage.start_seconds[0], side="right")) - 1, 0)
         last = min(
-            int(np.searchsorted(reading_seconds, usage.end_seconds[-1], side="left")),
-            len(reading_seconds) - 1,
+            int(np.searchsorted(reading.seconds, usage.end_seconds[-1], side="left")),
+            len(reading.seconds) - 1,
         )
         polls = np.arange(first, last + 1)
-        polls = polls[agent_up[polls]]
-        usage_usec = np.round(usage.cpu_seconds_at(reading_seconds[polls]) * 1e6)
-        parts.append((container, reading_seconds[polls], usage_usec / 1e6))
-    counts = [len(seconds) for _, seconds, _ in parts]
+        polls = polls[reading.up[polls]]
+        usec = np.round(usage.seconds_at(reading.seconds[polls]) * 1e6)
+        parts.append((container, gpu, reading.seconds[polls], usec / 1e6))
+    counts = [len(seconds) for _, _, seconds, _ in parts]
     n = sum(counts)
 
-    def repeated(name: str) -> pa.Array:
-        return pa.array(
-            np.repeat(np.array([getattr(c, name) for c, _, _ in parts], object), counts), pa.string()
-        )
+    def repeated(values: list[str | None]) -> pa.Array:
+        return pa.array(np.repeat(np.array(values, object), counts), pa.string())
 
-    seconds = np.concatenate([s for _, s, _ in parts] or [np.empty(0)])
+    gpus = [gpu for _, gpu, _, _ in parts]
+    seconds = np.concatenate([s for _, _, s, _ in parts] or [np.empty(0)])
     return pa.table(
         {
             "host_node": pa.array(np.full(n, host_node), pa.string()),
-            "namespace": repeated("namespace"),
-            "pod_name": repeated("pod_name"),
-            "pod_uid": repeated("pod_uid"),
-            "container_id": repeated("container_id"),
-            "device_kind": pa.nulls(n, pa.string()),
-            "device_id": pa.nulls(n, pa.string()),
+            "namespace": repeated([c.namespace for c, _, _, _ in parts]),
+            "pod_name": repeated([c.pod_name for c, _, _, _ in parts]),
+            "pod_uid": repeated([c.pod_uid for c, _, _, _ in parts]),
+            "container_id": repeated([c.container_id for c, _, _, _ in parts]),
+            "device_kind": repeated([None if gpu is None else "gpu" for gpu in gpus]),
+            "device_id": repeated(gpus),
             "timestamp": pa.array(start_us + np.round(seconds * 1e6).astype(np.int64), UTC_TIMESTAMP),
-            "value": pa.array(np.concatenate([v for _, _, v in parts] or [np.empty(0)]), pa.float64()),
-            "value_kind": pa.array(np.full(n, "cpu_seconds_counter"), pa.string()),
-            "source": pa.array(np.full(n, "agent-cgroup"), pa.string()),
+            "value": pa.array(np.concatenate([v for _, _, _, v in parts] or [np.empty(0)]), pa.float64()),
+            "value_kind": repeated(
+                ["cpu_seconds_counter" if gpu is None else "gpu_busy_seconds_counter" for gpu in gpus]
+            ),
+            "source": repeated(["agent-cgroup" if gpu is None else "agent-nvml" for gpu in gpus]),
             "provenance": pa.array(np.full(n, "synthetic"), pa.string()),
         },
         schema=CONTAINER_SAMPLES,

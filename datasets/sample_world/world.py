@@ -28,7 +28,8 @@ from datasets.sample_world.power import (
     choose_reset,
     device_traces,
     node_readings,
-    poll_seconds,
+    reading_times,
+    time_slice,
     truth_row,
 )
 from datasets.sample_world.scheduler import simulate
@@ -91,14 +92,24 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
 
     loads_by_host: dict[str, list] = {node.name: [] for node in cluster}
     usage_by_host: dict[str, list] = {node.name: [] for node in cluster}
-    truth = []
+    ran, demands, holders = [], [], []
     for attempt in attempts:
         pod, plan = pods[attempt.pod], plans[pods[attempt.pod].workflow]
         ids = {"workflow_uid": plan.uid, "task_id": node_id(plan.name, pod.attempt_node_name(attempt.number))}
-        usage, loads = attempt_loads(power_rng, attempt, pod, hosts[attempt.host_node])
+        usage, loads, gpu_demands = attempt_loads(power_rng, attempt, pod, hosts[attempt.host_node])
+        ran.append((ids, attempt, loads))
+        usage_by_host[attempt.host_node].append((containers[ids["task_id"]], None, usage))
+        demands += gpu_demands
+        holders += [len(ran) - 1] * len(gpu_demands)
+    # A GPU's holders share it, so their power is known only once every attempt's demand is.
+    for holder, demand, (busy, load) in zip(holders, demands, time_slice(demands), strict=True):
+        ids, attempt, loads = ran[holder]
+        loads.append(load)
+        usage_by_host[attempt.host_node].append((containers[ids["task_id"]], demand.device.device_id, busy))
+    truth = []
+    for ids, attempt, loads in ran:
         truth += [ids | truth_row(load, attempt.runtime_seconds) for load in loads]
         loads_by_host[attempt.host_node] += loads
-        usage_by_host[attempt.host_node].append((containers[ids["task_id"]], usage))
     gap = choose_gap(power_rng, cluster, end_seconds)
     gpu_node = next(node for node in cluster if node.gpu_ids)
     reset = choose_reset(power_rng, gpu_node, attempts, gap, end_seconds)
@@ -106,12 +117,13 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
     n_samples = n_container_samples = 0
     for node in cluster:
         traces = device_traces(node, loads_by_host[node.name], end_seconds)
-        polls = poll_seconds(power_rng, node.reading_interval_seconds, end_seconds)
-        table = node_readings(power_rng, node, traces, polls, end_seconds, gap, reset, start_us)
+        readings = reading_times(power_rng, node, end_seconds, gap)
+        table = node_readings(power_rng, node, traces, readings, reset, start_us)
         files[f"power/{node.name}.parquet"] = _parquet(schemas.validate("power_samples", table))
         n_samples += table.num_rows
-        up = ~gap.down(node.name, polls)
-        counters = container_readings(node.name, usage_by_host[node.name], polls, up, start_us)
+        # The agent reads the cgroup counters with RAPL and a GPU's busy-time counters with its energy.
+        counter_times = {None: readings["package-0"]} | {gpu: readings[gpu] for gpu in node.gpu_ids}
+        counters = container_readings(node.name, usage_by_host[node.name], counter_times, start_us)
         files[f"containers/{node.name}.parquet"] = _parquet(schemas.validate("container_samples", counters))
         n_container_samples += counters.num_rows
     files["truth/task_energy.parquet"] = _parquet(

@@ -18,7 +18,8 @@ import schemas
 from collectors.recorded import RecordedSources
 from datasets.sample_world import SampleWorldSummary, generate
 from datasets.sample_world.argo import fnv1a32 as generator_fnv1a32
-from datasets.sample_world.recipes import RECIPES
+from datasets.sample_world.power import Device, GpuDemand, PowerTrace, time_slice, truth_row
+from datasets.sample_world.recipes import RECIPES, TaskType
 from schemas.tables import KEYS
 
 SEED = 7
@@ -182,8 +183,12 @@ def test_node_list(world: SampleWorldSummary):
         assert re.match(r"^\d+Ki$", node["status"]["capacity"]["memory"])
         assert int(node["status"]["allocatable"]["cpu"]) == int(node["status"]["capacity"]["cpu"])
     gpu = by_name["gpu-node-1"]
-    assert gpu["metadata"]["labels"]["nvidia.com/gpu.count"] == "2"
-    assert gpu["status"]["capacity"]["nvidia.com/gpu"] == "2"
+    gpu_labels = gpu["metadata"]["labels"]
+    assert gpu_labels["nvidia.com/gpu.count"] == "2"
+    assert gpu_labels["nvidia.com/gpu.replicas"] == "2"
+    assert gpu_labels["nvidia.com/gpu.sharing-strategy"] == "time-slicing"
+    assert gpu_labels["nvidia.com/gpu.product"] == "NVIDIA-A100-PCIE-40GB-SHARED"
+    assert gpu["status"]["capacity"]["nvidia.com/gpu"] == "4", "2 GPUs x 2 time-slicing replicas"
     fpga = by_name["fpga-node-1"]
     assert fpga["metadata"]["annotations"]["jouletrace.io/fpga-models"] == "Xilinx Alveo U250"
     assert fpga["status"]["capacity"]["xilinx.com/fpga-xilinx_u250_gen3x16_xdma_shell_4_1-0"] == "1"
@@ -435,8 +440,45 @@ def main_containers(pod_lists: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("task_id")
 
 
-def series_of(containers: pd.DataFrame):
-    return containers.groupby(["host_node", "pod_uid", "container_id"], sort=False)
+@pytest.fixture(scope="module")
+def cpu_counters(containers: pd.DataFrame) -> pd.DataFrame:
+    return containers[containers["value_kind"] == "cpu_seconds_counter"]
+
+
+@pytest.fixture(scope="module")
+def gpu_counters(containers: pd.DataFrame) -> pd.DataFrame:
+    return containers[containers["value_kind"] == "gpu_busy_seconds_counter"]
+
+
+@pytest.fixture(scope="module")
+def type_of_task(workflows: list[dict]) -> dict[str, TaskType]:
+    task_types = {
+        (app, template): task_type
+        for app, make, _ in RECIPES
+        for template, task_type in make(np.random.default_rng(0)).task_types.items()
+    }
+    return {
+        node["id"]: task_types[(w["metadata"]["generateName"].removesuffix("-"), node["templateName"])]
+        for w in workflows
+        for node in pod_nodes(w)
+    }
+
+
+@pytest.fixture(scope="module")
+def gpu_holders(pod_lists: dict[str, dict], main_containers: pd.DataFrame) -> pd.DataFrame:
+    """One row per (Pod, GPU it holds): the GPU, and the Pod's main container ids and (second-precision) run."""
+    rows = []
+    for pod_list in pod_lists.values():
+        for pod in pod_list["items"]:
+            annotations = pod["metadata"]["annotations"]
+            for gpu in annotations.get("jouletrace.io/gpu-ids", "").split(","):
+                if gpu:
+                    rows.append({"task_id": annotations["workflows.argoproj.io/node-id"], "gpu_id": gpu})
+    return pd.DataFrame(rows).join(main_containers, on="task_id")
+
+
+def series_of(counters: pd.DataFrame):
+    return counters.groupby(["host_node", "pod_uid", "container_id", "device_id"], sort=False, dropna=False)
 
 
 def touches_gap(world: SampleWorldSummary, host: str, first, last) -> bool:
@@ -450,13 +492,14 @@ def touches_gap(world: SampleWorldSummary, host: str, first, last) -> bool:
 
 
 def test_container_counters_are_read_with_the_rapl_counters(
-    world: SampleWorldSummary, power: pd.DataFrame, containers: pd.DataFrame
+    world: SampleWorldSummary, power: pd.DataFrame, containers: pd.DataFrame, cpu_counters: pd.DataFrame
 ):
     """cgroup usage_usec: cumulative, 1 us steps, read at the node's RAPL reading times, not in the gap."""
     assert set(containers["host_node"]) == set(world.nodes)
-    assert set(containers["namespace"]) == {"science"} and containers["device_kind"].isna().all()
-    assert set(containers["value_kind"]) == {"cpu_seconds_counter"}
-    assert set(containers["source"]) == {"agent-cgroup"} and set(containers["provenance"]) == {"synthetic"}
+    assert set(containers["namespace"]) == {"science"} and set(containers["provenance"]) == {"synthetic"}
+    assert set(containers["value_kind"]) == {"cpu_seconds_counter", "gpu_busy_seconds_counter"}
+    assert cpu_counters["device_kind"].isna().all() and cpu_counters["device_id"].isna().all()
+    assert set(cpu_counters["source"]) == {"agent-cgroup"}
     micro = containers["value"].to_numpy() * 1e6
     assert np.allclose(micro, np.round(micro), rtol=0, atol=1e-3), "quantised to 1 microsecond"
     keys = list(KEYS["container_samples"])
@@ -466,7 +509,7 @@ def test_container_counters_are_read_with_the_rapl_counters(
         assert frame.equals(frame.sort_values(keys, kind="stable").reset_index(drop=True)), "sorted by key"
     rapl = power[power["device_id"] == "package-0"]
     reading_times = {host: group["timestamp"].to_numpy() for host, group in rapl.groupby("host_node")}
-    for (host, _, _), group in series_of(containers):
+    for (host, _, _, _), group in series_of(cpu_counters):
         readings = reading_times[host]
         at = np.searchsorted(readings, group["timestamp"].to_numpy())
         assert (readings[np.minimum(at, len(readings) - 1)] == group["timestamp"].to_numpy()).all()
@@ -475,12 +518,12 @@ def test_container_counters_are_read_with_the_rapl_counters(
 
 
 def test_container_series_join_the_pods(
-    world: SampleWorldSummary, containers: pd.DataFrame, main_containers: pd.DataFrame
+    world: SampleWorldSummary, cpu_counters: pd.DataFrame, main_containers: pd.DataFrame
 ):
     """Every series is one Pod's main container, on its node, from just before it starts to just after."""
     by_uid = main_containers.reset_index().set_index("pod_uid")
     seen = set()
-    for (host, pod_uid, container_id), group in series_of(containers):
+    for (host, pod_uid, container_id, _), group in series_of(cpu_counters):
         pod = by_uid.loc[pod_uid]
         assert (container_id, host) == (pod["container_id"], pod["host_node"])
         assert set(group["pod_name"]) == {pod["pod_name"]} and set(group["namespace"]) == {pod["namespace"]}
@@ -502,26 +545,17 @@ def test_container_series_join_the_pods(
 
 def test_cpu_time_is_what_the_truth_burns(
     world: SampleWorldSummary,
-    workflows: list[dict],
-    containers: pd.DataFrame,
+    cpu_counters: pd.DataFrame,
     truth: pd.DataFrame,
     main_containers: pd.DataFrame,
+    type_of_task: dict[str, TaskType],
 ):
     """A task's CPU package and DRAM dynamic energy are its type's joules per CPU-second x its CPU time."""
-    task_types = {
-        (app, template): task_type
-        for app, make, _ in RECIPES
-        for template, task_type in make(np.random.default_rng(0)).task_types.items()
-    }
-    type_of_task = {
-        node["id"]: task_types[(w["metadata"]["generateName"].removesuffix("-"), node["templateName"])]
-        for w in workflows
-        for node in pod_nodes(w)
-    }
+    task_types = set(type_of_task.values())
     dynamic = truth.groupby(["task_id", "device_kind"])["dynamic_joules"].sum()
     task_of_uid = dict(zip(main_containers["pod_uid"], main_containers.index, strict=True))
     exact = 0
-    for (host, pod_uid, _), group in series_of(containers):
+    for (host, pod_uid, _, _), group in series_of(cpu_counters):
         task_id = task_of_uid[pod_uid]
         task_type = type_of_task[task_id]
         cpu_seconds = dynamic[(task_id, "cpu_package")] / task_type.cpu_joules_per_cpu_second
@@ -537,8 +571,146 @@ def test_cpu_time_is_what_the_truth_burns(
             assert read_cpu_seconds == pytest.approx(cpu_seconds, rel=0, abs=1e-6), task_id
             exact += 1
     assert exact >= 0.95 * world.n_tasks
-    assert min(t.dram_joules_per_cpu_second for t in task_types.values()) >= 0.8
-    assert max(t.dram_joules_per_cpu_second for t in task_types.values()) <= 1.6
+    assert min(t.dram_joules_per_cpu_second for t in task_types) >= 0.8
+    assert max(t.dram_joules_per_cpu_second for t in task_types) <= 1.6
+
+
+def busy_increments(gpu_counters: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per GPU, each holder's busy seconds between consecutive readings (a column per pod uid) and the
+    interval's length (column `seconds`)."""
+    by_gpu = {}
+    for gpu, series in gpu_counters.groupby("device_id"):
+        counters = series.pivot(index="timestamp", columns="pod_uid", values="value")
+        seconds = counters.index.to_series().diff().dt.total_seconds()
+        by_gpu[gpu] = counters.diff().assign(seconds=seconds).iloc[1:]
+    return by_gpu
+
+
+def union_seconds(starts: pd.Series, ends: pd.Series) -> float:
+    """Length of the union of the intervals [start, end) (skipping empty ones)."""
+    total, reach = 0.0, None
+    for start, end in sorted(zip(starts, ends, strict=True)):
+        if end <= start:
+            continue
+        if reach is None or start > reach:
+            total, reach = total + (end - start).total_seconds(), end
+        elif end > reach:
+            total, reach = total + (end - reach).total_seconds(), end
+    return total
+
+
+def test_two_pods_time_slice_one_gpu(gpu_holders: pd.DataFrame, gpu_counters: pd.DataFrame):
+    """Two replicas per GPU: some GPU busy for two pods at once, never three, and GPU pods alone too.
+
+    Read on the busy-time counters: the counters of one GPU are all read at that GPU's reading times, and a
+    holder's counter rises in every reading interval it runs through."""
+    assert (gpu_holders["host_node"] == "gpu-node-1").all()
+    assert not gpu_holders.duplicated(["task_id", "gpu_id"]).any(), "replicas of distinct GPUs"
+    assert (gpu_holders.groupby("task_id").size() <= 2).all()
+    shared, alone = set(), set()
+    for increments in busy_increments(gpu_counters).values():
+        rising = increments.drop(columns="seconds") > 0
+        holders = rising.sum(axis=1)
+        assert holders.max() <= 2
+        shared |= set(rising.columns[rising[holders == 2].any()])
+        alone |= set(rising.columns[rising[holders == 1].any()])
+    assert len(shared) >= 2, "seed 7 puts two pods on one GPU at once"
+    assert alone - shared, "and some GPU pod has its GPUs to itself"
+
+
+def test_gpu_busy_counters_are_what_the_truth_burns(
+    world: SampleWorldSummary,
+    power: pd.DataFrame,
+    gpu_counters: pd.DataFrame,
+    gpu_holders: pd.DataFrame,
+    truth: pd.DataFrame,
+    type_of_task: dict[str, TaskType],
+):
+    """NVML busy seconds of every GPU pod's main container on each of its GPUs: read with the GPU's energy,
+    monotonic, at most 1 s per second per pod and per GPU, and in total the truth's dynamic energy over the
+    task type's watts per busy-second."""
+    assert set(gpu_counters["device_kind"]) == {"gpu"} and set(gpu_counters["source"]) == {"agent-nvml"}
+    holders = gpu_holders.set_index(["pod_uid", "gpu_id"])
+    nvml = power[(power["source"] == "nvml") & (power["value_kind"] == "energy_counter_joules")]
+    reading_times = {gpu: group["timestamp"].to_numpy() for gpu, group in nvml.groupby("device_id")}
+    dynamic = truth.set_index(["task_id", "device_id"])["dynamic_joules"]
+    exact, seen = 0, set()
+    for (host, pod_uid, container_id, gpu), group in series_of(gpu_counters):
+        holder = holders.loc[(pod_uid, gpu)]
+        assert (host, container_id) == (holder["host_node"], holder["container_id"])
+        times, values = group["timestamp"], group["value"].to_numpy()
+        assert np.isin(times.to_numpy(), reading_times[gpu]).all()
+        elapsed = times.diff().dt.total_seconds().to_numpy()[1:]
+        assert (np.diff(values) >= 0).all() and (np.diff(values) <= elapsed + 2e-6).all()
+        busy_seconds = (
+            dynamic[(holder["task_id"], gpu)] / type_of_task[holder["task_id"]].gpu_watts_per_busy_second
+        )
+        if touches_gap(world, host, times.iloc[0], times.iloc[-1]):
+            assert values[-1] <= busy_seconds + 1e-6
+        else:
+            assert values[0] == 0.0 and times.iloc[0] < holder["started_at"] + timedelta(seconds=1)
+            assert times.iloc[-1] >= holder["finished_at"]
+            assert values[-1] == pytest.approx(busy_seconds, rel=0, abs=1e-6), (holder["task_id"], gpu)
+            exact += 1
+        seen.add((pod_uid, gpu))
+    assert exact >= 0.8 * len(holders) and seen <= set(holders.index)
+    for increments in busy_increments(gpu_counters).values():
+        per_interval = increments.drop(columns="seconds").sum(axis=1)
+        assert (per_interval <= increments["seconds"] + 1e-5).all(), "a GPU is busy at most all its time"
+
+
+def test_gpu_truth_is_its_power_while_held(
+    world: SampleWorldSummary, power: pd.DataFrame, truth: pd.DataFrame, gpu_holders: pd.DataFrame
+):
+    """A GPU's truth rows add up to what its energy counter read minus its idle power while nobody held it,
+    with the dynamic part exact and the idle part split among the holders running (Argo's second-precision
+    times bound how long somebody held it)."""
+    _, reset_gpu, reset_at = world.counter_reset
+    nvml = power[(power["source"] == "nvml") & (power["value_kind"] == "energy_counter_joules")]
+    for gpu, counter in nvml.groupby("device_id"):
+        idle_watts = world.idle_power_watts["gpu-node-1"][gpu]
+        times, values = counter["timestamp"], counter["value"].to_numpy()
+        steps = np.diff(values)
+        if gpu == reset_gpu:  # the counter restarted at reset_at, a moment nobody held the GPU
+            drop = int(np.flatnonzero(steps < 0)[0])
+            steps[drop] = values[drop + 1] + idle_watts * (reset_at - times.iloc[drop]).total_seconds()
+        read_joules = float(steps.sum())
+        span_seconds = (times.iloc[-1] - times.iloc[0]).total_seconds()
+        rows = truth[truth["device_id"] == gpu]
+        assert read_joules == pytest.approx(
+            idle_watts * span_seconds + rows["dynamic_joules"].sum(), rel=1e-9
+        )
+        held = gpu_holders[gpu_holders["gpu_id"] == gpu]
+        second = timedelta(seconds=1)
+        at_least = union_seconds(held["started_at"] + second, held["finished_at"])
+        at_most = union_seconds(held["started_at"], held["finished_at"] + second)
+        nobody = (idle_watts * (span_seconds - at_most), idle_watts * (span_seconds - at_least))
+        assert read_joules - nobody[1] <= rows["energy_joules"].sum() <= read_joules - nobody[0], gpu
+        assert at_least < sum((held["finished_at"] - held["started_at"]).dt.total_seconds()), "some overlap"
+
+
+def test_time_slicing_splits_busy_time_and_idle_power():
+    """Exactly: holders get their busy fraction until the fractions add up to more than 1, then shares of
+    it; the idle power goes to the holders running, equally; the truth is the power minus unheld idle."""
+    gpu = Device("gpu-node-1", "gpu", "GPU-test", 50.0)
+    demands = [
+        GpuDemand(gpu, np.array([0.0, 40.0]), np.array([40.0, 100.0]), np.array([0.8, 0.5]), 200.0),
+        GpuDemand(gpu, np.array([60.0]), np.array([150.0]), np.array([0.7]), 300.0),
+        GpuDemand(gpu, np.array([200.0]), np.array([230.0]), np.array([0.9]), 200.0),
+    ]
+    got = time_slice(demands)
+    (first, first_load), (second, second_load), (alone, _) = got
+    assert first.seconds_at(np.array([100.0]))[0] == pytest.approx(40 * 0.8 + 20 * 0.5 + 40 * 0.5 / 1.2)
+    assert second.seconds_at(np.array([150.0]))[0] == pytest.approx(40 * 0.7 / 1.2 + 50 * 0.7)
+    assert alone.seconds_at(np.array([230.0]))[0] == pytest.approx(30 * 0.9)
+    assert first_load.idle_watts.tolist() == [50.0, 50.0, 25.0]
+    assert second_load.idle_watts.tolist() == [25.0, 50.0]
+    trace = PowerTrace(gpu.idle_watts, [load for _, load in got], 300.0)
+    truth = [truth_row(load, load.end_seconds[-1] - load.start_seconds[0]) for _, load in got]
+    unheld_joules = gpu.idle_watts * (300.0 - 150.0 - 30.0)
+    measured = trace.energy_at(np.array([300.0]))[0] - unheld_joules
+    assert sum(row["energy_joules"] for row in truth) == pytest.approx(measured, rel=1e-12)
+    assert truth[1]["dynamic_joules"] == pytest.approx(300.0 * (40 * 0.7 / 1.2 + 50 * 0.7))
 
 
 def test_recorded_sources_reads_the_counters(world: SampleWorldSummary, containers: pd.DataFrame):
