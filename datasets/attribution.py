@@ -58,13 +58,14 @@ Idle: policy "requests" gives i_s * r_k / max(C, R_s) (C = machines.cores, else 
 requested cores; R_s = requested cores running), "time" i_s / n_s among the n_s tasks running, "none"
 nothing; GPU/FPGA idle goes to the holders (i_s / h_s) unless "none"; share "kepler" gives no idle.
 
-Fit (per device kind, all nodes pooled, every reading interval j a design row; GPUs with busy-time pieces too): D_j = e_j - P_idle dt_j
-~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside interval j. w minimises
+Fit (per device kind, all nodes pooled, every reading interval j a design row; GPUs with busy-time pieces
+too): D_j = e_j - P_idle dt_j ~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside interval j. w minimises
 sum_j (D_j - X_j w)^2 / dt_j + lambda |w - w_0|^2, w_0 = sum D / sum X, with lambda = sigma^2 / (0.5 w_0)^2:
 sigma^2 = the residual variance of a nearly unregularised first solve (the zones of one node count as one
 datum), so well-determined data are fitted exactly and a template with little data stays near w_0. w is
-clipped to [0.25, 4] w_0. The relative residual rho = sqrt(RSS / sum_c w_c^2 G_cc) and each column's standard
-error feed the uncertainty.
+clipped to [0.25, 4] w_0. The relative residual rho = sqrt((RSS - M) / sum_c w_c^2 G_cc) and each column's
+standard error feed the uncertainty; M = sum_j var_j / dt_j is what a gauge's reading noise and unseen changes
+put in the residual (var_j below), counted on their own.
 
 Uncertainty: u = sqrt(B^2 + (K sigma)^2), K = UNCERTAINTY_COVERAGE_FACTOR, so [E - u, E + u] holds the truth
 in >= 95% of the tasks of every length (docs/accuracy.md). B bounds Argo's truncation: r/2 x the task's
@@ -73,10 +74,10 @@ estimated but not corrected. sigma^2 sums:
 - edge sampling: beta (1 - phi) f d_j for the reading interval holding an edge, phi the part of it inside
   the task, f the task's share of the edge segment's dynamic energy, beta = rho (modelled spread) or
   1 / sqrt(3) (uniform spread);
-- gauges: f^2 sum_j [(|p_{j+1} - p_j| dt'_j)^2 / 12 + (sigma_g p dt_j)^2] over the task's intervals (f its
-  share of the dynamic energy, dt'_j the unmeasured part of the interval, sigma_g the relative reading noise
-  from the second differences), and the task's modelled power x its overlap with an edge interval's
-  unmeasured part (a reading catches it or misses it);
+- gauges: sum_j f_j^2 var_j, var_j = (|p_{j+1} - p_j| dt'_j)^2 / 12 + (sigma_g p dt_j)^2, over the task's
+  intervals (f_j its share of interval j's dynamic energy, dt'_j the unmeasured part of the interval, sigma_g
+  the relative reading noise from the second differences), and the task's modelled power x its overlap with
+  an edge interval's unmeasured part (a reading catches it or misses it);
 - gaps (intervals > 3x the median): the energy taken from them / sqrt(3) (1 for gauges) and how far the
   price there strays from the model; reset-estimated intervals: the energy taken from them;
 - split: sqrt(2) SPLIT_CALIBRATION rho_k sum_s d_s f_ks (1 - f_ks), rho_k^2 = rho^2 + se_c^2 / w_c^2 (0.5
@@ -1248,6 +1249,10 @@ class _SeriesStats:
     sum_joules: float = 0.0
     sum_seconds: float = 0.0
     sum_squares: float = 0.0  # sum_j e_j^2 / dt_j
+    # Of sum_j var(e_j) / dt_j, what a gauge's readings add to the fit's residual: the part per unit of squared
+    # relative reading noise, and the changes between readings it cannot see.
+    sum_noise_unit: float = 0.0
+    sum_unmeasured: float = 0.0
     sum_amount: float = 0.0
     rows: int = 0
 
@@ -1292,10 +1297,13 @@ def _design(
     order = order[np.argsort(cut.main_lo[order], kind="stable")]
     moment_joules = np.zeros((len(cuts), columns))
     moment_idle = np.zeros(columns)
-    sums = np.zeros((len(cuts), 5))
+    sums = np.zeros((len(cuts), 7))
+    gauge = [_gauge_variance_parts(one.series, one.times_s) for one in cuts]
     kernels.design_rows(
         cut.times_s,
         np.stack([one.interval_j for one in cuts]),
+        np.stack([reading for reading, _ in gauge]),
+        np.stack([unmeasured for _, unmeasured in gauge]),
         _emitted(cut, cut.times_s[:-1], emit),
         cut.grid_s[cut.main_lo[order]],
         cut.grid_s[cut.main_hi[order]],
@@ -1307,7 +1315,9 @@ def _design(
         moment_idle,
         sums,
     )
-    for one, moment, (joules, seconds, squares, amount, rows) in zip(stats, moment_joules, sums, strict=True):
+    for one, moment, (joules, seconds, squares, amount, rows, noise_unit, unmeasured) in zip(
+        stats, moment_joules, sums, strict=True
+    ):
         if one.moment_joules is None:
             one.moment_joules, one.moment_idle = np.zeros(columns), np.zeros(columns)
         one.moment_joules += moment
@@ -1315,6 +1325,8 @@ def _design(
         one.sum_joules += joules
         one.sum_seconds += seconds
         one.sum_squares += squares
+        one.sum_noise_unit += noise_unit
+        one.sum_unmeasured += unmeasured
         one.sum_amount += amount
         one.rows += int(rows)
 
@@ -1369,12 +1381,14 @@ def _solve(
 ) -> tuple[_Model, float]:
     """The ridge fit of one device kind (module doc) from its normal equations, and its relative residual."""
     moment, total_j, total_amount, squares, rows = np.zeros(columns), 0.0, 0.0, 0.0, 0.0
-    for stats, idle_watts, independence in parts:
+    measurement = 0.0
+    for stats, idle_watts, independence, noise in parts:
         if stats.moment_joules is None:
             continue
         moment += stats.moment_joules - idle_watts * stats.moment_idle
         total_j += stats.sum_joules - idle_watts * stats.sum_seconds
         squares += stats.sum_squares - 2 * idle_watts * stats.sum_joules + idle_watts**2 * stats.sum_seconds
+        measurement += noise**2 * stats.sum_noise_unit + stats.sum_unmeasured
         total_amount += stats.sum_amount
         rows += stats.rows * independence
     common = total_j / total_amount if total_amount > 0 else 0.0
@@ -1389,9 +1403,14 @@ def _solve(
     def residual(weights: np.ndarray) -> float:
         return max(squares - 2 * weights @ moment + weights @ gram @ weights, 0.0)
 
+    # What the tasks' own deviations from the model leave: a gauge's reading noise and the changes it cannot
+    # see between readings are in the residual too, and the uncertainty counts them on their own, per interval.
+    def deviations(weights: np.ndarray) -> float:
+        return max(residual(weights) - measurement, 0.0)
+
     if not fitted:
         plain = np.full(columns, common)
-        relative = math.sqrt(residual(plain) / max(plain**2 @ norms, 1e-300))
+        relative = math.sqrt(deviations(plain) / max(plain**2 @ norms, 1e-300))
         return _Model(plain, common, np.full(columns, relative), False), relative
     floor = RIDGE_FLOOR * float(np.median(norms[used]))
     first = np.linalg.solve(gram + floor * np.eye(columns), moment + floor * common)
@@ -1399,7 +1418,7 @@ def _solve(
     ridge = max(variance / (TEMPLATE_SPREAD * common) ** 2, floor)
     system = gram + ridge * np.eye(columns)
     weights = np.clip(np.linalg.solve(system, moment + ridge * common), *(common * b for b in FIT_BOUNDS))
-    relative = math.sqrt(residual(weights) / max(weights**2 @ norms, 1e-300))
+    relative = math.sqrt(deviations(weights) / max(weights**2 @ norms, 1e-300))
     standard_error = np.sqrt(variance * np.diag(np.linalg.inv(system)))
     per_column = np.sqrt(relative**2 + (standard_error / weights) ** 2)
     return _Model(weights, common, per_column, True), relative
@@ -1435,17 +1454,26 @@ def _spread(cut: _Cut, model_watts: np.ndarray) -> np.ndarray:
     return kernels.spread(cut.interval, cut.interval_j, cut.segment_s, model_watts, cut.segment_j)
 
 
-def _gauge_variance(cut: _Cut, noise: float) -> np.ndarray:
-    """Per reading interval, the variance of a gauge's energy: unmeasured changes and reading noise."""
-    series, dt = cut.series, np.diff(cut.times_s)
-    power = series.values
+def _gauge_variance_parts(series: _Series, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per reading interval, the variance of a gauge's energy as (the part per unit of squared relative reading
+    noise, the part of changes it cannot see between readings); a counter has neither."""
+    if series.rule == "counter":
+        none = np.zeros(times_s.size - 1)
+        return none, none
+    dt, power = np.diff(times_s), series.values
     if series.rule == "trailing":
         unmeasured = np.maximum(dt - TRAILING_AVERAGE_SECONDS.get("nvml", 1.0), 0.0)
-        reading = (noise * power[1:] * dt) ** 2
+        reading = (power[1:] * dt) ** 2
     else:
         unmeasured = dt
-        reading = noise**2 * (power[1:] ** 2 + power[:-1] ** 2) / 4 * dt**2
-    return (np.abs(np.diff(power)) * unmeasured) ** 2 / 12 + reading
+        reading = (power[1:] ** 2 + power[:-1] ** 2) / 4 * dt**2
+    return reading, (np.abs(np.diff(power)) * unmeasured) ** 2 / 12
+
+
+def _gauge_variance(cut: _Cut, noise: float) -> np.ndarray:
+    """Per reading interval, the variance of a gauge's energy: unmeasured changes and reading noise."""
+    reading, unmeasured = _gauge_variance_parts(cut.series, cut.times_s)
+    return noise**2 * reading + unmeasured
 
 
 def _attribute_cut(
@@ -1713,15 +1741,20 @@ def _attribute_cut(
             fraction = np.divide(dynamic_seg, dynamic_j[seg], out=np.zeros(count), where=dynamic_j[seg] > 0)
             variance += (beta * (1.0 - phi) * fraction * interval_dynamic[j]) ** 2
     if series.rule != "counter":
-        gauge_c = _cumulative(_gauge_variance(cut, noise))
-        # Reading noise and unmeasured changes land in the dynamic energy (idle is one estimate).
-        window_c = _cumulative(dynamic_j)
-        window_j = window_c[cut.idle_hi] - window_c[cut.idle_lo]
-        fraction = np.minimum(
-            np.divide(dynamic_joules, window_j, out=np.zeros(count), where=window_j > 0), 1.0
+        # Reading noise and unmeasured changes land in each interval's dynamic energy (idle is one estimate)
+        # and are shared as it is: a task alone in an interval takes all of that interval's error.
+        variance += kernels.share_variance(
+            np.concatenate([pieces.task, pieces.equal_task]),
+            np.concatenate([cut.main_lo, cut.equal_lo]),
+            np.concatenate([cut.main_hi, cut.equal_hi]),
+            np.concatenate([weighted_rate, presence]),
+            np.concatenate([np.zeros(pieces.task.size, np.int64), np.ones(pieces.equal_task.size, np.int64)]),
+            prices,
+            cut.interval,
+            interval_dynamic,
+            _gauge_variance(cut, noise),
+            count,
         )
-        span = gauge_c[cut.interval[last_seg] + 1] - gauge_c[cut.interval[first_seg]]
-        variance += fraction**2 * span * has_window
         # A gauge does not see between readings: at an edge, a reading that caught the task doubles its
         # modelled power over the unmeasured part of the interval, one that missed it loses all of it.
         window_s = TRAILING_AVERAGE_SECONDS["nvml"] if series.rule == "trailing" else 0.0
@@ -2198,7 +2231,9 @@ class _Engine:
             zones = {node: sum(key[0] == node for key in keys) for node, _, _ in keys}
             if kind in ACCELERATOR_IDS:  # separate devices, each with its own tasks
                 zones = dict.fromkeys(zones, 1)
-            parts = [(series[key], self.idle[key].watts, 1.0 / zones[key[0]]) for key in keys]
+            parts = [
+                (series[key], self.idle[key].watts, 1.0 / zones[key[0]], self.noise[key]) for key in keys
+            ]
             model, relative = _solve(gram, parts, self.tasks.columns, self.settings.fitted)
             self.models[kind] = (model, relative)
             self.notes.append(

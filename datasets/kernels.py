@@ -23,6 +23,8 @@ def _add(total: float, carry: float, x: float) -> tuple[float, float]:
 def design_rows(
     times_s: np.ndarray,
     energy_j: np.ndarray,
+    noise_unit: np.ndarray,
+    unmeasured: np.ndarray,
     emitted: np.ndarray,
     start_s: np.ndarray,
     end_s: np.ndarray,
@@ -40,7 +42,9 @@ def design_rows(
     X_jc = sum over the pieces of column c of rate x their overlap with interval j (pieces sorted by start).
     A row counts when it is emitted and sum_c X_jc > 0: gram += zones x X_j X_j^T / dt_j, moment_joules[z] +=
     X_j e_zj / dt_j, moment_idle += X_j. Only the columns present in an interval are touched, so a row costs
-    what runs in it, not the number of columns. sums[z] += (sum e_zj, sum dt_j, sum e_zj^2 / dt_j, sum X, rows).
+    what runs in it, not the number of columns. sums[z] += (sum e_zj, sum dt_j, sum e_zj^2 / dt_j, sum X, rows,
+    sum noise_unit_zj / dt_j, sum unmeasured_zj / dt_j): the last two, parts of var(e_zj), tell how much of the
+    residual a gauge's readings make.
     """
     zones = energy_j.shape[0]
     pieces = start_s.size
@@ -96,6 +100,8 @@ def design_rows(
                 sums[z, 2] += e * e / dt
                 sums[z, 3] += total
                 sums[z, 4] += 1.0
+                sums[z, 5] += noise_unit[z, j] / dt
+                sums[z, 6] += unmeasured[z, j] / dt
         for u in range(used):
             amount[touched[u]] = 0.0
             seen[touched[u]] = False
@@ -403,3 +409,53 @@ def prices(
         for r in range(4):
             spread[k + 1, r] = plain[r]
     return idle_j, dynamic_j, price, per_second, prefix, spread, gaps, interval_dynamic
+
+
+@njit(cache=True, nogil=True)
+def share_variance(
+    owner: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    weight: np.ndarray,
+    price_column: np.ndarray,
+    segment_price: np.ndarray,
+    interval: np.ndarray,
+    interval_dynamic: np.ndarray,
+    interval_variance: np.ndarray,
+    owners: int,
+) -> np.ndarray:
+    """Per owner k, sum_j (D_kj / d_j)^2 var_j: the variance of what k receives when each reading interval's
+    dynamic energy d_j errs by var_j and the error is shared as the energy is (D_kj: k's part of d_j).
+
+    Pieces [lo, hi) of grid segments with their weights; D_kj sums weight x segment_price[:, price_column] over
+    the segments of interval j of every piece of k. Pieces are taken in order of owner, each owner's intervals summed in a
+    buffer spanning them, so the cost is that of walking every piece's segments once."""
+    order = np.argsort(owner, kind="mergesort")
+    result = np.zeros(owners)
+    buffer = np.zeros(interval_dynamic.size)
+    i = 0
+    n = order.size
+    while i < n:
+        k = owner[order[i]]
+        first_j = interval_dynamic.size
+        last_j = -1
+        m = i
+        while m < n and owner[order[m]] == k:
+            piece = order[m]
+            for s in range(lo[piece], hi[piece]):
+                j = interval[s]
+                buffer[j] += weight[piece] * segment_price[s, price_column[piece]]
+                if j < first_j:
+                    first_j = j
+                if j > last_j:
+                    last_j = j
+            m += 1
+        total = 0.0
+        for j in range(first_j, last_j + 1):
+            if interval_dynamic[j] > 0.0:
+                share = min(buffer[j] / interval_dynamic[j], 1.0)
+                total += share * share * interval_variance[j]
+            buffer[j] = 0.0
+        result[k] = total
+        i = m
+    return result

@@ -56,3 +56,27 @@ def test_run_starts_of_strings_match_arrow_run_end_encoding():
     column = pa.chunked_array(chunks)
     expected = pc.run_end_encode(column.combine_chunks(), run_end_type=pa.int64()).run_ends.to_numpy()
     assert _run_starts(column).tolist() == [0, *expected.tolist()]
+
+
+def test_share_variance_squares_each_owners_share_of_each_interval():
+    """Against a dense (owner x interval) computation: pieces of one owner in one interval add up before the
+    square, main and equal pieces each use their own price, and a share never exceeds the interval."""
+    rng = np.random.default_rng(5)
+    segments, intervals, owners = 60, 12, 5
+    interval = np.sort(rng.integers(0, intervals, segments))
+    prices = rng.uniform(0.0, 2.0, (segments, 3))
+    lo = rng.integers(0, segments, 40)
+    hi = np.minimum(lo + rng.integers(0, 15, 40), segments)
+    owner = rng.integers(0, owners, 40)
+    weight = rng.uniform(0.0, 1.0, 40)
+    column = rng.integers(0, 2, 40)
+    received = np.zeros((owners, intervals))
+    for k, a, b, w, c in zip(owner, lo, hi, weight, column, strict=True):
+        np.add.at(received[k], interval[a:b], w * prices[a:b, c])
+    dynamic = received.sum(axis=0) * rng.uniform(0.5, 1.5, intervals)  # < the sum somewhere: shares cap at 1
+    dynamic[3] = 0.0  # an interval without dynamic energy adds nothing
+    variance = rng.uniform(0.0, 4.0, intervals)
+    shares = np.minimum(np.divide(received, dynamic, out=np.zeros_like(received), where=dynamic > 0), 1.0)
+    expected = (shares**2 * variance).sum(axis=1)
+    got = kernels.share_variance(owner, lo, hi, weight, column, prices, interval, dynamic, variance, owners)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
