@@ -1339,9 +1339,11 @@ class _Idle:
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, quantile: float) -> float:
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cumulative, quantile * cumulative[-1])])
+    return float(
+        kernels.weighted_quantile(
+            np.ascontiguousarray(values, dtype=float), np.ascontiguousarray(weights, dtype=float), quantile
+        )
+    )
 
 
 def _idle_power(stats: _SeriesStats, configured: float | None) -> _Idle:

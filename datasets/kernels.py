@@ -459,3 +459,48 @@ def share_variance(
         result[k] = total
         i = m
     return result
+
+
+@njit(cache=True, nogil=True)
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, quantile: float) -> float:
+    """The smallest value whose cumulative weight (values in ascending order) reaches quantile x the total:
+    what sorting and a search of the cumulative weights give, found by three-way partitions in linear time."""
+    v = values.copy()
+    w = weights.copy()
+    total = 0.0
+    for i in range(w.size):
+        total += w[i]
+    target = quantile * total
+    lo, hi = 0, v.size
+    below = 0.0  # weight of the values already known to lie below [lo, hi)
+    while hi - lo > 1:
+        a, b, c = v[lo], v[(lo + hi) // 2], v[hi - 1]
+        pivot = max(min(a, b), min(max(a, b), c))
+        # [lo, less) < pivot, [less, more) == pivot, [more, hi) > pivot
+        less, i, more = lo, lo, hi
+        while i < more:
+            if v[i] < pivot:
+                v[less], v[i] = v[i], v[less]
+                w[less], w[i] = w[i], w[less]
+                less += 1
+                i += 1
+            elif v[i] > pivot:
+                more -= 1
+                v[more], v[i] = v[i], v[more]
+                w[more], w[i] = w[i], w[more]
+            else:
+                i += 1
+        weight_less = 0.0
+        for k in range(lo, less):
+            weight_less += w[k]
+        weight_equal = 0.0
+        for k in range(less, more):
+            weight_equal += w[k]
+        if less > lo and below + weight_less >= target:
+            hi = less
+        elif below + weight_less + weight_equal >= target or more == hi:
+            return pivot
+        else:
+            below += weight_less + weight_equal
+            lo = more
+    return v[lo]

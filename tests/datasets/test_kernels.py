@@ -80,3 +80,18 @@ def test_share_variance_squares_each_owners_share_of_each_interval():
     expected = (shares**2 * variance).sum(axis=1)
     got = kernels.share_variance(owner, lo, hi, weight, column, prices, interval, dynamic, variance, owners)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_weighted_quantile_is_the_sorted_cumulative_weights_answer():
+    """Ties, zero weights and quantiles 0 to 0.95, against sorting and searching the cumulative weights."""
+    rng = np.random.default_rng(11)
+    for trial in range(500):
+        n = int(rng.integers(1, 50))
+        values = rng.integers(0, 6, n).astype(float) if trial % 2 else rng.normal(size=n)
+        weights = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0.0, 2.0, n))
+        weights[0] += 0.5
+        order = np.argsort(values, kind="stable")
+        cumulative = np.cumsum(weights[order])
+        for quantile in (0.0, 0.05, 0.5, 0.95):
+            expected = values[order][np.searchsorted(cumulative, quantile * cumulative[-1])]
+            assert kernels.weighted_quantile(values, weights, quantile) == expected
