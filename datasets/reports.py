@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
 
 from schemas import ADDITIVE_DEVICE_KINDS  # noqa: E402
 
@@ -20,6 +21,19 @@ def joules_by_device_kind(task_energy: pa.Table) -> dict[str, float]:
     return {
         row["device_kind"]: float(row["energy_joules_sum"])
         for row in sorted(grouped, key=lambda r: r["device_kind"])
+    }
+
+
+def rows_by_split(task_energy: pa.Table) -> dict[str, int]:
+    """How many task_energy rows each split rule made (the `split=` part of `method`; rows without
+    readings under "no-readings"): shows at a glance whether usage series, busy-time counters or only requests
+    and equal shares were there to split with."""
+    splits = pc.struct_field(pc.extract_regex(task_energy["method"], r"split=(?P<split>[^;]+)"), "split")
+    names = pc.fill_null(pc.if_else(pc.starts_with(task_energy["method"], "no-readings"), None, splits), "")
+    counts = pc.value_counts(names).to_pylist()
+    return {
+        (row["values"] or "no-readings"): int(row["counts"])
+        for row in sorted(counts, key=lambda r: (-r["counts"], r["values"]))
     }
 
 

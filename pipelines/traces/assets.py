@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 
 import schemas
 from datasets.attribution import attribute, parse_idle_power
-from datasets.reports import energy_plot_png, joules_by_device_kind, top_task_types_markdown
+from datasets.reports import energy_plot_png, joules_by_device_kind, rows_by_split, top_task_types_markdown
 from datasets.traces import write_bytes_atomic, write_dataset
 
 
@@ -81,6 +81,7 @@ def task_energy(
         metadata={
             "dagster/row_count": energy.num_rows,
             "joules_by_device_kind": dg.MetadataValue.json(by_kind),
+            "rows_by_split": dg.MetadataValue.json(rows_by_split(energy)),
             "top_task_types": dg.MetadataValue.md(top_task_types_markdown(energy, task_runs)),
             "idle_policy": config.idle_policy,
             "split": config.split,

@@ -22,6 +22,7 @@ from datasets.attribution import (
     attribute,
     unwrap_counter,
 )
+from datasets.reports import rows_by_split
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform, empty, validate
 
@@ -1081,6 +1082,8 @@ def test_time_sliced_gpu_splits_by_each_containers_busy_time(split):
         assert row["idle_joules"] == pytest.approx(40.0 * 100.0 + 40.0 * 100.0 / 2, rel=1e-6)
         assert row["uncertainty_joules"] < 0.01 * row["energy_joules"]
     _assert_balance_closes(result)
+    # The node has no CPU series: those rows say so, and the summary the Dagster asset shows counts them.
+    assert rows_by_split(result.task_energy) == {"no-readings": 2, "time-sliced-usage": 2}
     if split == "fitted":
         fit = [r for r in result.diagnostics.to_pylist() if r["item"] == "fit_watts_per_unit"]
         assert [(r["device_kind"], r["detail"]) for r in fit] == [("gpu", "(none)/usage")]

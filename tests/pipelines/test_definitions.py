@@ -72,7 +72,10 @@ def test_demo_materializes_every_asset_and_passes_every_check(demo_run, capsys):
             for key in EXPECTED_ASSETS_KEYS
             if instance.get_latest_materialization_event(key) is not None
         }
+        energy_event = instance.get_latest_materialization_event(dg.AssetKey("task_energy"))
     assert materialized == EXPECTED_ASSETS
+    splits = energy_event.asset_materialization.metadata["rows_by_split"].value
+    assert splits["usage-fitted"] > 0 and splits["exclusive"] > 0  # CPU usage series, whole GPUs/FPGAs
     # The dataset is valid and covers every device kind of the sample world.
     checked = schemas.validate_path(out / "dataset")
     assert set(checked) == set(schemas.TABLES)
