@@ -1671,11 +1671,11 @@ def _attribute_cut(
     average_w = np.divide(energy_joules, duration_s, out=np.zeros(count), where=duration_s > 0)
 
     dynamic_peak = np.full(count, np.nan)
-    np.fmax.at(dynamic_peak, pieces.task, weighted_rate * _range_max(per_second[0], cut.main_lo, cut.main_hi))
-    np.fmax.at(
-        dynamic_peak,
-        pieces.equal_task,
-        presence * _range_max(per_second[1], cut.equal_lo, cut.equal_hi),
+    kernels.group_fmax(
+        dynamic_peak, pieces.task, weighted_rate * _range_max(per_second[0], cut.main_lo, cut.main_hi)
+    )
+    kernels.group_fmax(
+        dynamic_peak, pieces.equal_task, presence * _range_max(per_second[1], cut.equal_lo, cut.equal_hi)
     )
     idle_peak = idle_weight * _range_max(per_second[2], cut.idle_lo, cut.idle_hi)
     peak_w = np.where(
@@ -1811,7 +1811,8 @@ def _attribute_cut(
     uncertainty_joules = np.hypot(timing_bound, UNCERTAINTY_COVERAGE_FACTOR * np.sqrt(variance))
 
     first_interval, past_interval = where["first_interval"], where["past_interval"]
-    wraps, resets = _cumulative(cut.flags == FLAG_WRAP), _cumulative(cut.flags == FLAG_RESET)
+    flagged = cut.flags.any()
+    wraps, resets = (_cumulative(cut.flags == flag) if flagged else None for flag in (FLAG_WRAP, FLAG_RESET))
 
     def labels() -> tuple[np.ndarray, np.ndarray]:
         whole = presence >= 1
@@ -1830,8 +1831,8 @@ def _attribute_cut(
     }[series.rule]
     # Each distinct combination of the flags and the split label is spelt once, not once per row.
     label_names, label_of = once("labels", labels)
-    wrapped = wraps[past_interval] != wraps[first_interval]
-    was_reset = resets[past_interval] != resets[first_interval]
+    wrapped = wraps[past_interval] != wraps[first_interval] if flagged else np.zeros(count, bool)
+    was_reset = resets[past_interval] != resets[first_interval] if flagged else np.zeros(count, bool)
     gap = (coverage < 1.0) & ~outside
     spelt, which = np.unique(
         label_of * 16 + outside * 8 + wrapped * 4 + was_reset * 2 + gap, return_inverse=True
@@ -1871,8 +1872,7 @@ def _attribute_cut(
     first_us, last_us = cut.origin_us, int(series.times_us[-1])
     window_start = np.concatenate([[first_us], cut.bounds_us])
     # Summed per window, not as differences of one running sum: a window stays exact beside large ones.
-    window = once("window", lambda: np.repeat(np.arange(windows), np.diff(window_edges)))
-    measured_joules = np.bincount(window, segment_j, windows)
+    measured_joules = kernels.window_sums(np.ascontiguousarray(segment_j, dtype=float), window_edges)
     balance_rows = {
         "host_node": np.full(windows, series.host_node, dtype=object),
         "device_kind": np.full(windows, series.device_kind, dtype=object),
@@ -1956,7 +1956,7 @@ def _split_labels(
         BASIS_KEPLER: "kepler",
         BASIS_NONE: "kepler(no-series)",
     }
-    return [names[b] for b in basis]
+    return list(np.array([names[b] for b in range(len(names))], dtype=object)[basis])
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -504,3 +504,25 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, quantile: float) 
             below += weight_less + weight_equal
             lo = more
     return v[lo]
+
+
+@njit(cache=True, nogil=True)
+def window_sums(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """sum(values[edges[w]:edges[w + 1]]) per window w, each summed from its own start."""
+    sums = np.zeros(edges.size - 1)
+    for w in range(edges.size - 1):
+        total = 0.0
+        for k in range(edges[w], edges[w + 1]):
+            total += values[k]
+        sums[w] = total
+    return sums
+
+
+@njit(cache=True, nogil=True)
+def group_fmax(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """target[index[i]] = fmax(target[index[i]], values[i]) in place: NaN only where every value is NaN."""
+    for i in range(index.size):
+        value = values[i]
+        current = target[index[i]]
+        if (np.isnan(current) or value > current) and not np.isnan(value):
+            target[index[i]] = value

@@ -95,3 +95,17 @@ def test_weighted_quantile_is_the_sorted_cumulative_weights_answer():
         for quantile in (0.0, 0.05, 0.5, 0.95):
             expected = values[order][np.searchsorted(cumulative, quantile * cumulative[-1])]
             assert kernels.weighted_quantile(values, weights, quantile) == expected
+
+
+def test_window_sums_and_group_fmax_match_numpy():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=50)
+    edges = np.array([0, 0, 7, 30, 30, 50])
+    expected = [values[a:b].sum() for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    np.testing.assert_allclose(kernels.window_sums(values, edges), expected, rtol=1e-15, atol=0)
+    index = rng.integers(0, 6, 40)
+    maxima = np.where(rng.random(40) < 0.3, np.nan, rng.normal(size=40))
+    target, expected_max = np.full(7, np.nan), np.full(7, np.nan)
+    kernels.group_fmax(target, index, maxima)
+    np.fmax.at(expected_max, index, maxima)
+    np.testing.assert_array_equal(target, expected_max)  # NaN where a group is empty or all NaN
