@@ -36,9 +36,9 @@ Pieces. What each task draws on a CPU zone is a set of pieces [a, b] with an amo
   steps over [start, start + r] and [end, end + r], 1 between;
 - equal (no request, no usage): its presence, served only where no other piece draws;
 - kepler (share "kepler"): pieces of the pod's Kepler energy counter of that zone, in joules.
-GPU/FPGA: every task holding the device has equal pieces of its presence; when every holder has a GPU busy-time
-counter of that GPU (gpu_busy_seconds_counter, device_id its UUID, source agent-nvml) also usage pieces of
-it, built as above (the equal pieces then serve only where no busy time rises).
+GPU/FPGA: every task holding the device has equal pieces of its presence; when every holder has a GPU
+busy-time counter of that GPU (gpu_busy_seconds_counter, device_id its UUID, source agent-nvml) also usage
+pieces of it, built as above (the equal pieces then serve only where no busy time rises).
 
 Segments. The grid is the union of the reading times, the window boundaries m * window_seconds and every
 piece and idle-window edge, inside [t_0, t_n]. A segment s of interval j gets e_s = e_j * m_s dt_s /
@@ -59,8 +59,8 @@ requested cores; R_s = requested cores running), "time" i_s / n_s among the n_s 
 nothing; GPU/FPGA idle goes to the holders (i_s / h_s) unless "none"; share "kepler" gives no idle.
 
 Fit (per device kind, all nodes pooled, every reading interval j a design row; GPUs with busy-time pieces
-too): D_j = e_j - P_idle dt_j ~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside interval j. w minimises
-sum_j (D_j - X_j w)^2 / dt_j + lambda |w - w_0|^2, w_0 = sum D / sum X, with lambda = sigma^2 / (0.5 w_0)^2:
+too): D_j = e_j - P_idle dt_j ~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside
+interval j. w minimises sum_j (D_j - X_j w)^2 / dt_j + lambda |w - w_0|^2, w_0 = sum D / sum X, with lambda = sigma^2 / (0.5 w_0)^2:
 sigma^2 = the residual variance of a nearly unregularised first solve (the zones of one node count as one
 datum), so well-determined data are fitted exactly and a template with little data stays near w_0. w is
 clipped to [0.25, 4] w_0. The relative residual rho = sqrt((RSS - M) / sum_c w_c^2 G_cc) and each column's
@@ -1249,8 +1249,8 @@ class _SeriesStats:
     sum_joules: float = 0.0
     sum_seconds: float = 0.0
     sum_squares: float = 0.0  # sum_j e_j^2 / dt_j
-    # Of sum_j var(e_j) / dt_j, what a gauge's readings add to the fit's residual: the part per unit of squared
-    # relative reading noise, and the changes between readings it cannot see.
+    # Of sum_j var(e_j) / dt_j, what a gauge's readings add to the fit's residual: the part per unit of
+    # squared relative reading noise, and the changes between readings it cannot see.
     sum_noise_unit: float = 0.0
     sum_unmeasured: float = 0.0
     sum_amount: float = 0.0
@@ -1405,8 +1405,9 @@ def _solve(
     def residual(weights: np.ndarray) -> float:
         return max(squares - 2 * weights @ moment + weights @ gram @ weights, 0.0)
 
-    # What the tasks' own deviations from the model leave: a gauge's reading noise and the changes it cannot
-    # see between readings are in the residual too, and the uncertainty counts them on their own, per interval.
+    # What the tasks' own deviations from the model leave: a gauge's reading noise and the changes it
+    # cannot see between readings are in the residual too, and the uncertainty counts them on their own,
+    # per interval.
     def deviations(weights: np.ndarray) -> float:
         return max(residual(weights) - measurement, 0.0)
 
@@ -1457,8 +1458,8 @@ def _spread(cut: _Cut, model_watts: np.ndarray) -> np.ndarray:
 
 
 def _gauge_variance_parts(series: _Series, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per reading interval, the variance of a gauge's energy as (the part per unit of squared relative reading
-    noise, the part of changes it cannot see between readings); a counter has neither."""
+    """Per reading interval, the variance of a gauge's energy as (the part per unit of squared relative
+    reading noise, the part of changes it cannot see between readings); a counter has neither."""
     if series.rule == "counter":
         none = np.zeros(times_s.size - 1)
         return none, none

@@ -42,9 +42,9 @@ def design_rows(
     X_jc = sum over the pieces of column c of rate x their overlap with interval j (pieces sorted by start).
     A row counts when it is emitted and sum_c X_jc > 0: gram += zones x X_j X_j^T / dt_j, moment_joules[z] +=
     X_j e_zj / dt_j, moment_idle += X_j. Only the columns present in an interval are touched, so a row costs
-    what runs in it, not the number of columns. sums[z] += (sum e_zj, sum dt_j, sum e_zj^2 / dt_j, sum X, rows,
-    sum noise_unit_zj / dt_j, sum unmeasured_zj / dt_j): the last two, parts of var(e_zj), tell how much of the
-    residual a gauge's readings make.
+    what runs in it, not the number of columns. sums[z] += (sum e_zj, sum dt_j, sum e_zj^2 / dt_j, sum X,
+    rows, sum noise_unit_zj / dt_j, sum unmeasured_zj / dt_j): the last two, parts of var(e_zj), tell how
+    much of the residual a gauge's readings make.
     """
     zones = energy_j.shape[0]
     pieces = start_s.size
@@ -427,8 +427,8 @@ def share_variance(
     """Per owner k, sum_j (D_kj / d_j)^2 var_j: the variance of what k receives when each reading interval's
     dynamic energy d_j errs by var_j and the error is shared as the energy is (D_kj: k's part of d_j).
 
-    Pieces [lo, hi) of grid segments with their weights; D_kj sums weight x segment_price[:, price_column] over
-    the segments of interval j of every piece of k. Pieces are taken in order of owner, each owner's intervals summed in a
+    Pieces [lo, hi) of grid segments with their weights; D_kj sums weight x segment_price[:, price_column]
+    over the segments of interval j of every piece of k. Pieces are taken in order of owner, each owner's intervals summed in a
     buffer spanning them, so the cost is that of walking every piece's segments once."""
     order = np.argsort(owner, kind="mergesort")
     result = np.zeros(owners)
