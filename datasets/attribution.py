@@ -63,9 +63,10 @@ too): D_j = e_j - P_idle dt_j ~= sum_c w_c X_jc, X_jc = the amount of the pieces
 interval j. w minimises sum_j (D_j - X_j w)^2 / dt_j + lambda |w - w_0|^2, w_0 = sum D / sum X, with
 lambda = sigma^2 / (0.5 w_0)^2: sigma^2 = the residual variance of a nearly unregularised first solve (the
 zones of one node count as one datum), so well-determined data are fitted exactly and a template with little
-data stays near w_0. w is clipped to [0.25, 4] w_0. The relative residual rho = sqrt((RSS - M) / sum_c w_c^2 G_cc) and each column's
-standard error feed the uncertainty; M = sum_j var_j / dt_j is what a gauge's reading noise and unseen changes
-put in the residual (var_j below), counted on their own.
+data stays near w_0. w is clipped to [0.25, 4] w_0. The relative residual
+rho = sqrt((RSS - M) / sum_c w_c^2 G_cc) and each column's standard error feed the uncertainty;
+M = sum_j var_j / dt_j is what a gauge's reading noise and unseen changes put in the residual (var_j below),
+counted on their own.
 
 Uncertainty: u = sqrt(B^2 + (K sigma)^2), K = UNCERTAINTY_COVERAGE_FACTOR, so [E - u, E + u] holds the truth
 in >= 95% of the tasks of every length (docs/accuracy.md). B bounds Argo's truncation: r/2 x the task's
