@@ -443,7 +443,9 @@ def parser() -> argparse.ArgumentParser:
         "one common value (plain); requests = plain with --share requests",
     )
     a.add_argument(
-        "--containers", help="container_samples Parquet file (CPU-seconds counters, Kepler joules)"
+        "--containers",
+        help="container_samples Parquet file (CPU-seconds counters, Kepler joules, GPU busy-seconds counters "
+        "that split time-sliced GPUs)",
     )
     a.add_argument("--machines", help="machines Parquet file (node core counts for the idle share)")
     a.add_argument(
