@@ -9,6 +9,7 @@ whose last values are the busy seconds the samples add up to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -79,6 +80,31 @@ def scrape_config(agent_port: int) -> str:
     )
 
 
+@contextlib.contextmanager
+def scraped(agent: Agent, folder, start_prometheus):
+    """The agent sampling and serving, and a Prometheus that has scraped it once; all stopped afterwards."""
+    stop_agent = threading.Event()
+    sampler = threading.Thread(target=agent.run, args=(stop_agent,))
+    prometheus = None
+    try:
+        _, agent_port = agent.serve()
+        sampler.start()
+        prometheus = start_prometheus(folder, scrape_config(agent_port))
+        wait_for(lambda: samples_taken(agent) >= 1, 5, "the agent's first reading")
+        up = f"{prometheus.url}/api/v1/query?query=up"
+        wait_for(
+            lambda: get_json(up)["data"]["result"][0]["value"][1] == "1", 15, "Prometheus to scrape the agent"
+        )
+        yield prometheus
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        stop_agent.set()
+        if sampler.is_alive():
+            sampler.join()
+        agent.close()
+
+
 def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, tmp_path, start_prometheus):
     fake_sysfs.add_rapl_zone(ZONE, "package-0", MAX_ENERGY_RANGE_UJ, energy_uj=123_456_789)
     options = AgentOptions(
@@ -88,7 +114,7 @@ def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, 
         container_cpu=False,
     )
     agent = Agent(options, [RaplSource(fake_sysfs.root)])
-    stop_agent, stop_advancing = threading.Event(), threading.Event()
+    stop_advancing = threading.Event()
     advanced = {"joules": 0.0, "wraps": 0}
 
     def advance() -> None:
@@ -96,60 +122,44 @@ def test_prometheus_stores_a_monotone_wrap_corrected_energy_counter(fake_sysfs, 
             advanced["wraps"] += fake_sysfs.advance_joules(ZONE, JOULES_PER_STEP)
             advanced["joules"] += JOULES_PER_STEP
 
-    prometheus = None
-    sampler = threading.Thread(target=agent.run, args=(stop_agent,))
     advancer = threading.Thread(target=advance)
     try:
-        _, agent_port = agent.serve()
-        sampler.start()
-        prometheus = start_prometheus(tmp_path, scrape_config(agent_port))
-        api = prometheus.url
-        wait_for(lambda: samples_taken(agent) >= 1, 5, "the agent's first reading")
-        up = f"{api}/api/v1/query?query=up"
-        wait_for(
-            lambda: get_json(up)["data"]["result"][0]["value"][1] == "1", 15, "Prometheus to scrape the agent"
-        )
+        with scraped(agent, tmp_path, start_prometheus) as prometheus:
+            api = prometheus.url
+            started_unix = time.time()
+            advancer.start()
+            time.sleep(ADVANCE_SECONDS)
+            stop_advancing.set()
+            advancer.join()
+            # Let the agent read the last value, then Prometheus scrape twice after that reading.
+            time.sleep(2 * AGENT_INTERVAL_SECONDS)
+            time.sleep(2.2)
 
-        started_unix = time.time()
-        advancer.start()
-        time.sleep(ADVANCE_SECONDS)
-        stop_advancing.set()
-        advancer.join()
-        # Let the agent read the last value, then Prometheus scrape twice after that reading.
-        time.sleep(2 * AGENT_INTERVAL_SECONDS)
-        time.sleep(2.2)
+            query = urllib.parse.urlencode(
+                {
+                    "query": "jouletrace_energy_joules_total",
+                    "start": started_unix - 1,
+                    "end": time.time(),
+                    "step": 1,
+                }
+            )
+            (result,) = get_json(f"{api}/api/v1/query_range?{query}")["data"]["result"]
+            assert result["metric"]["device_kind"] == "cpu_package"
+            values = [float(value) for _, value in result["values"]]
+            assert len(values) >= ADVANCE_SECONDS
+            assert all(later >= earlier for earlier, later in zip(values, values[1:], strict=False)), values
+            assert advanced["wraps"] >= 3
+            assert values[0] == 0.0  # scraped before the first joule was added
+            assert values[-1] == pytest.approx(advanced["joules"], rel=1e-6)
 
-        query = urllib.parse.urlencode(
-            {
-                "query": "jouletrace_energy_joules_total",
-                "start": started_unix - 1,
-                "end": time.time(),
-                "step": 1,
-            }
-        )
-        (result,) = get_json(f"{api}/api/v1/query_range?{query}")["data"]["result"]
-        assert result["metric"]["device_kind"] == "cpu_package"
-        values = [float(value) for _, value in result["values"]]
-        assert len(values) >= ADVANCE_SECONDS
-        assert all(later >= earlier for earlier, later in zip(values, values[1:], strict=False)), values
-        assert advanced["wraps"] >= 3
-        assert values[0] == 0.0  # scraped before the first joule was added
-        assert values[-1] == pytest.approx(advanced["joules"], rel=1e-6)
-
-        wraps = get_json(f"{api}/api/v1/query?query=jouletrace_meter_wraps_total")["data"]["result"]
-        assert float(wraps[0]["value"][1]) == advanced["wraps"]
-        ambiguous = get_json(f"{api}/api/v1/query?query=jouletrace_meter_ambiguous_intervals_total")
-        assert float(ambiguous["data"]["result"][0]["value"][1]) == 0
+            wraps = get_json(f"{api}/api/v1/query?query=jouletrace_meter_wraps_total")["data"]["result"]
+            assert float(wraps[0]["value"][1]) == advanced["wraps"]
+            ambiguous = get_json(f"{api}/api/v1/query?query=jouletrace_meter_ambiguous_intervals_total")
+            assert float(ambiguous["data"]["result"][0]["value"][1]) == 0
     finally:
         stop_advancing.set()
         if advancer.is_alive():
             advancer.join()
-        if prometheus is not None:
-            prometheus.stop()
-        stop_agent.set()
-        if sampler.is_alive():
-            sampler.join()
-        agent.close()
 
 
 POD_A = "0f3c2b7e-1111-4a2b-9c3d-5e6f7a8b9c0d"
@@ -194,18 +204,7 @@ def test_gpu_busy_seconds_round_trip_through_prometheus(fake_sysfs, fake_proc, t
             seconds = sum(sm_percent(step, pid) / 100 * STEP_US / 1e6 for step in range(1, STEPS + 1))
             want[(*owner[pid], UUIDS[index])] = seconds
     started = datetime.now(UTC) - timedelta(seconds=1)
-    stop_agent = threading.Event()
-    sampler = threading.Thread(target=agent.run, args=(stop_agent,))
-    prometheus = None
-    try:
-        _, agent_port = agent.serve()
-        sampler.start()
-        prometheus = start_prometheus(tmp_path / "prometheus", scrape_config(agent_port))
-        wait_for(lambda: samples_taken(agent) >= 1, 5, "the agent's first reading")
-        up = f"{prometheus.url}/api/v1/query?query=up"
-        wait_for(
-            lambda: get_json(up)["data"]["result"][0]["value"][1] == "1", 15, "Prometheus to scrape the agent"
-        )
+    with scraped(agent, tmp_path / "prometheus", start_prometheus) as prometheus:
         for step in range(1, STEPS + 1):
             for index, pids in pids_on.items():
                 gpus[index].add_samples(T0_US + step * STEP_US, {pid: sm_percent(step, pid) for pid in pids})
@@ -216,13 +215,6 @@ def test_gpu_busy_seconds_round_trip_through_prometheus(fake_sysfs, fake_proc, t
         rows = read_container_samples(
             connect(prometheus.url, retries=0), ["agent"], started, datetime.now(UTC) + timedelta(seconds=1)
         )
-    finally:
-        if prometheus is not None:
-            prometheus.stop()
-        stop_agent.set()
-        if sampler.is_alive():
-            sampler.join()
-        agent.close()
 
     assert schemas.validate("container_samples", rows).num_rows == rows.num_rows
     gpu_rows = [row for row in rows.to_pylist() if row["value_kind"] == "gpu_busy_seconds_counter"]
