@@ -126,7 +126,8 @@ def format_report(report: DemoReport) -> str:
             f"  accuracy       per-task relative error vs ground truth over {acc.tasks} tasks: "
             f"median {acc.median_relative_error:.2%}, p95 {acc.p95_relative_error:.2%}, "
             f"max {acc.max_relative_error:.2%}  (co-located CPU/DRAM energy split by measured container CPU "
-            "time x each task type's fitted joules per CPU-second)",
+            "time x each task type's fitted joules per CPU-second; pods sharing a time-sliced GPU by their GPU "
+            "busy time)",
             f"                 split by requested cores alone instead: "
             f"median {report.accuracy_requests_split.median_relative_error:.2%}, "
             f"p95 {report.accuracy_requests_split.p95_relative_error:.2%}",
