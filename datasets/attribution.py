@@ -1601,18 +1601,24 @@ def _attribute_cut(
     windows = window_edges.size - 1
     attributed_joules = np.zeros(windows)
 
-    def shares(
-        name: str, owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: _Prefix
-    ):
-        """Joules of each range [lo, hi) at `weight` x the per-segment price summed in `total`, per owner."""
-        part, window, sub_lo, sub_hi = once(name, lambda: _by_window(lo, hi, window_edges))
-        joules = weight[part] * total.between(sub_lo, sub_hi)
-        attributed_joules[:] += np.bincount(window, joules, windows)
-        return np.bincount(owner[part], joules, count), np.bincount(part, joules, lo.size)
+    def shares(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, total: _Prefix):
+        """Joules of each range [lo, hi) at `weight` x the per-segment price summed in `total`: per owner and
+        per range, and added to each balance window's attributed joules."""
+        return kernels.range_shares(
+            lo,
+            hi,
+            np.ascontiguousarray(weight, dtype=float),
+            owner,
+            total.high,
+            total.low,
+            window_edges,
+            count,
+            attributed_joules,
+        )
 
-    main_joules, piece_j = shares("main", pieces.task, cut.main_lo, cut.main_hi, weighted_rate, main_c)
-    equal_joules, _ = shares("equal", pieces.equal_task, cut.equal_lo, cut.equal_hi, presence, equal_c)
-    idle_joules, _ = shares("idle", np.arange(count), cut.idle_lo, cut.idle_hi, idle_weight, idle_c)
+    main_joules, piece_j = shares(pieces.task, cut.main_lo, cut.main_hi, weighted_rate, main_c)
+    equal_joules, _ = shares(pieces.equal_task, cut.equal_lo, cut.equal_hi, presence, equal_c)
+    idle_joules, _ = shares(np.arange(count), cut.idle_lo, cut.idle_hi, idle_weight, idle_c)
     dynamic_joules = main_joules + equal_joules
     energy_joules = dynamic_joules + idle_joules
     times_s, readings = cut.times_s, cut.times_s.size
@@ -1816,13 +1822,12 @@ def _attribute_cut(
     flagged = cut.flags.any()
     wraps, resets = (_cumulative(cut.flags == flag) if flagged else None for flag in (FLAG_WRAP, FLAG_RESET))
 
-    def labels() -> tuple[np.ndarray, np.ndarray]:
+    def labels() -> tuple[list[str], np.ndarray]:
         whole = presence >= 1
         holders = _range_max(
             _holding(cut.equal_lo[whole], cut.equal_hi[whole], points), cut.equal_lo, cut.equal_hi
         )
-        labels = _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
-        return np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+        return _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
 
     tail = f";{idle_label};idle_power={idle.method}" + (skew.label() if skew is not None else "")
     tail += ";mig" if mig and series.device_kind == "gpu" else ""
@@ -1923,18 +1928,6 @@ def _neighbour_edges(
     return weight**2 * np.maximum(summed[seg_hi] - summed[seg_lo] - own, 0.0)
 
 
-def _by_window(
-    lo: np.ndarray, hi: np.ndarray, edges: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ranges [lo, hi) of grid points cut at the window edges: (range, window, lo, hi) of every part."""
-    first = np.searchsorted(edges[1:-1], lo, side="right")
-    last = np.searchsorted(edges[1:-1], np.maximum(hi - 1, lo), side="right")
-    count = np.where(hi > lo, last - first + 1, 0)
-    part = np.repeat(np.arange(lo.size), count)
-    window = first[part] + np.arange(part.size) - np.repeat(np.cumsum(count) - count, count)
-    return part, window, np.maximum(lo[part], edges[window]), np.minimum(hi[part], edges[window + 1])
-
-
 def _split_labels(
     basis: np.ndarray,
     settings: _Settings,
@@ -1942,13 +1935,14 @@ def _split_labels(
     shared: np.ndarray | None,
     equal_task: np.ndarray,
     count: int,
-) -> list[str]:
-    """The split part of each row's method: what its share was computed from."""
+) -> tuple[list[str], np.ndarray]:
+    """The split part of each row's method, what its share was computed from: the names, and each row's
+    position among them."""
     if accelerator:
         most = np.zeros(count)
-        np.fmax.at(most, equal_task, np.nan_to_num(shared))
-        sliced = {BASIS_USAGE: "time-sliced-usage", BASIS_EQUAL: "time-sliced-equal"}
-        return [sliced[b] if holders > 1 else "exclusive" for b, holders in zip(basis, most, strict=True)]
+        kernels.group_fmax(most, equal_task, np.nan_to_num(shared))
+        sliced = np.where(basis == BASIS_USAGE, 1, 2)
+        return ["exclusive", "time-sliced-usage", "time-sliced-equal"], np.where(most > 1, sliced, 0)
     fitted = "-fitted" if settings.fitted else ""
     fallback = "(no-usage-series)" if settings.share == "usage" else ""
     names = {
@@ -1958,7 +1952,7 @@ def _split_labels(
         BASIS_KEPLER: "kepler",
         BASIS_NONE: "kepler(no-series)",
     }
-    return list(np.array([names[b] for b in range(len(names))], dtype=object)[basis])
+    return [names[b] for b in range(len(names))], basis
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -526,3 +526,39 @@ def group_fmax(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> Non
         current = target[index[i]]
         if (np.isnan(current) or value > current) and not np.isnan(value):
             target[index[i]] = value
+
+
+@njit(cache=True, nogil=True)
+def range_shares(
+    lo: np.ndarray,
+    hi: np.ndarray,
+    weight: np.ndarray,
+    owner: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    edges: np.ndarray,
+    owners: int,
+    attributed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joules of each range [lo, hi) of segments at weight x the per-segment price whose compensated prefix
+    sums are (high, low), cut at the balance windows' edges: per owner and per range, and added per window
+    to `attributed` (in place), so task rows and the balance sum the same parts."""
+    inner = edges[1:-1]
+    per_owner = np.zeros(owners)
+    per_range = np.zeros(lo.size)
+    windows = np.zeros(edges.size - 1)
+    for r in range(lo.size):
+        if hi[r] <= lo[r]:
+            continue
+        first = np.searchsorted(inner, lo[r], side="right")
+        last = np.searchsorted(inner, max(hi[r] - 1, lo[r]), side="right")
+        for w in range(first, last + 1):
+            a = max(lo[r], edges[w])
+            b = min(hi[r], edges[w + 1])
+            joules = weight[r] * ((high[b] - high[a]) + (low[b] - low[a]))
+            windows[w] += joules
+            per_owner[owner[r]] += joules
+            per_range[r] += joules
+    for w in range(windows.size):
+        attributed[w] += windows[w]
+    return per_owner, per_range
