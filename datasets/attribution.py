@@ -50,8 +50,10 @@ Idle power P_idle: ``idle_power_watts`` from configuration, else the duration-we
 over the quiet segments (whose reading interval meets no task's wide window) if they last >= 30 s, else the
 weighted 5th percentile of all segments. i_s = min(e_s, P_idle dt_s), d_s = e_s - i_s.
 
-Split. W_s = sum over the pieces in s of w_c * rate, c = (template, basis), w_c = the fitted watts per unit
-(split "fitted") or the common w_0 (split "plain"). A piece gets d_s * w_c rate / W_s; equal pieces share
+Split. W_s = sum over the pieces in s of w_c * rate, c = (template@CPU model of the node, basis), w_c = the
+fitted watts per unit (split "fitted") or the common w_0 (split "plain"): a type draws other watts per
+CPU-second on another CPU model, so it has a weight per model (the template alone where machines does not
+say). A piece gets d_s * w_c rate / W_s; equal pieces share
 d_s by presence where W_s = 0; kepler pieces get min(rate * dt_s * e_s / E_kind,s, e_s * rate / W_s),
 E_kind,s the node's energy of that kind in s (the zone's share of the pod's joules, never more than measured).
 Idle: policy "requests" gives i_s * r_k / max(C, R_s) (C = machines.cores, else the node's peak concurrent
@@ -528,7 +530,23 @@ class _Tasks:
         return FIT_BASES * len(self.template_names)
 
 
-def _ran_tasks(tasks: pa.Table) -> _Tasks:
+def _fit_classes(tasks: pa.Table, machines: pa.Table | None) -> pa.DictionaryArray:
+    """Each task's fit class: its template on its node's CPU model (``template@cpu model``), since a task
+    type's watts per CPU-second differ between CPU models; the template alone where the model is unknown."""
+    templates = pc.fill_null(tasks["template_name"], NO_TEMPLATE)
+    if machines is None or "cpu_model" not in machines.column_names or not machines.num_rows:
+        return templates.combine_chunks().dictionary_encode()
+    models = dict(zip(machines["host_node"].to_pylist(), machines["cpu_model"].to_pylist(), strict=True))
+    cpu = pa.array([models.get(node) for node in tasks["host_node"].to_pylist()], pa.string())
+    classes = pc.if_else(pc.is_valid(cpu), pc.binary_join_element_wise(templates, cpu, "@"), templates)
+    return (
+        classes.combine_chunks().dictionary_encode()
+        if isinstance(classes, pa.ChunkedArray)
+        else classes.dictionary_encode()
+    )
+
+
+def _ran_tasks(tasks: pa.Table, machines: pa.Table | None = None) -> _Tasks:
     """Tasks with a node and both times; a task that finishes before it starts is an error naming it."""
     ran = pc.and_(
         pc.is_valid(tasks["host_node"]),
@@ -567,7 +585,7 @@ def _ran_tasks(tasks: pa.Table) -> _Tasks:
     rank[order] = np.arange(order.size)
     requests = _numpy(tasks["cpu_request_cores"].cast(pa.float64())).astype(float)
     resolution = _numpy(tasks["time_resolution_seconds"].cast(pa.float64())).astype(float)
-    templates = pc.fill_null(tasks["template_name"], NO_TEMPLATE).combine_chunks().dictionary_encode()
+    templates = _fit_classes(tasks, machines)
     pod_uid = tasks["pod_uid"] if "pod_uid" in tasks.column_names else pa.nulls(tasks.num_rows, pa.string())
     return _Tasks(
         workflow_uid=workflow_uid,
@@ -2548,7 +2566,7 @@ def attribute(
         idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
     )
     workers = _threads(threads)
-    ran = _ran_tasks(tasks)
+    ran = _ran_tasks(tasks, machines)
     series, notes = _device_series(samples, threads=workers)
     usage, usage_notes = _container_readings(containers, ran, CPU_SECONDS, USAGE_SOURCES)
     settings = _resolve_share(settings, usage)
@@ -2734,8 +2752,8 @@ def attribute_dataset(
     )
     if DAY_US % settings.window_us:
         raise ValueError(f"window_seconds {window_seconds} does not divide a day: streaming cuts at midnight")
-    ran = _ran_tasks(read_table(root, "tasks"))
     machines = read_table(root, "machines") if (root / "machines").exists() else None
+    ran = _ran_tasks(read_table(root, "tasks"), machines)
     # String columns stay dictionary-encoded as Parquet stores them: decoding every row costs more than
     # attributing it, and the engine reads them by runs.
     encoded = ds.ParquetFileFormat(

@@ -10,6 +10,10 @@ appends `-SHARED` to the product, keeps `nvidia.com/gpu.count` at the physical c
 advertises GPUs x replicas `nvidia.com/gpu`. Two replicas per GPU keep most GPU time exclusive (a GPU is
 shared only while more GPU pods run than there are GPUs) and never put more than two pods on one GPU.
 FPGAs are not shared.
+
+The three CPU models differ in how fast a core runs and what a busy core draws (`CpuModel`); both are
+relative to the CPU nodes' Xeon Gold 6346, so CPU-only tasks that spill onto the accelerator nodes run longer
+(scheduler.py) and draw less package power per CPU-second (power.py) there.
 """
 
 from __future__ import annotations
@@ -26,13 +30,39 @@ RAPL_COUNTER_MAX_JOULES = 262143.328850
 _EVICTION_RESERVE_KIB = 100 * 1024
 
 
+# The all-core turbo frequency of the Xeon Gold 6346, the reference of `CpuModel.relative_throughput`.
+_REFERENCE_ALL_CORE_MHZ = 3500
+
+
 @dataclass(frozen=True)
 class CpuModel:
+    """One Xeon model: what the node agent reports (name, family, model, cores, base speed), and how fast and
+    how power-hungry a busy core is relative to the Gold 6346.
+
+    Approximate Intel ARK figures (base / all-core turbo / TDP / cores per socket; the all-core turbo is Intel's
+    per-SKU turbo table value, rounded): Gold 6346 3.1 / ~3.5 GHz / 205 W / 16; Gold 6338 2.0 / ~2.6 GHz /
+    205 W / 32; Silver 4316 2.3 / ~2.8 GHz / 150 W / 20. All three are Ice Lake-SP (family 6, model 106), so
+    work per clock is taken as equal and per-core throughput as the all-core turbo ratio: 1.0, 0.743, 0.8.
+
+    `dynamic_power_factor` scales a task's package dynamic watts per busy core (its type's joules per
+    CPU-second). TDP per core at all-core load is 12.8 W (6346), 6.4 W (6338) and 7.5 W (4316), ratios 0.5
+    and 0.59; the factors are 1.0, 0.55 and 0.62, a little above those ratios, because part of a busy core's
+    package power is uncore (mesh, LLC, memory controllers) and memory traffic that grows with the work done,
+    not with the core's clock or with how many cores share the TDP. DRAM power is not scaled.
+    """
+
     name: str
     family: int
     model_id: int
     cores_per_socket: int
     speed_mhz: int
+    all_core_turbo_mhz: int
+    dynamic_power_factor: float
+
+    @property
+    def relative_throughput(self) -> float:
+        """Work per second of one busy core relative to a Gold 6346 core (all-core turbo ratio)."""
+        return self.all_core_turbo_mhz / _REFERENCE_ALL_CORE_MHZ
 
 
 @dataclass(frozen=True)
@@ -78,9 +108,9 @@ class NodeSpec:
         return idle
 
 
-_XEON_6346 = CpuModel("Intel(R) Xeon(R) Gold 6346 CPU @ 3.10GHz", 6, 106, 16, 3100)
-_XEON_6338 = CpuModel("Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", 6, 106, 32, 2000)
-_XEON_4316 = CpuModel("Intel(R) Xeon(R) Silver 4316 CPU @ 2.30GHz", 6, 106, 20, 2300)
+_XEON_6346 = CpuModel("Intel(R) Xeon(R) Gold 6346 CPU @ 3.10GHz", 6, 106, 16, 3100, 3500, 1.0)
+_XEON_6338 = CpuModel("Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", 6, 106, 32, 2000, 2600, 0.55)
+_XEON_4316 = CpuModel("Intel(R) Xeon(R) Silver 4316 CPU @ 2.30GHz", 6, 106, 20, 2300, 2800, 0.62)
 
 
 def build_cluster(rng: np.random.Generator) -> tuple[NodeSpec, ...]:

@@ -2,6 +2,10 @@
 
 What the workflows are (shapes, sizes, runtimes, which tasks fail) is decided here, before any
 scheduling, so that the scheduler only adds timing and placement and the renderers only record.
+
+A pod's planned runtime is lognormal around its type's median at its fan-in (`TaskType.median_runtime_at`,
+fan-in = the number of upstream pods it waits on, `PodTask.parents`), and is its runtime on a Gold 6346 core:
+the scheduler stretches it for the node the pod lands on (scheduler.py).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class PodTask:
     node_name: str
     task_type: TaskType
     parents: tuple[int, ...]
+    # Planned runtime on a Gold 6346 core (cluster.py); an attempt on a slower CPU runs longer (scheduler.py).
     runtime_seconds: float
     retry_limit: int | None
     failed_attempts: int = 0
@@ -119,7 +124,8 @@ def _flatten(
     recipe = plan.recipe
     if template in recipe.task_types:
         task_type = recipe.task_types[template]
-        runtime = rng.lognormal(math.log(task_type.median_runtime_seconds), task_type.runtime_sigma)
+        median = task_type.median_runtime_at(len(upstream))
+        runtime = rng.lognormal(math.log(median), task_type.runtime_sigma)
         pods.append(
             PodTask(
                 workflow,

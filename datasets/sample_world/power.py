@@ -1,11 +1,13 @@
 """The ground-truth power model and what the node agents read from it.
 
 Every device's power is piecewise constant: its idle power plus the dynamic power of the tasks running
-on it, each task varying in ~10 s segments. A task's CPU package and DRAM dynamic power are its task type's
-joules per CPU-second times its main container's CPU usage rate (datasets/sample_world/usage.py), split
-evenly over the sockets. A GPU's is, per holder, the task type's watts per busy-second times the busy rate
-the holder gets on the time-sliced GPU (`time_slice`). Cumulative energy is therefore exact at any instant,
-so counters are the exact energy at the reading time, and the truth is the exact integral per task.
+on it, each task varying in ~10 s segments. A task's CPU package dynamic power is its task type's joules per
+CPU-second times its node's CPU dynamic-power factor (per busy core, relative to the Gold 6346: cluster.py)
+times its main container's CPU usage rate (datasets/sample_world/usage.py), its DRAM dynamic power the type's
+DRAM joules per CPU-second times that rate (not scaled by CPU model), both split evenly over the sockets.
+A GPU's is, per holder, the task type's watts per busy-second times the busy rate the holder gets on the
+time-sliced GPU (`time_slice`). Cumulative energy is therefore exact at any instant, so counters are the exact
+energy at the reading time, and the truth is the exact integral per task.
 
 Idle power in the truth: a CPU zone's goes to every task in proportion to its requested cores over the
 node's cores, an FPGA's to its holder, and a GPU's to the tasks holding it that are running, split equally
@@ -127,7 +129,8 @@ def attempt_loads(
     starts, ends = _segments(rng, attempt.start_seconds, attempt.end_seconds)
     busy_cores = t.cpu_request_cores * rng.uniform(0.85, 1.0)  # requested cores x utilisation
     usage = Usage(starts, ends, busy_cores * rng.uniform(0.9, 1.1, len(starts)))
-    cpu_watts = t.cpu_joules_per_cpu_second * usage.seconds_per_second / node.sockets
+    cpu_joules_per_cpu_second = t.cpu_joules_per_cpu_second * node.cpu.dynamic_power_factor
+    cpu_watts = cpu_joules_per_cpu_second * usage.seconds_per_second / node.sockets
     dram_watts = t.dram_joules_per_cpu_second * usage.seconds_per_second / node.sockets
     share = t.cpu_request_cores / node.cpu_cores
     devices = {d.device_id: d for d in node_devices(node)}

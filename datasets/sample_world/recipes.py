@@ -2,6 +2,13 @@
 
 The shapes follow the published structure of the Pegasus / WfCommons workflows (levels with fan-out
 and fan-in); widths are drawn from the seeded generator so that no two runs of an app look the same.
+
+A task type's median runtime is its runtime on a Gold 6346 core (cluster.py) at its reference fan-in. Two
+effects change it, both documented on `TaskType`: aggregators (mConcatFit, mImgtbl, mapMerge,
+individuals-merge, cat-blast, cat, merge-bam, train) take longer the more upstream tasks they merge
+(`median_runtime_at`, used by plan.py), and the part of a task that is CPU-bound runs slower on slower cores
+(`slowdown`, used by scheduler.py); I/O-bound types (splitting, concatenating, format conversion) and
+accelerator-bound ones (train, evaluate on GPUs, align on the FPGA) are CPU-bound for only ~30% of their time.
 """
 
 from __future__ import annotations
@@ -34,6 +41,22 @@ class TaskType:
     gpu_watts_per_busy_second: float = 0.0
     gpu_busy_fraction: tuple[float, float] = (0.0, 0.0)
     fpga_dynamic_watts: tuple[float, float] = (0.0, 0.0)
+    # Share f of the runtime that scales with per-core CPU speed; the rest (I/O, accelerator) does not.
+    cpu_bound_fraction: float = 0.85
+    # Median runtime x (fan_in / reference_fan_in) ** fan_in_exponent: aggregators' work grows with inputs.
+    fan_in_exponent: float = 0.0
+    reference_fan_in: int = 1
+
+    def median_runtime_at(self, fan_in: int) -> float:
+        """The median runtime of a task of this type waiting on `fan_in` upstream pods (counted as at least
+        1): the type's median x (fan_in / reference_fan_in) ** fan_in_exponent."""
+        return self.median_runtime_seconds * (max(fan_in, 1) / self.reference_fan_in) ** self.fan_in_exponent
+
+    def slowdown(self, relative_throughput: float) -> float:
+        """How many times longer than on a Gold 6346 core the task runs on cores of `relative_throughput`:
+        f / relative_throughput + (1 - f), f the cpu_bound_fraction (1 on the reference CPU)."""
+        f = self.cpu_bound_fraction
+        return f / relative_throughput + (1.0 - f)
 
 
 @dataclass(frozen=True)
@@ -82,51 +105,61 @@ def _fpga(dynamic_watts: tuple[float, float]) -> dict:
     return {"fpgas": 1, "fpga_dynamic_watts": dynamic_watts}
 
 
-# template, command, cpu cores, memory GiB, median runtime s, sigma, CPU J/CPU-s, DRAM J/CPU-s
-# [, accelerator fields of TaskType]
+def _merges(reference_fan_in: int, exponent: float) -> dict:
+    """An aggregator: runtime median x (fan-in / reference_fan_in) ** exponent."""
+    return {"reference_fan_in": reference_fan_in, "fan_in_exponent": exponent}
+
+
+# I/O-bound (split, concatenate, convert) or accelerator-bound: ~30% of the runtime scales with the CPU.
+_IO = {"cpu_bound_fraction": 0.3}
+_OFFLOADED = {"cpu_bound_fraction": 0.3}
+
+# template, command, cpu cores, memory GiB, median runtime s (on a Gold 6346, at the reference fan-in), sigma,
+# CPU J/CPU-s (on a Gold 6346), DRAM J/CPU-s [, other fields of TaskType]
 _MONTAGE = (
     ("mproject", "mProject", 1, 2, 75, 0.35, 9.2, 1.1),
     ("mdifffit", "mDiffFit", 1, 1, 24, 0.45, 8.4, 0.9),
-    ("mconcatfit", "mConcatFit", 1, 2, 28, 0.3, 8.0, 1.0),
+    ("mconcatfit", "mConcatFit", 1, 2, 28, 0.3, 8.0, 1.0, _merges(20, 0.7)),
     ("mbgmodel", "mBgModel", 2, 4, 110, 0.3, 8.8, 1.2),
     ("mbackground", "mBackground", 1, 1, 18, 0.5, 8.1, 0.9),
-    ("mimgtbl", "mImgtbl", 1, 1, 22, 0.3, 7.8, 0.9),
+    ("mimgtbl", "mImgtbl", 1, 1, 22, 0.3, 7.8, 0.9, _merges(12, 0.8) | _IO),
     ("madd", "mAdd", 4, 16, 260, 0.3, 9.6, 1.5),
     ("mviewer", "mViewer", 2, 4, 45, 0.3, 8.5, 1.0),
 )
 _EPIGENOMICS = (
-    ("fastqsplit", "fastqSplit", 1, 2, 55, 0.3, 8.2, 1.3),
+    ("fastqsplit", "fastqSplit", 1, 2, 55, 0.3, 8.2, 1.3, _IO),
     ("filtercontams", "filterContams", 1, 2, 24, 0.35, 8.6, 1.0),
-    ("sol2sanger", "sol2sanger", 0.5, 1, 6, 0.4, 7.9, 0.9),
+    ("sol2sanger", "sol2sanger", 0.5, 1, 6, 0.4, 7.9, 0.9, _IO),
     ("fast2bfq", "fast2bfq", 1, 1, 21, 0.4, 8.0, 1.0),
     ("map", "maq-map", 4, 8, 320, 0.35, 10.1, 1.4),
-    ("mapmerge", "mapMerge", 2, 4, 70, 0.3, 8.3, 1.3),
+    ("mapmerge", "mapMerge", 2, 4, 70, 0.3, 8.3, 1.3, _merges(3, 0.6)),
     ("maqindex", "maqIndex", 2, 8, 140, 0.3, 8.7, 1.5),
     ("pileup", "pileup", 2, 8, 210, 0.3, 9.0, 1.4),
 )
 _BLAST = (
-    ("split-fasta", "split_fasta", 1, 1, 18, 0.3, 8.0, 0.9),
+    ("split-fasta", "split_fasta", 1, 1, 18, 0.3, 8.0, 0.9, _IO),
     ("blastall", "blastall", 4, 8, 260, 0.45, 10.3, 1.2),
-    ("cat-blast", "cat_blast", 1, 2, 14, 0.3, 7.6, 1.0),
-    ("cat", "cat", 0.5, 0.5, 4, 0.3, 7.5, 0.8),
+    ("cat-blast", "cat_blast", 1, 2, 14, 0.3, 7.6, 1.0, _merges(18, 0.8) | _IO),
+    ("cat", "cat", 0.5, 0.5, 4, 0.3, 7.5, 0.8, _merges(18, 0.8) | _IO),
 )
 _GENOME = (
     ("individuals", "individuals.py", 2, 4, 420, 0.3, 9.4, 1.3),
-    ("individuals-merge", "individuals_merge.py", 2, 8, 95, 0.3, 8.6, 1.6),
+    ("individuals-merge", "individuals_merge.py", 2, 8, 95, 0.3, 8.6, 1.6, _merges(10, 0.8)),
     ("sifting", "sifting.py", 1, 2, 35, 0.3, 8.2, 1.1),
     ("mutation-overlap", "mutation_overlap.py", 2, 4, 130, 0.35, 9.0, 1.2),
     ("frequency", "frequency.py", 4, 4, 210, 0.35, 9.8, 1.2),
 )
+_TRAIN = _gpu(245.0, (0.78, 0.96)) | _merges(6, 0.5) | _OFFLOADED
 _ML = (
     ("preprocess", "preprocess.py", 4, 16, 95, 0.3, 9.1, 1.4),
-    ("train", "train.py", 8, 64, 560, 0.25, 8.4, 1.2, _gpu(245.0, (0.78, 0.96))),
-    ("evaluate", "evaluate.py", 4, 32, 85, 0.3, 8.0, 1.1, _gpu(205.0, (0.72, 0.94))),
+    ("train", "train.py", 8, 64, 560, 0.25, 8.4, 1.2, _TRAIN),
+    ("evaluate", "evaluate.py", 4, 32, 85, 0.3, 8.0, 1.1, _gpu(205.0, (0.72, 0.94)) | _OFFLOADED),
     ("report", "report.py", 0.5, 1, 9, 0.3, 7.5, 0.8),
 )
 _FPGA_ALIGN = (
     ("split-reads", "split_reads", 2, 4, 40, 0.3, 8.5, 1.2),
-    ("align", "bwa-mem-fpga", 2, 8, 75, 0.3, 7.8, 1.1, _fpga((30.0, 60.0))),
-    ("merge-bam", "samtools-merge", 4, 8, 110, 0.3, 9.0, 1.3),
+    ("align", "bwa-mem-fpga", 2, 8, 75, 0.3, 7.8, 1.1, _fpga((30.0, 60.0)) | _OFFLOADED),
+    ("merge-bam", "samtools-merge", 4, 8, 110, 0.3, 9.0, 1.3, _merges(7, 0.7)),
     ("call-variants", "gatk-haplotypecaller", 4, 16, 150, 0.3, 9.5, 1.3),
 )
 

@@ -6,6 +6,11 @@ container starts 0.5-3 s after binding. FPGAs are held exclusively; a GPU is tim
 node's `gpu_replicas` pods (cluster.py). A pod asking for k GPUs gets replicas of k distinct GPUs, those with
 the fewest replicas in use first, as the device plugin's preferred (distributed) allocation does; we make
 that preference a rule, so a pod never holds two replicas of one GPU.
+
+An attempt runs for its pod's planned runtime (a Gold 6346 core's, plan.py) stretched for the node it is bound
+to (`runtime_on`: planned x (f / throughput + 1 - f), f the type's CPU-bound fraction, throughput the node's
+per-core speed relative to the 6346, cluster.py); a failed attempt stops after a random part of that planned
+runtime, stretched the same way. Placement does not look at CPU speed, as the default scheduler does not.
 """
 
 from __future__ import annotations
@@ -161,11 +166,17 @@ def _try_start(
         state.free_gpu_replicas[gpu] -= 1
     fpgas, state.free_fpgas = tuple(state.free_fpgas[: t.fpgas]), state.free_fpgas[t.fpgas :]
     succeeded = number >= pod.failed_attempts
-    runtime = pod.runtime_seconds if succeeded else max(1.5, pod.runtime_seconds * rng.uniform(0.1, 0.9))
+    planned = pod.runtime_seconds if succeeded else max(1.5, pod.runtime_seconds * rng.uniform(0.1, 0.9))
+    runtime = runtime_on(state.spec, pod, planned)
     start = now + rng.uniform(0.5, 3.0)
     attempt = Attempt(index, number, state.spec.name, now, start, start + runtime, succeeded, gpus, fpgas)
     push(attempt.end_seconds, _FINISH, (attempt, state))
     return True
+
+
+def runtime_on(node: NodeSpec, pod: PodTask, planned_seconds: float) -> float:
+    """How long an attempt of `pod` planned to take `planned_seconds` on a Gold 6346 core runs on `node`."""
+    return planned_seconds * pod.task_type.slowdown(node.cpu.relative_throughput)
 
 
 def _release(state: _NodeState, pod: PodTask, attempt: Attempt) -> None:

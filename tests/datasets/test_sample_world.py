@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -17,9 +19,14 @@ import pytest
 import schemas
 from collectors.recorded import RecordedSources
 from datasets.sample_world import SampleWorldSummary, generate
+from datasets.sample_world import plan as plan_module
 from datasets.sample_world.argo import fnv1a32 as generator_fnv1a32
+from datasets.sample_world.argo import node_id as argo_node_id
+from datasets.sample_world.cluster import NodeSpec, build_cluster
+from datasets.sample_world.plan import PodTask, WorkflowPlan, plan_world
 from datasets.sample_world.power import Device, GpuDemand, PowerTrace, time_slice, truth_row
-from datasets.sample_world.recipes import RECIPES, TaskType
+from datasets.sample_world.recipes import RECIPES, Recipe, TaskType
+from datasets.sample_world.scheduler import Outcome, runtime_on, simulate
 from schemas.tables import KEYS
 
 SEED = 7
@@ -83,6 +90,34 @@ def host_of_task(pod_lists: dict[str, dict]) -> dict[str, str]:
         for pod_list in pod_lists.values()
         for pod in pod_list["items"]
     }
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a generated world recorded, before recording: its nodes, workflows, pods and their attempts."""
+
+    cluster: tuple[NodeSpec, ...]
+    plans: list[WorkflowPlan]
+    pods: list[PodTask]
+    outcomes: list[Outcome]
+
+
+def child_rngs(seed: int) -> list[np.random.Generator]:
+    """The generators world.generate draws the cluster, the plan and the schedule from, in that order."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)[:3]]
+
+
+@pytest.fixture(scope="module")
+def model(world: SampleWorldSummary) -> Model:
+    cluster_rng, plan_rng, schedule_rng = child_rngs(SEED)
+    cluster = build_cluster(cluster_rng)
+    plans, pods = plan_world(plan_rng, world.n_workflows)
+    return Model(cluster, plans, pods, simulate(schedule_rng, plans, pods, cluster))
+
+
+@pytest.fixture(scope="module")
+def hosts(model: Model) -> dict[str, NodeSpec]:
+    return {node.name: node for node in model.cluster}
 
 
 def pod_nodes(workflow: dict) -> list[dict]:
@@ -549,8 +584,10 @@ def test_cpu_time_is_what_the_truth_burns(
     truth: pd.DataFrame,
     main_containers: pd.DataFrame,
     type_of_task: dict[str, TaskType],
+    hosts: dict[str, NodeSpec],
 ):
-    """A task's CPU package and DRAM dynamic energy are its type's joules per CPU-second x its CPU time."""
+    """A task's CPU package dynamic energy is its type's joules per CPU-second x its node's CPU power factor x
+    its CPU time; its DRAM dynamic energy the type's DRAM joules per CPU-second x its CPU time."""
     task_types = set(type_of_task.values())
     dynamic = truth.groupby(["task_id", "device_kind"])["dynamic_joules"].sum()
     task_of_uid = dict(zip(main_containers["pod_uid"], main_containers.index, strict=True))
@@ -558,7 +595,10 @@ def test_cpu_time_is_what_the_truth_burns(
     for (host, pod_uid, _, _), group in series_of(cpu_counters):
         task_id = task_of_uid[pod_uid]
         task_type = type_of_task[task_id]
-        cpu_seconds = dynamic[(task_id, "cpu_package")] / task_type.cpu_joules_per_cpu_second
+        package_joules_per_cpu_second = (
+            task_type.cpu_joules_per_cpu_second * hosts[host].cpu.dynamic_power_factor
+        )
+        cpu_seconds = dynamic[(task_id, "cpu_package")] / package_joules_per_cpu_second
         assert dynamic[(task_id, "dram")] / task_type.dram_joules_per_cpu_second == pytest.approx(
             cpu_seconds, rel=1e-12
         )
@@ -723,3 +763,148 @@ def test_recorded_sources_reads_the_counters(world: SampleWorldSummary, containe
     one = sources.container_samples([world.nodes[0]], world.start, world.start + timedelta(minutes=30))
     assert set(one["host_node"].to_pylist()) == {world.nodes[0]}
     assert one.num_rows < read.num_rows
+
+
+# Hardware and workflow-structure effects: CPU speed, CPU power per busy core, aggregators' fan-in.
+
+AGGREGATORS = MappingProxyType(
+    {
+        "mconcatfit": (20, 0.7),
+        "mimgtbl": (12, 0.8),
+        "mapmerge": (3, 0.6),
+        "individuals-merge": (10, 0.8),
+        "cat-blast": (18, 0.8),
+        "cat": (18, 0.8),
+        "merge-bam": (7, 0.7),
+        "train": (6, 0.5),
+    }
+)
+
+
+def test_cpu_models_speed_and_power():
+    """Per-core speed is the all-core turbo ratio to the Gold 6346, power per busy core the stated factor."""
+    cpus = {node.name: node.cpu for node in build_cluster(np.random.default_rng(0))}
+    assert {name: round(cpu.relative_throughput, 3) for name, cpu in cpus.items()} == {
+        "cpu-node-1": 1.0,
+        "cpu-node-2": 1.0,
+        "cpu-node-3": 1.0,
+        "gpu-node-1": 0.743,
+        "fpga-node-1": 0.8,
+    }
+    assert {name: cpu.dynamic_power_factor for name, cpu in cpus.items()} == {
+        "cpu-node-1": 1.0,
+        "cpu-node-2": 1.0,
+        "cpu-node-3": 1.0,
+        "gpu-node-1": 0.55,
+        "fpga-node-1": 0.62,
+    }
+    cpu_bound = TaskType("t", "i", "c", 1, 1, 100, 0.3, 8.0, 1.0)
+    io_bound = replace(cpu_bound, cpu_bound_fraction=0.3)
+    assert cpu_bound.slowdown(1.0) == io_bound.slowdown(1.0) == 1.0
+    assert cpu_bound.slowdown(2600 / 3500) == pytest.approx(0.85 * 3500 / 2600 + 0.15)
+    assert io_bound.slowdown(0.8) == pytest.approx(0.3 / 0.8 + 0.7)
+
+
+def test_attempts_run_longer_on_slower_cpus(model: Model, workflows: list[dict], hosts: dict[str, NodeSpec]):
+    """Every recorded attempt lasts its pod's planned runtime stretched for its node's CPU (runtime_on), to
+    Argo's 1 s; a failed one a part of it, stretched alike. So blastall (85% CPU-bound) runs 1.294x as long on
+    the Gold 6338 node and 1.2125x on the Silver 4316 node as on the Gold 6346 nodes."""
+    recorded = {node["id"]: node for w in workflows for node in pod_nodes(w)}
+    blastall: dict[str, list[float]] = {}
+    seen = 0
+    for pod, outcome in zip(model.pods, model.outcomes, strict=True):
+        name = model.plans[pod.workflow].name
+        for attempt in outcome.attempts:
+            node = recorded[argo_node_id(name, pod.attempt_node_name(attempt.number))]
+            assert node["hostNodeName"] == attempt.host_node
+            runtime = (pd.Timestamp(node["finishedAt"]) - pd.Timestamp(node["startedAt"])).total_seconds()
+            host = hosts[attempt.host_node]
+            if attempt.succeeded:
+                assert abs(runtime - runtime_on(host, pod, pod.runtime_seconds)) < 1.0, node["id"]
+                if pod.task_type.template == "blastall":
+                    blastall.setdefault(host.name, []).append(runtime / pod.runtime_seconds)
+            else:
+                shortest, longest = (max(1.5, f * pod.runtime_seconds) for f in (0.1, 0.9))
+                assert runtime_on(host, pod, shortest) - 1.0 < runtime < runtime_on(host, pod, longest) + 1.0
+            seen += 1
+    assert seen == len(recorded), "the model reproduces every recorded attempt"
+    expected = {"gpu-node-1": 0.85 * 3500 / 2600 + 0.15, "fpga-node-1": 0.85 / 0.8 + 0.15}
+    assert set(blastall) == set(hosts) and min(len(r) for r in blastall.values()) >= 5
+    for host, ratios in blastall.items():
+        assert np.median(ratios) == pytest.approx(expected.get(host, 1.0), abs=0.01), host
+
+
+def without_fan_in(make: Callable[[np.random.Generator], Recipe]) -> Callable[[np.random.Generator], Recipe]:
+    def flat(rng: np.random.Generator) -> Recipe:
+        recipe = make(rng)
+        types = {k: replace(t, fan_in_exponent=0.0) for k, t in recipe.task_types.items()}
+        return replace(recipe, task_types=types)
+
+    return flat
+
+
+def test_aggregator_runtime_median_grows_with_fan_in(
+    world: SampleWorldSummary, model: Model, monkeypatch: pytest.MonkeyPatch
+):
+    """An aggregator's median runtime is x (fan-in / reference) ** exponent, fan-in = the upstream pods it
+    waits on. Checked on the world's plan against the same plan drawn with every exponent 0: the same draws,
+    so each aggregator's planned runtime is the flat one x that factor and every other pod's is unchanged."""
+    types = {k: t for _, make, _ in RECIPES for k, t in make(np.random.default_rng(0)).task_types.items()}
+    assert {
+        k: (t.reference_fan_in, t.fan_in_exponent) for k, t in types.items() if t.fan_in_exponent
+    } == dict(AGGREGATORS)
+    for template, (reference, exponent) in AGGREGATORS.items():
+        median = types[template].median_runtime_seconds
+        assert types[template].median_runtime_at(reference) == pytest.approx(median)
+        assert types[template].median_runtime_at(2 * reference) == pytest.approx(median * 2**exponent)
+    monkeypatch.setattr(plan_module, "RECIPES", tuple((a, without_fan_in(m), w) for a, m, w in RECIPES))
+    _, flat = plan_world(child_rngs(SEED)[1], world.n_workflows)
+    fan_ins: dict[str, set[int]] = {}
+    for pod, flat_pod in zip(model.pods, flat, strict=True):
+        assert (pod.node_name, pod.parents) == (flat_pod.node_name, flat_pod.parents)
+        t = pod.task_type
+        factor = (len(pod.parents) / t.reference_fan_in) ** t.fan_in_exponent
+        if 2.0 < flat_pod.runtime_seconds < 1800.0 and 2.0 < flat_pod.runtime_seconds * factor < 1800.0:
+            assert pod.runtime_seconds == pytest.approx(flat_pod.runtime_seconds * factor, rel=1e-9)
+        if t.template in AGGREGATORS:
+            fan_ins.setdefault(t.template, set()).add(len(pod.parents))
+    assert set(fan_ins) == set(AGGREGATORS)
+    assert sum(len(seen) > 1 for seen in fan_ins.values()) >= 4, f"fan-ins vary: {fan_ins}"
+    assert all(min(seen) >= 2 for seen in fan_ins.values())
+
+
+def test_package_joules_per_cpu_second_follow_the_cpu_model(
+    world: SampleWorldSummary,
+    cpu_counters: pd.DataFrame,
+    truth: pd.DataFrame,
+    main_containers: pd.DataFrame,
+    type_of_task: dict[str, TaskType],
+    hosts: dict[str, NodeSpec],
+):
+    """Per node, the truth's CPU-package dynamic joules per CPU-second read by the container counters are the
+    task type's x 1 (Gold 6346), 0.55 (Gold 6338) or 0.62 (Silver 4316); DRAM's are the type's everywhere."""
+    dynamic = truth.groupby(["task_id", "device_kind"])["dynamic_joules"].sum()
+    task_of_uid = dict(zip(main_containers["pod_uid"], main_containers.index, strict=True))
+    rows = []
+    for (host, pod_uid, _, _), group in series_of(cpu_counters):
+        if touches_gap(world, host, *group["timestamp"].iloc[[0, -1]]):
+            continue
+        task_id = task_of_uid[pod_uid]
+        t = type_of_task[task_id]
+        cpu_seconds = group["value"].iloc[-1] - group["value"].iloc[0]
+        rows.append(
+            {
+                "host": host,
+                "template": t.template,
+                "package": dynamic[(task_id, "cpu_package")] / cpu_seconds / t.cpu_joules_per_cpu_second,
+                "dram": dynamic[(task_id, "dram")] / cpu_seconds / t.dram_joules_per_cpu_second,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    factor = {"gpu-node-1": 0.55, "fpga-node-1": 0.62}
+    for host, rows in frame.groupby("host"):
+        assert hosts[host].cpu.dynamic_power_factor == factor.get(host, 1.0)
+        assert np.allclose(rows["package"], factor.get(host, 1.0), rtol=1e-5, atol=0), host
+        assert np.allclose(rows["dram"], 1.0, rtol=1e-5, atol=0), host
+    blastall = frame[frame["template"] == "blastall"].groupby("host")["package"].size()
+    assert set(blastall.index) == set(hosts), "one task type measured on all three CPU models"
