@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 import schemas
 from collectors.agent import add_agent_arguments, options_from_args, run_agent
+from pipelines.model_commands import add_model_commands
 from pipelines.settings import DEFAULT_SEED, DEFAULT_WORKFLOWS
 
 
@@ -408,6 +409,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jouletrace", description="Per-task energy traces for scientific workflows."
     )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser(
@@ -527,6 +529,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(run=cmd_demo)
     add_allocation_commands(sub)
     add_format_commands(sub)
+    add_model_commands(sub)
     return p
 
 
@@ -535,8 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (schemas.SchemaError, FileNotFoundError, ValueError) as exc:
+        # Bad input: one line naming what to fix, exit 2 (as argparse does); --debug shows the traceback.
+        if args.debug:
+            raise
         print(f"jouletrace {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":

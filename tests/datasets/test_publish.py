@@ -150,7 +150,7 @@ def test_cli_import_export_and_validate(shared_data, tmp_path, capsys):
     doc = json.loads((shared_data / "wfinstances" / "blast-chameleon-small-002.json").read_text())
     doc["workflow"]["specification"]["tasks"][0]["parents"] = ["nobody"]
     broken.write_text(json.dumps(doc))
-    assert main(["validate", str(broken)]) == 1
+    assert main(["validate", str(broken)]) == 2
     assert "tasks[0] (id 'split_fasta_ID000001').parents: 'nobody' is not a task" in capsys.readouterr().err
 
 

@@ -88,13 +88,13 @@ def test_validate_reports_file_column_and_rows(world, tmp_path, capsys):
     target = tmp_path / "power_samples" / "part-0.parquet"
     target.parent.mkdir()
     pq.write_table(bad, target)
-    assert main(["validate", str(target)]) == 1
+    assert main(["validate", str(target)]) == 2
     err = capsys.readouterr().err
     assert str(target) in err and "'value'" in err and "row 3: -5.0" in err
 
 
 def test_attribute_names_a_missing_file(tmp_path, capsys):
-    assert main(["attribute", "--tasks", str(tmp_path / "no.parquet"), "--samples", "x", "--out", "y"]) == 1
+    assert main(["attribute", "--tasks", str(tmp_path / "no.parquet"), "--samples", "x", "--out", "y"]) == 2
     assert "no.parquet: no such file" in capsys.readouterr().err
 
 
