@@ -16,6 +16,8 @@ from pipelines.collect.resources import (
 )
 from pipelines.export.assets import export_assets
 from pipelines.io import ParquetTableIOManager
+from pipelines.models.assets import ModelStoreResource, model_assets
+from pipelines.models.checks import model_checks
 from pipelines.settings import Settings
 from pipelines.traces.assets import TraceDatasetResource, energy_traces, task_energy
 from pipelines.traces.checks import checks
@@ -29,8 +31,10 @@ ASSETS = [
     energy_traces,
     *export_assets,
     allocation_evaluation,
+    *model_assets,
 ]
-# What `jouletrace collect` materializes: the trace dataset, not the publication bundles.
+CHECKS = [*checks, *model_checks]
+# What `jouletrace collect` materializes: the trace dataset, not the publication bundles nor the models.
 TRACE_GROUPS = ("collect", "traces")
 
 
@@ -69,10 +73,11 @@ def source_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
-        asset_checks=checks,
+        asset_checks=CHECKS,
         resources={
             **source_resources(settings),
             "dataset": TraceDatasetResource(root=str(settings.dataset_dir)),
+            "model_store": ModelStoreResource(root=str(settings.models_dir)),
             "io_manager": ParquetTableIOManager(base_dir=str(settings.asset_dir)),
         },
     )

@@ -21,7 +21,7 @@ from pipelines.run import materialize_everything, run_config
 from pipelines.settings import Settings
 
 # Sub-folders of --out that the demo owns and rebuilds on every run.
-DEMO_OUTPUTS = ("sample-world", "assets", "dataset", "report", "exports")
+DEMO_OUTPUTS = ("sample-world", "assets", "dataset", "report", "exports", "models")
 
 
 @dataclass
@@ -108,6 +108,23 @@ def run_demo(
     return report
 
 
+def energy_model_line(out_dir: str | Path) -> str | None:
+    """The energy regressor's MAPE on held-out workflows against the best baseline's, if it was trained."""
+    path = Settings.under(out_dir).models_dir / "energy_joules" / "metrics.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text())
+    mapes = {name: b["mape"] for name, b in m["baselines"].items() if b["mape"] is not None}
+    if m["mape"] is None or not mapes:
+        return None
+    best = min(mapes, key=mapes.get)
+    held_out = "held-out workflows" if m["split"] == "group:workflow_uid" else f"held-out rows ({m['split']})"
+    return (
+        f"  energy model   {m['model']} on {held_out}: MAPE {m['mape']:.1%} vs best baseline {best} "
+        f"{mapes[best]:.1%}  ({path.parent / 'report.md'})"
+    )
+
+
 def format_report(report: DemoReport) -> str:
     acc = report.accuracy
     kinds = ", ".join(
@@ -133,6 +150,7 @@ def format_report(report: DemoReport) -> str:
             f"p95 {report.accuracy_requests_split.p95_relative_error:.2%}",
             f"  totals         attributed {acc.total_attributed_joules / 1e6:.3f} MJ, "
             f"truth {acc.total_truth_joules / 1e6:.3f} MJ",
+            *filter(None, [energy_model_line(report.out_dir)]),
             f"  plots          {', '.join(report.plots)}",
             f"  summary        {Path(report.out_dir) / 'report' / 'summary.json'}",
             f"  UI             DAGSTER_HOME={report.dagster_home} JOULETRACE_DATA={report.out_dir} "

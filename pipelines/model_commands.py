@@ -54,7 +54,7 @@ def _summary(run) -> str:
     for name, result in m.get("evaluation", {}).items():
         if "skipped" not in result:
             lines.append(
-                f"  {name:<24} MAE {result['mae']:>12,.4g}  MAPE {result['mape']:>8.1%}  ({result['model']}; "
+                f"  {name:<28} MAE {result['mae']:>12,.4g}  MAPE {result['mape']:>8.1%}  ({result['model']}; "
                 f"best baseline MAE {min(b['mae'] for b in result['baselines'].values()):,.4g})"
             )
     if m.get("features_left_out"):

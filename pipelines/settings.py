@@ -36,7 +36,8 @@ class LiveSources:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where sources are read from, where asset values are kept and where the trace dataset goes."""
+    """Where sources are read from, where asset values are kept and where the trace dataset and the model
+    folders go (`models_dir` None: `models/` beside the asset folder)."""
 
     asset_dir: Path
     dataset_dir: Path
@@ -44,6 +45,11 @@ class Settings:
     sample_world_seed: int | None = DEFAULT_SEED
     sample_world_workflows: int = DEFAULT_WORKFLOWS
     live: LiveSources = field(default_factory=LiveSources)
+    models_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.models_dir is None:
+            object.__setattr__(self, "models_dir", Path(self.asset_dir).parent / "models")
 
     @classmethod
     def under(
@@ -54,8 +60,8 @@ class Settings:
         workflows: int = DEFAULT_WORKFLOWS,
         live: LiveSources | None = None,
     ) -> Settings:
-        """Default layout of one data folder: assets/, dataset/ and, unless a recorded folder is given,
-        the sample world in sample-world/ (generated there on first use)."""
+        """Default layout of one data folder: assets/, dataset/, models/ and, unless a recorded folder is
+        given, the sample world in sample-world/ (generated there on first use)."""
         data_dir = Path(data_dir)
         return cls(
             asset_dir=data_dir / "assets",
@@ -64,6 +70,7 @@ class Settings:
             sample_world_seed=seed if recorded_dir is None else None,
             sample_world_workflows=workflows,
             live=live or LiveSources(),
+            models_dir=data_dir / "models",
         )
 
     @classmethod

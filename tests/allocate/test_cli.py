@@ -69,9 +69,9 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
                 str(tmp_path / "R.json"),
             ]
         )
-        == 1
+        == 2
     )
-    assert main(["generate", "fft", "--points", "6", "--out", str(tmp_path / "f.json")]) == 1
+    assert main(["generate", "fft", "--points", "6", "--out", str(tmp_path / "f.json")]) == 2
     assert "power of two" in capsys.readouterr().err
 
 
