@@ -15,6 +15,7 @@ from models.evaluation import (
     cross_machine,
     cross_machine_markdown,
     evaluate_splits,
+    every_workflow_once,
     splits_markdown,
 )
 from models.features import MACHINE_FEATURES, build_training_table, machine_features
@@ -111,6 +112,11 @@ def train_dataset_tables(
         # The other splits re-fit the chosen kind of model (choosing again for each would only add time).
         chosen = replace(options, model=result.metrics["model"])
         result.metrics["evaluation"] = evaluate_splits(frame, chosen, table.features, source, progress)
+        if progress:
+            progress("every workflow held out once")
+        result.metrics["evaluation"]["every workflow held out once"] = every_workflow_once(
+            frame, options, table.features, result.metrics["model"], source
+        )
         sections += splits_markdown(result.metrics["evaluation"])
         machines = cross_machine(frame, options, table.features, result.metrics["model"], source, progress)
         result.metrics["cross_machine"] = machines

@@ -21,6 +21,8 @@ MAX_CATEGORY_LEVELS = 250
 MAX_ONE_HOT_LEVELS = 60
 TREE_MODELS = ("xgboost", "hgb", "rf")
 SMALL_TABLE_ROWS = 50_000
+# Share of training rows whose category columns a tree model sees as unseen (see TabularRegressor._fit).
+UNSEEN_CATEGORY_RATE = 0.1
 
 
 class FeatureEncoder:
@@ -213,7 +215,22 @@ class TabularRegressor(BaseEstimator, RegressorMixin):
             folds = KFold(5, shuffle=True, random_state=self.seed)
             self.target_encoder_ = TargetEncoder(target_type="continuous", cv=folds)
             encoded = self.target_encoder_.fit_transform(self._category_text(X), z)
-            matrix = np.column_stack([matrix, encoded])
+            matrix = self._unseen_as_missing(np.column_stack([matrix, encoded]))
+            # Some rows of each category column count as unseen, so the trees learn what to do with a
+            # category they never saw (a new task type) from the other columns, instead of from the
+            # overall mean that the encoder gives it.
+            rng = np.random.default_rng(self.seed)
+            first = len(self.numeric)
+            for j in range(len(self.categorical)):
+                hidden = rng.random(len(X)) < UNSEEN_CATEGORY_RATE
+                matrix[hidden, first + j] = np.nan
+                matrix[hidden, first + len(self.categorical) + j] = np.nan
+        # A column with no value in any training row (a category column that is always empty, say) reads as
+        # 0: tree libraries cannot bin it, and it carries nothing.
+        self.blank_columns_ = (
+            np.flatnonzero(np.isnan(matrix).all(axis=0)) if len(matrix) else np.empty(0, int)
+        )
+        matrix[:, self.blank_columns_] = 0.0
         self.estimator_ = _library_model(self.model, self.encoder_, len(X), self.seed, self._threads(len(X)))
         self.estimator_.fit(matrix, z)
         return self
@@ -225,7 +242,16 @@ class TabularRegressor(BaseEstimator, RegressorMixin):
         """The numbers the library model reads (what its native batch prediction takes)."""
         matrix = self.encoder_.transform(X)
         if self.target_encoder_ is not None:
-            matrix = np.column_stack([matrix, self.target_encoder_.transform(self._category_text(X))])
+            encoded = self.target_encoder_.transform(self._category_text(X))
+            matrix = self._unseen_as_missing(np.column_stack([matrix, encoded]))
+        matrix[:, self.blank_columns_] = 0.0
+        return matrix
+
+    def _unseen_as_missing(self, matrix: np.ndarray) -> np.ndarray:
+        """A category not among the training levels has no mean target either: both columns missing."""
+        first, count = len(self.numeric), len(self.categorical)
+        for j in range(count):
+            matrix[np.isnan(matrix[:, first + j]), first + count + j] = np.nan
         return matrix
 
     def predict_transformed(self, X: pd.DataFrame) -> np.ndarray:

@@ -37,12 +37,16 @@ def held_out(trained, world):
 
 def test_metrics_hold_every_honest_split(trained):
     _, _, metrics, card, frame = trained
-    evaluation = metrics["evaluation"]
+    evaluation = dict(metrics["evaluation"])
     assert card["evaluation"] == evaluation
-    # the three splits apply here: many workflows, many task types, start times
-    assert set(evaluation) == set(HONEST_SPLITS)
+    # the three splits apply here (many workflows, many task types, start times), and the K-fold over all
+    # workflows scores every row once
+    assert set(evaluation) == {*HONEST_SPLITS, "every workflow held out once"}
     workflows = evaluation["held-out workflows"]
     assert "skipped" not in workflows
+    folded = evaluation.pop("every workflow held out once")
+    assert folded["n_test"] == len(frame) and folded["n_train"] is None
+    assert set(folded["baselines"]) == set(workflows["baselines"])
     for name, result in evaluation.items():
         if "skipped" in result:
             assert result["skipped"]
