@@ -14,6 +14,7 @@ from models.errors import ModelInputError
 from models.evaluation import (
     cross_machine,
     cross_machine_markdown,
+    cross_machine_tested,
     evaluate_splits,
     every_workflow_once,
     splits_markdown,
@@ -128,6 +129,7 @@ def train_dataset_tables(
     if evaluate:
         card["evaluation"] = result.metrics["evaluation"]
         card["cross_machine"] = result.metrics["cross_machine"]
+        card["cross_machine_tested"] = cross_machine_tested(result.metrics["cross_machine"])
     kind = f", {options.device_kind}" if options.device_kind else ""
     title = f"Regressor of {options.target} ({options.mode}{kind}) on {source}"
     return _finish(out_dir, result, card, title, sections, options.seed)

@@ -160,6 +160,25 @@ def cross_machine(
     return rows
 
 
+def cross_machine_tested(rows: list[dict]) -> list[str]:
+    """One sentence per held-out hardware group: how far from training it was, and the errors there."""
+    sentences = []
+    for r in rows:
+        speeds = r["train_cpu_speed_mhz"]
+        held = ", ".join(f"{s:.0f}" for s in r["test_cpu_speed_mhz"]) or "unknown"
+        trained = f"{speeds[0]:.0f}-{speeds[1]:.0f} MHz" if speeds else "unknown speeds"
+        where = (
+            "inside"
+            if speeds and all(speeds[0] <= s <= speeds[1] for s in r["test_cpu_speed_mhz"])
+            else "outside"
+        )
+        sentences.append(
+            f"{r['hardware']} ({r['rows']} rows): CPU {held} MHz, {where} the training range {trained}; "
+            f"MAPE {r['model']['mape']:.1%} against {r['task_type_median']['mape']:.1%} for the task-type median"
+        )
+    return sentences or ["not tested: the dataset has one hardware group"]
+
+
 def splits_markdown(results: dict[str, dict]) -> list[str]:
     lines = [
         "## Honest splits",

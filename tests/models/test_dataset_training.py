@@ -82,6 +82,13 @@ def test_cross_machine_rows_name_the_hardware_and_cpu_speeds(trained, world):
         assert {"mae", "mape", "r2"} <= set(row["model"]) and {"mae", "mape", "r2"} <= set(
             row["task_type_median"]
         )
+    # the card says in words how far each held-out hardware was from training
+    sentences = card["cross_machine_tested"]
+    assert len(sentences) == len(rows)
+    for row, sentence in zip(rows, sentences, strict=True):
+        low, high = row["train_cpu_speed_mhz"]
+        inside = all(low <= s <= high for s in row["test_cpu_speed_mhz"])
+        assert sentence.startswith(row["hardware"]) and ("inside" if inside else "outside") in sentence
 
 
 def test_test_workflows_are_not_training_workflows(trained, held_out):
