@@ -64,16 +64,12 @@ class FeatureEncoder:
 
     def codes(self, frame: pd.DataFrame, column: str) -> np.ndarray:
         """Integer codes of a column's values among the training levels, -1 where unseen or missing."""
-        values = frame[column]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            mapping = self.levels[column].get_indexer(values.cat.categories.astype(str))
-            raw = values.cat.codes.to_numpy()
-            return np.where(raw >= 0, mapping[raw], -1)
-        text = values.astype("object")
-        present = text.notna().to_numpy()
-        codes = np.full(len(values), -1, dtype=np.intp)
-        codes[present] = self.levels[column].get_indexer(text[present].astype(str))
-        return codes
+        # Each distinct value looked up once (factorize is a hash pass), not every row's text.
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+        if len(uniques) == 0:
+            return np.full(len(codes), -1, dtype=np.intp)
+        mapping = self.levels[column].get_indexer(pd.Index(uniques).astype(str))
+        return np.where(codes >= 0, mapping[codes], -1)
 
     @property
     def names(self) -> list[str]:
@@ -216,6 +212,10 @@ class TabularRegressor(BaseEstimator, RegressorMixin):
             self.target_encoder_ = TargetEncoder(target_type="continuous", cv=folds)
             encoded = self.target_encoder_.fit_transform(self._category_text(X), z)
             matrix = self._unseen_as_missing(np.column_stack([matrix, encoded]))
+            # The encoder's mean target of each training level, looked up by code when predicting.
+            self.target_means_ = [
+                self._means_by_level(j, levels) for j, levels in enumerate(self.encoder_.levels.values())
+            ]
             # Some rows of each category column count as unseen, so the trees learn what to do with a
             # category they never saw (a new task type) from the other columns, instead of from the
             # overall mean that the encoder gives it.
@@ -242,10 +242,22 @@ class TabularRegressor(BaseEstimator, RegressorMixin):
         """The numbers the library model reads (what its native batch prediction takes)."""
         matrix = self.encoder_.transform(X)
         if self.target_encoder_ is not None:
-            encoded = self.target_encoder_.transform(self._category_text(X))
-            matrix = self._unseen_as_missing(np.column_stack([matrix, encoded]))
+            first = len(self.numeric)
+            encoded = []
+            for j, means in enumerate(self.target_means_):
+                codes = matrix[:, first + j]
+                seen = ~np.isnan(codes)
+                column = np.full(len(X), np.nan)
+                column[seen] = means[codes[seen].astype(np.intp)]
+                encoded.append(column)
+            matrix = np.column_stack([matrix, *encoded])
         matrix[:, self.blank_columns_] = 0.0
         return matrix
+
+    def _means_by_level(self, j: int, levels: pd.Index) -> np.ndarray:
+        known = pd.Index(self.target_encoder_.categories_[j]).get_indexer(levels)
+        means = np.asarray(self.target_encoder_.encodings_[j], dtype="float64")
+        return np.where(known >= 0, means[known], np.nan)
 
     def _unseen_as_missing(self, matrix: np.ndarray) -> np.ndarray:
         """A category not among the training levels has no mean target either: both columns missing."""
