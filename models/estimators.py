@@ -109,13 +109,13 @@ def _library_model(name: str, encoder: FeatureEncoder, n_rows: int, seed: int, t
     if name == "xgboost":
         from xgboost import XGBRegressor
 
-        # 60 trees of depth 6, categories as their codes (the target-mean columns carry what category
+        # 50 trees of depth 6, categories as their codes (the target-mean columns carry what category
         # splits would): on the sample world about as accurate as 400 trees with category splits (5-fold by
-        # workflow: energy and runtime MAE 1-4% lower, power 7-12% higher), and 20x faster to predict, over
-        # 1M rows/s on one core (benchmarks/models.py).
+        # workflow: energy and runtime MAE within 2%, power 5-8% higher), and over 20x faster to predict,
+        # about 1M rows/s on one core (benchmarks/models.py).
         return XGBRegressor(
-            n_estimators=60,
-            learning_rate=0.25,
+            n_estimators=50,
+            learning_rate=0.3,
             max_depth=6,
             min_child_weight=2.0,
             subsample=0.8,
