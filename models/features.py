@@ -8,7 +8,8 @@ peak memory and bytes written. Identifiers (workflow, task, node names) are kept
 and joining but are never features, so a model can be asked about machines it has not seen by their
 hardware alone.
 
-Rows kept: task attempts that succeeded, with a runtime, and (energy targets) device kinds whose readings
+Rows kept: task attempts that finished (any phase but Failed, Error, Skipped, Omitted, Pending, Running: an
+imported WfFormat run says Unknown), with a runtime, and (energy targets) device kinds whose readings
 covered at least MIN_COVERAGE of the task; what was dropped is counted in ``TrainingTable.dropped``.
 """
 
@@ -24,6 +25,7 @@ from models.errors import ModelInputError
 from models.options import DATASET_TARGETS
 
 MIN_COVERAGE = 0.95
+UNFINISHED_PHASES = ("Failed", "Error", "Skipped", "Omitted", "Pending", "Running")
 KEY_COLUMNS = ("workflow_uid", "task_id", "device_kind")
 # Columns kept for splitting, joining and reports; never features.
 ID_COLUMNS = ("workflow_uid", "task_id", "task_name", "host_node", "started_at", "provenance")
@@ -244,8 +246,10 @@ def build_training_table(
         tables["workflows"], tables["tasks"], tables.get("machines"), tables.get("container_samples")
     )
     dropped: dict[str, int] = {}
-    ran = (frame["phase"] == "Succeeded") & (frame["runtime_seconds"] > 0)
-    dropped["task attempts that did not succeed or have no runtime"] = int((~ran).sum())
+    # Imported traces (WfFormat) say "Unknown" for runs that completed: only phases that say the attempt did
+    # not finish its work are left out.
+    ran = ~frame["phase"].isin(UNFINISHED_PHASES) & (frame["runtime_seconds"] > 0)
+    dropped["task attempts that did not finish or have no runtime"] = int((~ran).sum())
     frame = frame[ran]
     if target != "runtime_seconds":
         energy = tables.get("task_energy")
