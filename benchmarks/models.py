@@ -47,7 +47,8 @@ What is timed (wall clock by time.perf_counter, CPU time of the whole process by
    rise over the RSS at the start of the fit; commands' peak RSS as processes.
 
 Rows/s are also given per CPU second: on a machine other jobs share, the wall clock of a one-core run
-stretches while its CPU time does not; the load average is printed with each section.
+stretches while its CPU time does not; the load average is printed with each section. The run prints a
+fingerprint of models/*.py and warns if it changed before the end (the command processes then ran other code).
 """
 
 from __future__ import annotations

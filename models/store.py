@@ -24,6 +24,9 @@ from models.errors import ModelInputError
 from models.training import TrainedModel, first_non_numeric
 
 CARD_FORMAT = "jouletrace.model/1"
+# What the pickled model object holds; raised whenever models/estimators.py changes what a fitted model keeps,
+# so a folder written by other code is refused with "retrain" instead of failing inside predict.
+MODEL_LAYOUT = 2
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
 METRICS_FILE = "metrics.json"
@@ -65,6 +68,7 @@ def save_model(out_dir: str | Path, model: TrainedModel, card: dict, metrics: di
     full_card = {
         "format": CARD_FORMAT,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_layout": MODEL_LAYOUT,
         "target": model.target,
         "model": model.regressor.model,
         "features": [
@@ -128,6 +132,11 @@ def load_model(folder: str | Path) -> LoadedModel:
         raise ModelInputError(f"{card_path}: not JSON ({exc})") from None
     if card.get("format") != CARD_FORMAT:
         raise ModelInputError(f"{card_path}: format {card.get('format')!r}, expected {CARD_FORMAT}")
+    if card.get("model_layout") != MODEL_LAYOUT:
+        raise ModelInputError(
+            f"{folder}: written by another version of jouletrace (model layout {card.get('model_layout')}, this "
+            f"version reads {MODEL_LAYOUT}); retrain with `jouletrace train`"
+        )
     try:
         model = joblib.load(model_path)
     except Exception as exc:  # a truncated or foreign pickle: say which file, not a traceback

@@ -55,6 +55,18 @@ def test_a_card_of_another_format_is_refused(ab_model, tmp_path):
         load_model(copy)
 
 
+def test_a_folder_written_by_another_model_layout_is_refused(ab_model, tmp_path):
+    # a folder from before the card recorded its layout (or from other code) would fail inside predict
+    out, _, _ = ab_model
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    assert load_model(out).card["model_layout"] == card.pop("model_layout")
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelInputError, match="retrain"):
+        load_model(copy)
+
+
 def test_a_truncated_model_file_is_refused(ab_model, tmp_path):
     out, _, _ = ab_model
     copy = tmp_path / "copy"
