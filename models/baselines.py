@@ -81,12 +81,11 @@ def _column(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarr
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def tdp_share_watts(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """Per row, listed TDP x 0.5 x the task's share of the device kind, and how many rows' parts were not in
-    the TDP table (they use the defaults of models.hardware)."""
+def tdp_share_watts(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, listed TDP x 0.5 x the task's share of the device kind (parts not in the TDP table use the
+    defaults of models.hardware)."""
     kinds = frame["device_kind"].astype(str).to_numpy()
     watts = np.full(len(frame), np.nan)
-    unlisted = 0
     models = {
         name: frame[name].to_numpy(dtype=object) if name in frame else np.full(len(frame), None)
         for name in ("cpu_model", "gpu_model", "fpga_model")
@@ -97,27 +96,23 @@ def tdp_share_watts(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
     held = {"gpu": _column(frame, "gpu_count", 1.0), "fpga": _column(frame, "fpga_count", 1.0)}
     for i, kind in enumerate(kinds):
         if kind in ("cpu_package", "cpu_core", "psys"):
-            tdp, listed = hardware.cpu_package_watts(
+            tdp = hardware.cpu_package_watts(
                 models["cpu_model"][i], np.nan_to_num(sockets[i], nan=1.0), np.nan_to_num(cores[i], nan=1.0)
             )
             share = requested[i] / max(np.nan_to_num(cores[i], nan=requested[i]), requested[i], 1e-9)
         elif kind == "dram":
-            tdp, listed, share = (
-                hardware.DRAM_WATTS_PER_GIB / hardware.TDP_LOAD_FRACTION * memory_gib[i],
-                True,
-                1.0,
-            )
+            # CodeCarbon's RAM rule is already a draw, not a TDP: undo the load fraction applied below.
+            tdp, share = hardware.DRAM_WATTS_PER_GIB / hardware.TDP_LOAD_FRACTION * memory_gib[i], 1.0
         elif kind == "gpu":
-            tdp, listed = hardware.gpu_watts(models["gpu_model"][i])
+            tdp = hardware.gpu_watts(models["gpu_model"][i])
             share = max(np.nan_to_num(held["gpu"][i], nan=1.0), 1.0)
         elif kind == "fpga":
-            tdp, listed = hardware.fpga_watts(models["fpga_model"][i])
+            tdp = hardware.fpga_watts(models["fpga_model"][i])
             share = max(np.nan_to_num(held["fpga"][i], nan=1.0), 1.0)
         else:
             continue
-        unlisted += not listed
         watts[i] = tdp * hardware.TDP_LOAD_FRACTION * share
-    return watts, unlisted
+    return watts
 
 
 class TdpBaseline:
@@ -135,7 +130,7 @@ class TdpBaseline:
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        watts, self.unlisted_rows = tdp_share_watts(frame)
+        watts = tdp_share_watts(frame)
         if self.target == "avg_power_watts":
             return watts
         runtime = (

@@ -20,7 +20,15 @@ from models.errors import ModelInputError
 from models.estimators import TabularRegressor
 from models.options import SplitSpec, TrainOptions
 from models.splits import folds
-from models.training import Progress, resolve_features, scores, train
+from models.training import (
+    FeatureSpec,
+    Progress,
+    clean_target,
+    resolve_features,
+    scores,
+    target_transform,
+    train,
+)
 
 HONEST_SPLITS = {
     "held-out workflows": "group:workflow_uid",
@@ -53,18 +61,24 @@ def evaluate_splits(
     return results
 
 
+def _prepared(
+    frame: pd.DataFrame, options: TrainOptions, features: list[str], source: str
+) -> tuple[pd.DataFrame, FeatureSpec, str]:
+    """The rows with a target, the features and the target transform, as `train` resolves them."""
+    frame = clean_target(frame, options.target, source)
+    spec, _ = resolve_features(frame, replace(options, split=None), SplitSpec(), source, features)
+    return frame, spec, target_transform(options, frame[options.target].to_numpy())
+
+
 def every_workflow_once(
     frame: pd.DataFrame, options: TrainOptions, features: list[str], model_name: str, source: str
 ) -> dict:
     """Grouped K-fold over all workflows: every row predicted once by a model and baselines that did not see
     its workflow. Steadier than one hold-out of a few workflows; no intervals (nothing left to calibrate on)."""
     from models.baselines import baselines_for
-    from models.training import clean_target
 
-    frame = clean_target(frame, options.target, source)
-    spec, _ = resolve_features(frame, replace(options, split=None), SplitSpec(), source, features)
+    frame, spec, transform = _prepared(frame, options, features, source)
     y = frame[options.target].to_numpy()
-    transform = "log" if (y > 0).all() else "none"
     predicted = np.full(len(frame), np.nan)
     base: dict[str, np.ndarray] = {}
     split = SplitSpec("group", "workflow_uid")
@@ -77,15 +91,16 @@ def every_workflow_once(
             values = base.setdefault(baseline.name, np.full(len(frame), np.nan))
             values[check] = baseline.fit(frame.iloc[fit], y[fit]).predict(frame.iloc[check])
     baselines = {name: scores(y, values) for name, values in base.items()}
+    model = scores(y, predicted)
     return {
         "model": model_name,
-        **scores(y, predicted),
+        **model,
         "interval_coverage": None,
         "n_train": None,
         "n_test": int(len(frame)),
         "split": f"{options.cv_folds}-fold {split}",
         "baselines": baselines,
-        "beats_every_baseline": all(scores(y, predicted)["mae"] < b["mae"] for b in baselines.values()),
+        "beats_every_baseline": all(model["mae"] < b["mae"] for b in baselines.values()),
     }
 
 
@@ -107,14 +122,10 @@ def cross_machine(
 ) -> list[dict]:
     """Per hardware group: error on its rows of a model trained without any of its rows (and without the
     held-out workflows), against the task-type median of the same training rows."""
-    from models.training import clean_target
-
-    frame = clean_target(frame, options.target, source)
-    spec, _ = resolve_features(frame, replace(options, split=None), SplitSpec(), source, features)
+    frame, spec, transform = _prepared(frame, options, features, source)
     hardware = hardware_signature(frame)
     type_column = "task_device_type" if "task_device_type" in frame else "task_template"
     workflow_folds = folds(frame, SplitSpec("group", "workflow_uid"), options.cv_folds, options.seed, source)
-    transform = "log" if (frame[options.target] > 0).all() else "none"
     rows = []
     for signature in sorted(hardware.unique()):
         on_it = (hardware == signature).to_numpy()

@@ -4,7 +4,7 @@ CodeCarbon, without a meter, takes a CPU's TDP from its bundled table and assume
 (CONSUMPTION_PERCENTAGE_CONSTANT = 0.5), or 4 W per core when the model is not listed; RAM is a rule of thumb
 (3 W per 8 GB). We use the same rules per task: the device's TDP x 0.5 x the task's share of the device.
 The numbers are the vendors' listed TDPs (board power for GPUs and FPGA cards); a model not listed falls
-back to the defaults below, and the card says which parts were not found.
+back to the defaults below.
 """
 
 from __future__ import annotations
@@ -58,19 +58,19 @@ def _lookup(table: dict[str, float], name: object) -> float | None:
     return None
 
 
-def cpu_package_watts(cpu_model: object, sockets: float, cores: float) -> tuple[float, bool]:
-    """Listed TDP of all the machine's sockets, and whether the model was in the table."""
+def cpu_package_watts(cpu_model: object, sockets: float, cores: float) -> float:
+    """Listed TDP of all the machine's sockets (4 W per core when the model is not listed)."""
     listed = _lookup(CPU_TDP_WATTS, cpu_model)
     if listed is not None:
-        return listed * max(sockets, 1.0), True
-    return DEFAULT_WATTS_PER_CORE * max(cores, 1.0), False
+        return listed * max(sockets, 1.0)
+    return DEFAULT_WATTS_PER_CORE * max(cores, 1.0)
 
 
-def gpu_watts(gpu_model: object) -> tuple[float, bool]:
+def gpu_watts(gpu_model: object) -> float:
     listed = _lookup(GPU_TDP_WATTS, gpu_model)
-    return (listed, True) if listed is not None else (DEFAULT_GPU_WATTS, False)
+    return listed if listed is not None else DEFAULT_GPU_WATTS
 
 
-def fpga_watts(fpga_model: object) -> tuple[float, bool]:
+def fpga_watts(fpga_model: object) -> float:
     listed = _lookup(FPGA_TDP_WATTS, fpga_model)
-    return (listed, True) if listed is not None else (DEFAULT_FPGA_WATTS, False)
+    return listed if listed is not None else DEFAULT_FPGA_WATTS

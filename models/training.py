@@ -185,7 +185,7 @@ def resolve_features(
     return FeatureSpec(numeric, categorical), notes
 
 
-def _target_transform(options: TrainOptions, y: np.ndarray) -> str:
+def target_transform(options: TrainOptions, y: np.ndarray) -> str:
     if options.target_transform != "auto":
         if options.target_transform == "log" and (y <= 0).any():
             raise ModelInputError(f"target {options.target}: a log transform needs every value above 0")
@@ -241,7 +241,7 @@ def train(
         )
     train_part, test_part = frame.iloc[train_rows], frame.iloc[test_rows]
     y_train, y_test = train_part[options.target].to_numpy(), test_part[options.target].to_numpy()
-    transform = _target_transform(options, frame[options.target].to_numpy())
+    transform = target_transform(options, frame[options.target].to_numpy())
     cv = folds(train_part, split, options.cv_folds, options.seed, source)
     if len(cv) < 2 or any(len(a) == 0 for a, _ in cv):
         raise ModelInputError(f"{source}: the training part is too small to cross-validate (--split {split})")
