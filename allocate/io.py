@@ -13,9 +13,7 @@ CATALOG_FORMAT = "jouletrace.catalog/1"
 
 
 def workflow_to_json(workflow: Workflow) -> dict:
-    tasks: list[dict] = [
-        {"id": t.id, "work_seconds": t.work_seconds, "alpha": t.alpha} for t in workflow.tasks.values()
-    ]
+    tasks: list[dict] = [_task_to_json(t) for t in workflow.tasks.values()]
     for c in workflow.controls.values():
         vertex: dict = {"id": c.id, "kind": c.kind}
         if c.iterations is not None:
@@ -34,6 +32,46 @@ def workflow_to_json(workflow: Workflow) -> dict:
     return {"format": WORKFLOW_FORMAT, "name": workflow.name, "tasks": tasks, "edges": edges}
 
 
+def _task_to_json(task: Task) -> dict:
+    vertex: dict = {"id": task.id}
+    if task.work_seconds is not None:
+        vertex["work_seconds"] = task.work_seconds
+    vertex["alpha"] = task.alpha
+    if task.device != "cpu":
+        vertex["device"] = task.device
+    for name in ("runtime_seconds", "energy_joules"):
+        if getattr(task, name):
+            vertex[name] = dict(getattr(task, name))
+    if task.sources:
+        vertex["sources"] = {name: dict(per_machine) for name, per_machine in task.sources.items()}
+    return vertex
+
+
+def _per_machine(vertex: dict, name: str) -> dict[str, float]:
+    values = vertex.get(name) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"task {vertex['id']}: {name} must map machine ids to numbers")
+    try:
+        return {str(m): float(v) for m, v in values.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"task {vertex['id']}: {name} must map machine ids to numbers") from None
+
+
+def _task_from_json(vertex: dict) -> Task:
+    work = vertex.get("work_seconds")
+    return Task(
+        vertex["id"],
+        None if work is None else float(work),
+        float(vertex.get("alpha", 0.0)),
+        runtime_seconds=_per_machine(vertex, "runtime_seconds"),
+        energy_joules=_per_machine(vertex, "energy_joules"),
+        device=vertex.get("device", "cpu"),
+        sources={
+            str(k): {str(m): str(s) for m, s in v.items()} for k, v in (vertex.get("sources") or {}).items()
+        },
+    )
+
+
 def workflow_from_json(data: dict) -> Workflow:
     if "tasks" not in data or "edges" not in data:
         raise ValueError("a workflow file needs `tasks` and `edges` at its top level")
@@ -43,9 +81,7 @@ def workflow_from_json(data: dict) -> Workflow:
         if vertex["id"] in tasks or vertex["id"] in controls:
             raise ValueError(f"vertex id {vertex['id']} is repeated")
         if kind == COMPUTE:
-            tasks[vertex["id"]] = Task(
-                vertex["id"], float(vertex["work_seconds"]), float(vertex.get("alpha", 0.0))
-            )
+            tasks[vertex["id"]] = _task_from_json(vertex)
         elif kind in (OR_SPLIT, OR_JOIN):
             law = vertex.get("iterations")
             iterations = {int(n): float(p) for n, p in law.items()} if law is not None else None

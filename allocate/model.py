@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 SECONDS_PER_HOUR = 3600.0
@@ -89,15 +89,41 @@ class Catalog:
         return sum(t.speed for t in self.vm_types) / len(self.vm_types)
 
 
+DEVICES = ("cpu", "gpu", "fpga")  # what a task needs of a machine (scheduling); "cpu" = any machine
+
+
 @dataclass(frozen=True)
 class Task:
+    """A compute task. Allocation reads ``work_seconds`` and ``alpha``; scheduling also reads the measured
+    or predicted ``runtime_seconds`` and ``energy_joules`` per machine id (energy above the machine's
+    idle power), the ``device`` the task needs, and ``sources``: for each of those two fields, where each
+    machine's number came from (measured, predicted, imported, ...). ``work_seconds`` may be None when
+    every machine's runtime is given."""
+
     id: str
-    work_seconds: float
+    work_seconds: float | None
     alpha: float = 0.0
+    runtime_seconds: Mapping[str, float] = field(default_factory=dict, hash=False)
+    energy_joules: Mapping[str, float] = field(default_factory=dict, hash=False)
+    device: str = "cpu"
+    sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
-        if self.work_seconds < 0 or not 0.0 <= self.alpha <= 1.0:
+        if (self.work_seconds is not None and not self.work_seconds >= 0) or not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"task {self.id}: work_seconds >= 0 and 0 <= alpha <= 1 are required")
+        if self.work_seconds is None and not self.runtime_seconds:
+            raise ValueError(f"task {self.id}: needs work_seconds or runtime_seconds per machine")
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"task {self.id}: device must be one of {', '.join(DEVICES)}, not {self.device!r}"
+            )
+        for name, values in (
+            ("runtime_seconds", self.runtime_seconds),
+            ("energy_joules", self.energy_joules),
+        ):
+            for machine, value in values.items():
+                if not value >= 0:
+                    raise ValueError(f"task {self.id}: {name}[{machine}] must be a number >= 0, not {value}")
 
 
 @dataclass(frozen=True)
@@ -182,6 +208,9 @@ class Dag:
     @classmethod
     def build(cls, name: str, tasks: Iterable[Task], edges: Iterable[Edge]) -> Dag:
         tasks = list(tasks)
+        missing = [t.id for t in tasks if t.work_seconds is None]
+        if missing:
+            raise ValueError(f"{name}: tasks without work_seconds cannot be allocated: {missing[:5]}")
         position = {t.id: i for i, t in enumerate(tasks)}
         if len(position) != len(tasks):
             raise ValueError(f"{name}: repeated task id")

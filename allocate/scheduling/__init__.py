@@ -1,0 +1,1 @@
+"""Energy-aware scheduling of workflows on heterogeneous platforms (docs/scheduling.md)."""
