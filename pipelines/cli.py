@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 
 import schemas
 from collectors.agent import add_agent_arguments, options_from_args, run_agent
+from pipelines.argo_commands import add_argo_workflow_command
 from pipelines.model_commands import add_model_commands
+from pipelines.scheduling_commands import add_scheduling_commands
 from pipelines.settings import DEFAULT_SEED, DEFAULT_WORKFLOWS
 
 
@@ -530,6 +532,8 @@ def parser() -> argparse.ArgumentParser:
     add_allocation_commands(sub)
     add_format_commands(sub)
     add_model_commands(sub)
+    add_argo_workflow_command(sub)
+    add_scheduling_commands(sub)
     return p
 
 

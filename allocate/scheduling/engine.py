@@ -13,7 +13,7 @@ powered span grows by (a machine is powered from 0 to its last task's end, see s
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,7 +44,10 @@ class _Slot:
         return t
 
     def add(self, start: float, end: float) -> None:
-        k = bisect_right(self.starts, start)
+        """Insert keeping (start, end) order, so that ends stay sorted with zero-length tasks too."""
+        k = bisect_left(self.starts, start)
+        while k < len(self.starts) and self.starts[k] == start and self.ends[k] <= end:
+            k += 1
         self.starts.insert(k, start)
         self.ends.insert(k, end)
 
@@ -128,8 +131,11 @@ def upward_rank(problem: Problem, weights: np.ndarray | None = None) -> np.ndarr
 
 
 def priority_order(rank: np.ndarray) -> list[int]:
-    """Tasks by decreasing rank; equal ranks by topological index, so a parent always comes first."""
-    return sorted(range(len(rank)), key=lambda v: (-rank[v], v))
+    """Tasks by decreasing rank; equal ranks (to 1e-9 of the largest, so that sums of means in another
+    order still tie) by topological index, so a parent always comes first."""
+    scale = float(np.abs(rank).max()) if len(rank) else 1.0
+    steps = np.round(rank / (scale * 1e-9)) if scale > 0 else np.zeros(len(rank))
+    return np.lexsort((np.arange(len(rank)), -steps)).tolist()
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """A scheduling problem in array form: a workflow's tasks on a platform's machines.
 
 ``runtime_seconds[i, m]`` is task i's time on machine m: the workflow's measured or predicted number for
-that machine where it has one, else ``work_seconds / speed``; ``energy_joules[i, m]`` is the energy the
+that machine where it has one, else ``work_seconds / speed`` (numbers for machines not on the platform, such
+as a trace's own hosts, are not used, and listed); ``energy_joules[i, m]`` is the energy the
 task adds above the machine's idle power: the workflow's number where given, else the machine's power per
 busy core times the runtime. A machine without the device a task needs gets ``inf`` in both. Tasks are
 indexed in a topological order (Kahn's, the workflow's order kept among ready tasks), so parents always
@@ -36,6 +37,7 @@ class Problem:
     children: tuple[tuple[int, ...], ...]
     child_bytes: tuple[tuple[float, ...], ...]
     seconds_per_byte: np.ndarray  # [machines, machines], 0 on the diagonal
+    machines_not_on_platform: tuple[str, ...] = ()  # the workflow has numbers for them; not used
 
     def __len__(self) -> int:
         return len(self.task_ids)
@@ -100,7 +102,11 @@ def _topological(workflow: Workflow) -> tuple[list[str], dict[tuple[str, str], f
     return order, data
 
 
-def _matrices(workflow: Workflow, order: list[str], platform: Platform) -> tuple[np.ndarray, np.ndarray]:
+def _matrices(
+    workflow: Workflow, order: list[str], platform: Platform, elsewhere: set[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runtime and energy per (task, machine); machine ids of numbers for machines not on the platform (a
+    trace's own hosts, when scheduling on another platform) are collected in ``elsewhere``."""
     machines = platform.machines
     known = set(platform.ids)
     runtime = np.full((len(order), len(machines)), np.inf)
@@ -108,11 +114,7 @@ def _matrices(workflow: Workflow, order: list[str], platform: Platform) -> tuple
     for i, task_id in enumerate(order):
         task = workflow.tasks[task_id]
         for name in ("runtime_seconds", "energy_joules"):
-            unknown = set(getattr(task, name)) - known
-            if unknown:
-                raise ProblemError(
-                    f"task {task_id}: {name} names machine {sorted(unknown)[0]!r}, not on platform {platform.name}"
-                )
+            elsewhere.update(set(getattr(task, name)) - known)
         able = [m for m, machine in enumerate(machines) if machine.has(task.device)]
         if not able:
             raise ProblemError(
@@ -152,7 +154,8 @@ def build_problem(workflow: Workflow, platform: Platform) -> Problem:
         parent_bytes[index[v]].append(size)
         children[index[u]].append(index[v])
         child_bytes[index[u]].append(size)
-    runtime, energy = _matrices(workflow, order, platform)
+    elsewhere: set[str] = set()
+    runtime, energy = _matrices(workflow, order, platform, elsewhere)
     seconds_per_byte = 1.0 / platform.bandwidth_matrix()
     return Problem(
         name=workflow.name,
@@ -166,4 +169,5 @@ def build_problem(workflow: Workflow, platform: Platform) -> Problem:
         children=tuple(map(tuple, children)),
         child_bytes=tuple(map(tuple, child_bytes)),
         seconds_per_byte=seconds_per_byte,
+        machines_not_on_platform=tuple(sorted(elsewhere)),
     )

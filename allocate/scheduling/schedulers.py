@@ -190,12 +190,13 @@ def _budgeted(problem: Problem, budget: float, quantity: str, pre: np.ndarray, s
     return rule
 
 
-def _within(problem: Problem, result: Result, budget: float, figure: str, fallback, unit: str) -> Result:
-    """The result if within budget, else the least-``figure`` schedule if that is, else BudgetError."""
+def _within(problem: Problem, result: Result, budget: float, figure: str, fallbacks, unit: str) -> Result:
+    """The result if within budget, else the one of ``fallbacks`` (schedulers) with the least ``figure``
+    if that is within budget, else BudgetError naming that least value."""
     value = getattr(result.simulation, figure)
     if value <= budget * (1 + 1e-9) + _TINY:
         return result
-    least_result = fallback(problem)
+    least_result = min((f(problem) for f in fallbacks), key=lambda r: getattr(r.simulation, figure))
     smallest = getattr(least_result.simulation, figure)
     if smallest > budget * (1 + 1e-9) + _TINY:
         raise BudgetError(
@@ -217,14 +218,14 @@ def energy_budget(problem: Problem, budget_joules: float) -> Result:
     pre = np.nanmin(np.where(problem.feasible, problem.energy_joules, np.nan), axis=1)
     rule = _budgeted(problem, budget_joules, "energy_joules", pre, share=False)
     result = _run(problem, rule, "energy-budget", {"energy_budget_joules": budget_joules})
-    return _within(problem, result, budget_joules, "energy_joules", min_energy, " J")
+    return _within(problem, result, budget_joules, "energy_joules", (min_energy, heft), " J")
 
 
 def budget_heft(problem: Problem, budget: float) -> Result:
-    cheapest = np.where(problem.feasible, problem.runtime_seconds * problem.cost_per_second, np.nan)
+    cheapest = np.where(problem.feasible, problem.runtime_seconds, np.nan) * problem.cost_per_second
     rule = _budgeted(problem, budget, "cost", np.nanmin(cheapest, axis=1), share=True)
     result = _run(problem, rule, "budget-heft", {"budget": budget})
-    return _within(problem, result, budget, "cost", min_cost, "")
+    return _within(problem, result, budget, "cost", (min_cost, heft, min_energy), "")
 
 
 def _restricted(allowed: np.ndarray) -> Rule:
