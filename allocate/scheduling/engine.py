@@ -51,6 +51,20 @@ class _Slot:
         self.starts.insert(k, start)
         self.ends.insert(k, end)
 
+    def remove(self, start: float, end: float) -> bool:
+        k = bisect_left(self.starts, start)
+        while k < len(self.starts) and self.starts[k] == start:
+            if self.ends[k] == end:
+                del self.starts[k], self.ends[k]
+                return True
+            k += 1
+        return False
+
+
+def _release(slots: list[_Slot], start: float, end: float) -> None:
+    if not any(slot.remove(start, end) for slot in slots):
+        raise AssertionError("removing an interval the timeline does not hold")
+
 
 def _earliest(slots: list[_Slot], ready: float, duration: float) -> float:
     best = np.inf
@@ -94,6 +108,11 @@ class MachineTimeline:
         _take(self.cores, start, end)
         if device != "cpu":
             _take(self.devices[device], start, end)
+
+    def remove(self, start: float, end: float, device: str) -> None:
+        _release(self.cores, start, end)
+        if device != "cpu":
+            _release(self.devices[device], start, end)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from allocate.scheduling.engine import (
     upward_rank,
 )
 from allocate.scheduling.problem import Problem
+from allocate.scheduling.reclaim import reclaim
 from allocate.scheduling.schedule import Schedule
 from allocate.scheduling.simulator import Simulation, simulate
 
@@ -124,9 +125,14 @@ def _finish(
 
 
 def _run(problem: Problem, rule: Rule, algorithm: str, parameters: dict, order=None) -> Result:
+    return _run_placed(problem, rule, algorithm, parameters, order)[0]
+
+
+def _run_placed(problem: Problem, rule: Rule, algorithm: str, parameters: dict, order=None):
     started = time.perf_counter()
     order = priority_order(upward_rank(problem)) if order is None else order
-    return _finish(problem, list_schedule(problem, order, rule), algorithm, parameters, started)
+    placed = list_schedule(problem, order, rule)
+    return _finish(problem, placed, algorithm, parameters, started), placed
 
 
 def heft(problem: Problem) -> Result:
@@ -241,10 +247,11 @@ def _can_run_on(problem: Problem, allowed: np.ndarray) -> bool:
 
 
 def merge(problem: Problem, slack: float = 0.0, patience: int = 3) -> Result:
-    """HEFT, then machines turned off one at a time while energy falls within (1 + slack) x HEFT's makespan."""
+    """HEFT, then machines turned off one at a time while energy falls within (1 + slack) x HEFT's makespan,
+    then tasks with slack moved to where they add less energy (reclaim.py)."""
     started = time.perf_counter()
     order = priority_order(upward_rank(problem))
-    best = _run(problem, earliest_finish, "merge", {"slack": slack}, order)
+    best, placed = _run_placed(problem, earliest_finish, "merge", {"slack": slack}, order)
     limit = best.simulation.makespan_seconds * (1 + slack) * (1 + 1e-12)
     allowed = np.ones(problem.machines, dtype=bool)
     improved = True
@@ -256,15 +263,20 @@ def merge(problem: Problem, slack: float = 0.0, patience: int = 3) -> Result:
             trial_allowed[m] = False
             if not _can_run_on(problem, trial_allowed):
                 continue
-            trial = _run(problem, _restricted(trial_allowed), "merge", {"slack": slack}, order)
+            trial, trial_placed = _run_placed(
+                problem, _restricted(trial_allowed), "merge", {"slack": slack}, order
+            )
             if (
                 trial.simulation.makespan_seconds <= limit
                 and trial.simulation.energy_joules < best.simulation.energy_joules
             ):
-                best, allowed, improved = trial, trial_allowed, True
+                best, placed, allowed, improved = trial, trial_placed, trial_allowed, True
                 break
-    best.schedule.seconds_to_schedule = time.perf_counter() - started
-    best.notes.append(f"machines off: {int((~allowed).sum())} of {problem.machines}")
+    moves = reclaim(problem, placed, limit)
+    best = _finish(problem, placed, "merge", {"slack": slack}, started)
+    best.notes.append(
+        f"machines off: {int((~allowed).sum())} of {problem.machines}; tasks moved into slack: {moves}"
+    )
     return best
 
 

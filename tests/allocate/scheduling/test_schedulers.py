@@ -158,3 +158,25 @@ def instances(draw):
 def test_every_scheduler_is_valid_on_drawn_instances(problem):
     for r in everything(problem):
         assert r.simulation.valid, (r.schedule.algorithm, r.simulation.problems[:2])
+
+
+def test_reclaim_moves_tasks_into_slack_without_passing_the_limit():
+    from allocate.scheduling.engine import (
+        earliest_finish,
+        list_schedule,
+        priority_order,
+        to_schedule,
+        upward_rank,
+    )
+    from allocate.scheduling.reclaim import reclaim
+    from allocate.scheduling.simulator import simulate
+
+    problem = build_problem(generated_workflow("random", 120, seed=5), reference_platform())
+    placed = list_schedule(problem, priority_order(upward_rank(problem)), earliest_finish)
+    before = simulate(problem, to_schedule(problem, placed, "heft", {}, 0.0))
+    limit = before.makespan_seconds
+    moves = reclaim(problem, placed, limit)
+    after = simulate(problem, to_schedule(problem, placed, "heft+reclaim", {}, 0.0))
+    assert moves > 0 and after.valid, after.problems[:2]
+    assert after.makespan_seconds <= limit * (1 + 1e-12)
+    assert after.energy_joules < 0.95 * before.energy_joules
