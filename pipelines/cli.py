@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import schemas
 from collectors.agent import add_agent_arguments, options_from_args, run_agent
 from pipelines.argo_commands import add_argo_workflow_command
+from pipelines.build_commands import add_build_commands
 from pipelines.model_commands import add_model_commands
 from pipelines.scheduling_commands import add_scheduling_commands
 from pipelines.settings import DEFAULT_SEED, DEFAULT_WORKFLOWS
@@ -532,6 +533,7 @@ def parser() -> argparse.ArgumentParser:
     add_allocation_commands(sub)
     add_format_commands(sub)
     add_model_commands(sub)
+    add_build_commands(sub)
     add_argo_workflow_command(sub)
     add_scheduling_commands(sub)
     return p

@@ -71,7 +71,7 @@ def gather_cases(
         cases = []
         for path in wfformat:
             workflow = workflow_from_wfformat(path)
-            cases.append(Case(family_of(workflow.name), workflow, platform))
+            cases.append(Case(family_of(Path(path).stem), workflow, platform))
         return cases
     platform = platform or reference_platform()
     return [
@@ -82,20 +82,35 @@ def gather_cases(
 
 
 def family_of(name: str) -> str:
-    """The workflow family of a WfInstances run name ("montage-chameleon-dss-05d-001" -> "montage")."""
-    return name.split("-")[0].lower() or name
+    """A workflow's family: a WfInstances run's name up to its first dash ("montage-chameleon-dss-05d-001"
+    -> "montage"), an Argo run's name without its generateName suffix ("genome-align-x7k2p" ->
+    "genome-align")."""
+    parts = name.lower().split("-")
+    if len(parts) > 1 and len(parts[-1]) == 5 and parts[-1].isalnum() and not parts[-1].isdigit():
+        return "-".join(parts[:-1])
+    return parts[0] or name
 
 
 def dataset_cases(root: str, platform: Platform | None) -> list[Case]:
-    """One case per finished workflow of a trace dataset, on its machines unless a platform is given."""
+    """One case per workflow of a trace dataset with a task that ran, on the dataset's machines (P.json
+    fitted from its readings) unless a platform is given; the family is the workflow's name without the
+    generateName suffix."""
     from allocate.scheduling.build_platform import platform_from_dataset
-    from allocate.scheduling.build_workflow import workflow_from_dataset, workflows_of_dataset
+    from allocate.scheduling.build_workflow import workflow_from_dataset
     from allocate.scheduling.platform import platform_from_json
+    from datasets.traces import read_table
 
     platform = platform or platform_from_json(platform_from_dataset(root))
+    workflows = read_table(root, "workflows").to_pandas().sort_values("workflow_uid")
     cases = []
-    for uid, template in workflows_of_dataset(root):
-        cases.append(Case(template, workflow_from_dataset(root, uid, platform), platform))
+    for uid, name in zip(workflows["workflow_uid"], workflows["workflow_name"], strict=True):
+        try:
+            workflow = workflow_from_dataset(root, uid, platform)
+        except ValueError as exc:
+            if "has no task that ran" in str(exc):
+                continue
+            raise
+        cases.append(Case(family_of(str(name)), workflow, platform))
     return cases
 
 
