@@ -18,6 +18,7 @@ from pipelines.export.assets import export_assets
 from pipelines.io import ParquetTableIOManager
 from pipelines.models.assets import ModelStoreResource, model_assets
 from pipelines.models.checks import model_checks
+from pipelines.scheduling.assets import scheduling_evaluation
 from pipelines.settings import Settings
 from pipelines.traces.assets import TraceDatasetResource, energy_traces, task_energy
 from pipelines.traces.checks import checks
@@ -31,6 +32,7 @@ ASSETS = [
     energy_traces,
     *export_assets,
     allocation_evaluation,
+    scheduling_evaluation,
     *model_assets,
 ]
 CHECKS = [*checks, *model_checks]

@@ -1,5 +1,7 @@
 """Small platforms and workflows for the scheduling tests."""
 
+from pathlib import Path
+
 import pytest
 
 from allocate.model import Edge, Task, Workflow
@@ -29,3 +31,27 @@ def fork_join() -> Workflow:
     middle = [t for t in tasks if t not in ("a", "z")]
     edges = [Edge("a", t, 2e6) for t in middle] + [Edge(t, "z", 1e6) for t in middle]
     return Workflow("fork-join", tasks, edges)
+
+
+def write_sample_dataset(out: Path, workflows: int, seed: int):
+    """A sample world under ``out/recorded`` and its attributed trace dataset under ``out/dataset``;
+    returns the world's summary (its ground truth)."""
+    from collectors.recorded import RecordedSources
+    from datasets.attribution import attribute
+    from datasets.sample_world import generate
+    from datasets.traces import write_dataset
+
+    summary = generate(out / "recorded", n_workflows=workflows, seed=seed)
+    sources = RecordedSources(out / "recorded")
+    runs, tasks = sources.workflows_and_tasks()
+    machines, samples, containers = sources.machines(), sources.power_samples(), sources.container_samples()
+    result = attribute(tasks, samples, machines, containers=containers)
+    tables = {"workflows": runs, "tasks": tasks, "machines": machines, "task_energy": result.task_energy}
+    write_dataset(out / "dataset", tables | {"container_samples": containers, "power_samples": samples})
+    return summary
+
+
+@pytest.fixture(scope="session")
+def sample_dataset():
+    """write_sample_dataset, for module-scoped fixtures that build a world once."""
+    return write_sample_dataset

@@ -52,20 +52,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    from collectors.recorded import RecordedSources
-    from datasets.attribution import attribute
-    from datasets.sample_world import generate
-    from datasets.traces import write_dataset
-
+def world(tmp_path_factory, sample_dataset) -> World:
     out = tmp_path_factory.mktemp("build-world")
-    summary = generate(out / "recorded", n_workflows=WORKFLOWS, seed=SEED)
-    sources = RecordedSources(out / "recorded")
-    workflows, tasks = sources.workflows_and_tasks()
-    machines, samples, containers = sources.machines(), sources.power_samples(), sources.container_samples()
-    result = attribute(tasks, samples, machines, containers=containers)
-    tables = {"workflows": workflows, "tasks": tasks, "machines": machines, "task_energy": result.task_energy}
-    write_dataset(out / "dataset", tables | {"container_samples": containers, "power_samples": samples})
+    summary = sample_dataset(out, WORKFLOWS, SEED)
     idle = {node: sum(watts.values()) for node, watts in summary.idle_power_watts.items()}
     devices = {d: w for watts in summary.idle_power_watts.values() for d, w in watts.items()}
     return World(out / "recorded", out / "dataset", idle, devices, platform_from_dataset(out / "dataset"))

@@ -1,0 +1,1 @@
+"""Scheduling stage: the evaluation of the schedulers on the trace dataset (docs/scheduling.md)."""
