@@ -23,6 +23,10 @@ its machine's powered span (a machine not yet used is powered from 0 to the task
 - ``merge`` (after DEWTS's processor merging): HEFT, then turn machines off one at a time, least used
   first, rescheduling with HEFT on the rest, while the energy falls and the makespan stays within
   ``(1 + slack)`` times HEFT's.
+- ``deadline``: each task gets a sub-deadline, its HEFT finish time stretched by ``(1 + slack)``, and goes
+  to the machine adding the least energy among those finishing by it (earliest finish when none does);
+  then slack reclamation. HEFT's own schedule, reclaimed, is the fallback: the result is whichever of the
+  two uses less energy within ``(1 + slack)`` times HEFT's makespan, so it never does worse than HEFT.
 - ``weighted``: the machine minimising ``w * F / F_min + (1 - w) * E / E_min`` over the candidates;
   ``pareto_sweep`` runs it over a range of weights with the others and keeps the non-dominated schedules.
 
@@ -53,7 +57,7 @@ from allocate.scheduling.reclaim import reclaim
 from allocate.scheduling.schedule import Schedule
 from allocate.scheduling.simulator import Simulation, simulate
 
-ALGORITHMS = ("heft", "min-energy", "energy-budget", "ecs", "budget-heft", "merge", "weighted")
+ALGORITHMS = ("heft", "min-energy", "energy-budget", "ecs", "budget-heft", "merge", "deadline", "weighted")
 _TINY = 1e-12
 
 
@@ -102,7 +106,7 @@ class SchedulingOptions:
             return {"budget": self.budget}
         if self.algorithm == "weighted":
             return {"weight": self.weight}
-        if self.algorithm == "merge":
+        if self.algorithm in ("merge", "deadline"):
             return {"slack": self.slack}
         return {}
 
@@ -280,6 +284,35 @@ def merge(problem: Problem, slack: float = 0.0, patience: int = 3) -> Result:
     return best
 
 
+def deadline(problem: Problem, slack: float = 0.0) -> Result:
+    """Least energy within sub-deadlines: each task's HEFT finish time stretched by (1 + slack), then slack
+    reclamation; HEFT's schedule reclaimed when that uses less energy or the list pass misses the limit."""
+    started = time.perf_counter()
+    order = priority_order(upward_rank(problem))
+    heft_result, heft_placed = _run_placed(problem, earliest_finish, "deadline", {"slack": slack}, order)
+    limit = heft_result.simulation.makespan_seconds * (1 + slack) * (1 + 1e-12)
+    sub_deadline = heft_placed.finish * (1 + slack) * (1 + 1e-12)
+
+    def rule(v: int, c: Candidates) -> int:
+        fits = np.flatnonzero(c.finish <= sub_deadline[v])
+        if not len(fits):
+            return int(np.argmin(c.finish))
+        return int(fits[np.lexsort((c.machine[fits], c.finish[fits], c.energy_joules[fits]))[0]])
+
+    placed = list_schedule(problem, order, rule)
+    moves = reclaim(problem, heft_placed, limit)
+    best = _finish(problem, heft_placed, "deadline", {"slack": slack}, started)
+    note = f"HEFT's schedule with {moves} task(s) moved into slack"
+    if placed.finish.max() <= limit:
+        moves = reclaim(problem, placed, limit)
+        within = _finish(problem, placed, "deadline", {"slack": slack}, started)
+        if within.simulation.energy_joules < best.simulation.energy_joules:
+            best, note = within, f"sub-deadlines met, {moves} task(s) moved into slack"
+    best.schedule.seconds_to_schedule = time.perf_counter() - started
+    best.notes.append(note)
+    return best
+
+
 def _busy_share(problem: Problem, result: Result) -> np.ndarray:
     """Busy core-seconds per machine over its cores times its powered span (0 for unused machines)."""
     ids = {m: i for i, m in enumerate(problem.platform.ids)}
@@ -305,6 +338,8 @@ def run(problem: Problem, options: SchedulingOptions) -> Result:
         return budget_heft(problem, options.budget)
     if options.algorithm == "merge":
         return merge(problem, options.slack)
+    if options.algorithm == "deadline":
+        return deadline(problem, options.slack)
     return weighted(problem, options.weight)
 
 
@@ -319,6 +354,7 @@ def pareto_sweep(
     results = [heft(problem), min_energy(problem), ecs(problem)]
     results += [weighted(problem, float(w)) for w in weights]
     results += [merge(problem, float(s)) for s in slacks]
+    results += [deadline(problem, float(s)) for s in slacks]
     return results
 
 

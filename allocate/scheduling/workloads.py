@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -85,16 +86,25 @@ def generated_workflow(family: str, tasks: int, seed: int) -> Workflow:
 
 
 def recipe_workflow(family: str, tasks: int, seed: int) -> Workflow:
-    """A WfCommons recipe instance of about ``tasks`` tasks, read back through the WfFormat importer."""
+    """A WfCommons recipe instance of about ``tasks`` tasks (or of the recipe's smallest base graph, when
+    WfChef picks one larger than that), read back through the WfFormat importer."""
     import wfcommons.wfchef.recipes as recipes
     from wfcommons import WorkflowGenerator
 
     from allocate.scheduling.build_workflow import workflow_from_wfformat
 
+    recipe_class = getattr(recipes, RECIPES[family])
     random.seed(seed)  # WfChef draws from both generators
     np.random.seed(seed)  # noqa: NPY002 - the recipe library reads the global state
-    recipe = getattr(recipes, RECIPES[family]).from_num_tasks(tasks)
-    generated = WorkflowGenerator(recipe).build_workflow()
+    try:
+        generated = WorkflowGenerator(recipe_class.from_num_tasks(tasks)).build_workflow()
+    except ValueError as exc:  # the base graph WfChef picked is larger than ``tasks``: take its size
+        base = re.search(r"base graph with (\d+) nodes", str(exc))
+        if base is None:
+            raise ValueError(f"WfCommons {family} recipe with {tasks} tasks: {exc}") from exc
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
+        generated = WorkflowGenerator(recipe_class.from_num_tasks(int(base.group(1)))).build_workflow()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{family}-{seed}.json"
         generated.write_json(path)

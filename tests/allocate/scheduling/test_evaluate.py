@@ -29,9 +29,16 @@ def test_results_hold_every_policy_for_every_workflow(evaluated):
     assert results["valid"].all()
     assert results["workflow"].nunique() == 6
     for _, g in results.groupby("workflow"):
-        assert {"heft", "min-energy", "ecs", "merge", "weighted", "energy-budget", "budget-heft"} <= set(
-            g["algorithm"]
-        )
+        assert {
+            "heft",
+            "min-energy",
+            "ecs",
+            "merge",
+            "deadline",
+            "weighted",
+            "energy-budget",
+            "budget-heft",
+        } <= set(g["algorithm"])
         heft = g[g["algorithm"] == "heft"].iloc[0]
         assert heft["makespan_vs_heft"] == 1.0 and heft["energy_vs_heft"] == 1.0
         assert g["on_pareto_front"].any()

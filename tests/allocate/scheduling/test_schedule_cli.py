@@ -17,7 +17,7 @@ def files(tmp_path):
     return tmp_path, str(wf), str(p)
 
 
-@pytest.mark.parametrize("algorithm", ["heft", "min-energy", "ecs", "merge", "weighted"])
+@pytest.mark.parametrize("algorithm", ["heft", "min-energy", "ecs", "merge", "deadline", "weighted"])
 def test_schedule_then_simulate_gives_the_same_figures(files, capsys, algorithm):
     folder, wf, p = files
     out = folder / f"{algorithm}.json"

@@ -37,11 +37,11 @@ def test_every_schedule_is_valid_and_complete(generated):
 def test_energy_aware_policies_save_energy_against_heft(generated):
     heft = S.heft(generated).simulation
     least = S.min_energy(generated).simulation
-    merged = S.merge(generated, slack=0.05).simulation
     assert least.energy_joules < heft.energy_joules
     assert least.makespan_seconds > heft.makespan_seconds
-    assert merged.energy_joules <= heft.energy_joules
-    assert merged.makespan_seconds <= 1.05 * heft.makespan_seconds * (1 + 1e-12)
+    for bounded in (S.merge(generated, slack=0.05), S.deadline(generated, slack=0.05)):
+        assert bounded.simulation.energy_joules <= heft.energy_joules
+        assert bounded.simulation.makespan_seconds <= 1.05 * heft.makespan_seconds * (1 + 1e-12)
 
 
 def test_weight_one_is_heft_and_weight_zero_is_min_energy(generated):
