@@ -88,8 +88,13 @@ def generated_workflow(family: str, tasks: int, seed: int) -> Workflow:
 def recipe_workflow(family: str, tasks: int, seed: int) -> Workflow:
     """A WfCommons recipe instance of about ``tasks`` tasks (or of the recipe's smallest base graph, when
     WfChef picks one larger than that), read back through the WfFormat importer."""
-    import wfcommons.wfchef.recipes as recipes
-    from wfcommons import WorkflowGenerator
+    try:
+        import wfcommons.wfchef.recipes as recipes
+        from wfcommons import WorkflowGenerator
+    except ImportError:
+        raise ValueError(
+            f"--workloads {family}: WfCommons recipes need the wfcommons package (pip install 'jouletrace[recipes]')"
+        ) from None
 
     from allocate.scheduling.build_workflow import workflow_from_wfformat
 
