@@ -37,6 +37,13 @@ def fnv1a_32(text: str) -> int:
     return value
 
 
+def workflow_uid(obj: dict) -> str:
+    """The `workflow_uid` of an Argo Workflow object: metadata.uid, else namespace/name."""
+    metadata = obj.get("metadata") or {}
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    return metadata.get("uid") or (f"{namespace}/{name}" if namespace else name)
+
+
 def parse_workflow(obj: dict, cluster: str, provenance: str = "measured") -> tuple[dict, list[dict]]:
     """One Argo Workflow -> (its `workflows` row, its `tasks` rows), keys = schema column names."""
     metadata = obj.get("metadata") or {}
@@ -47,7 +54,7 @@ def parse_workflow(obj: dict, cluster: str, provenance: str = "measured") -> tup
     label = f"workflow {namespace}/{name}" if namespace else f"workflow {name}"
     if obj.get("kind") not in (None, "Workflow"):
         raise ValueError(f"{label}: kind is {obj.get('kind')!r}, expected 'Workflow'")
-    uid = metadata.get("uid") or (f"{namespace}/{name}" if namespace else name)
+    uid = workflow_uid(obj)
     status = obj.get("status") or {}
     nodes = status.get("nodes")
     if nodes is None and (status.get("compressedNodes") or status.get("offloadNodeStatusVersion")):

@@ -90,8 +90,8 @@ def pods_to_table_rows(podlist: dict) -> list[dict]:
         where = f"pod {metadata.get('namespace')}/{pod_name}"
         annotations = metadata.get("annotations") or {}
         containers = (pod.get("spec") or {}).get("containers") or []
-        requests = [_effective_requests(c, where) for c in containers]
-        memory_bytes = _sum_requests(requests, lambda name: name == "memory")
+        requests = [effective_requests(c, where) for c in containers]
+        memory_bytes = sum_requests(requests, lambda name: name == "memory")
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         rows.append(
             {
@@ -102,12 +102,12 @@ def pods_to_table_rows(podlist: dict) -> list[dict]:
                 "pod_name": pod_name,
                 "pod_uid": metadata.get("uid"),
                 "host_node": (pod.get("spec") or {}).get("nodeName") or None,
-                "cpu_request_cores": _sum_requests(requests, lambda name: name == "cpu"),
+                "cpu_request_cores": sum_requests(requests, lambda name: name == "cpu"),
                 "memory_request_bytes": None if memory_bytes is None else math.ceil(memory_bytes),
                 "gpu_ids": _split_ids(annotations.get(GPU_IDS_ANNOTATION)),
                 "fpga_ids": _split_ids(annotations.get(FPGA_IDS_ANNOTATION)),
-                "gpu_count_requested": int(_sum_requests(requests, is_gpu_resource) or 0),
-                "fpga_count_requested": int(_sum_requests(requests, is_fpga_resource) or 0),
+                "gpu_count_requested": int(sum_requests(requests, is_gpu_resource) or 0),
+                "fpga_count_requested": int(sum_requests(requests, is_fpga_resource) or 0),
                 # "<runtime>://<id>" -> "<id>", the form cgroup paths and Kepler use.
                 "container_ids": [
                     s["containerID"].split("://")[-1] for s in statuses if s.get("containerID")
@@ -201,7 +201,7 @@ def _items(obj: dict, kind: str) -> list[dict]:
     return items
 
 
-def _effective_requests(container: dict, where: str) -> dict[str, float]:
+def effective_requests(container: dict, where: str) -> dict[str, float]:
     """Requests as the scheduler sees them: a resource with only a limit requests its limit."""
     resources = container.get("resources") or {}
     merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
@@ -211,7 +211,7 @@ def _effective_requests(container: dict, where: str) -> dict[str, float]:
         raise ValueError(f"{where}: container {container.get('name')}: {exc}") from None
 
 
-def _sum_requests(requests: list[dict[str, float]], wanted) -> float | None:
+def sum_requests(requests: list[dict[str, float]], wanted) -> float | None:
     """Sum over containers of the matching resources, None when no container requests any."""
     values = [value for request in requests for name, value in request.items() if wanted(name)]
     return sum(values) if values else None

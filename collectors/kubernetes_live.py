@@ -56,8 +56,10 @@ def core_v1(
                 f"no usable Kubernetes configuration (kubeconfig {path} or in-cluster): {exc}"
             ) from exc
     if token:
-        configuration.api_key = {"authorization": _BEARER.sub("", token).strip()}
-        configuration.api_key_prefix = {"authorization": "Bearer"}
+        # The whole header value, prefix included: kubernetes 36 looks the prefix up under another key
+        # ("BearerToken") than earlier releases ("authorization"), the value under either.
+        configuration.api_key = {"authorization": f"Bearer {_BEARER.sub('', token).strip()}"}
+        configuration.api_key_prefix = {}
     if not verify_ssl:
         configuration.verify_ssl = False
     return client.CoreV1Api(client.ApiClient(configuration))

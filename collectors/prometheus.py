@@ -30,12 +30,15 @@ are joules (DCGM's mJ divided by 1000).
   joined on ``instance``. node_exporter never corrects wraps, so a drop in the raw counter is a wrap:
   ``infer_counter_max_joules`` recovers the wrap point and writes it into counter_max_joules, and the
   attribution unwraps the drop with it (a drop it cannot explain as a wrap stays a reset).
-- dcgm: ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`` (mJ counter, reset at driver reload) and
-  ``DCGM_FI_DEV_POWER_USAGE`` (W) -> gpu, device_id the ``UUID`` (old mode ``uuid``) label; source "dcgm".
-  Host: ``node``, ``hostname`` (``Hostname`` before dcgm-exporter #655), else the node whose
-  node_uname_info or jouletrace_agent_info target has the same address. A GPU's series change labels
-  when a pod takes it (``pod``,``namespace``,``container``); they are one device series here, and
-  ``gpu_ids_by_pod`` reads the holders.
+- dcgm: ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`` (mJ counter, reset at driver reload) and/or
+  ``DCGM_FI_DEV_POWER_USAGE`` (W), whichever is exported (neither is required when the other is) -> gpu,
+  device_id the ``UUID`` (old mode ``uuid``) label; source "dcgm". Host: ``node``, ``hostname``
+  (``Hostname`` before dcgm-exporter #655), else the node whose node_uname_info or jouletrace_agent_info
+  target has the same address. With the exporter's Kubernetes mapping a GPU's series change labels when
+  a pod takes it (``pod``,``namespace``,``container``; ``exported_*`` when Prometheus renames them,
+  ``pod_name``/``pod_namespace`` in the old mode); they are one device series here, and
+  ``gpu_ids_by_pod`` reads the holders. Without the mapping there are no such labels: the holders then
+  come from the pods' requests (collectors/task_resources.py).
 - kepler (0.10+): ``kepler_node_cpu_joules_total{zone,node_name}`` -> one series per node and zone (package,
   dram, core, psys; uncore skipped), device_id the zone itself ("package"), because Kepler sums the zone
   over all sockets; ``kepler_node_gpu_joules_total{gpu_uuid}`` -> gpu. Monotone counters, source
@@ -232,11 +235,11 @@ class _Reader:
                 reason = "failed"
             raise PrometheusReadError(
                 f"Prometheus at {self.url} {reason} on query {query!r} for chunk {chunk}: {exc}"
-            ) from exc
+            ) from None  # the message holds the client's; a chained cause would be reported instead of it
         except PrometheusApiClientException as exc:
             raise PrometheusReadError(
                 f"Prometheus at {self.url} answered an error to query {query!r} for chunk {chunk}: {exc}"
-            ) from exc
+            ) from None
 
     def _counts(self, selector: str, after_ms: int, last_ms: int) -> list[tuple[dict[str, str], int]]:
         result = self._query(f"count_over_time({selector}[{last_ms - after_ms}ms])", after_ms, last_ms)
@@ -249,6 +252,12 @@ class _Reader:
                 labels for labels, _ in self._counts(selector, self.first_ms - 1, self.last_ms)
             ]
         return self._label_sets[selector]
+
+    def latest(self, selector: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, newest value) of each series with a sample in the window."""
+        span = self.last_ms - self.first_ms + 1
+        result = self._query(f"last_over_time({selector}[{span}ms])", self.first_ms - 1, self.last_ms)
+        return [(item["metric"], float(item["value"][1])) for item in result]
 
     def _chunks(self, selector: str, after_ms: int, last_ms: int) -> list[tuple[int, int]]:
         """Windows (after, last] tiling this one, each holding at most max_points samples of any series."""
@@ -461,37 +470,52 @@ def _address(instance: str) -> str:
     return instance.rsplit(":", 1)[0] if ":" in instance else instance
 
 
+class _DcgmDevices:
+    """Host and UUID of a DCGM exporter series: its ``node``, ``hostname`` (``Hostname`` before
+    dcgm-exporter #655) label, else the node of the node_uname_info or jouletrace_agent_info target at the
+    same address."""
+
+    def __init__(self, reader: _Reader):
+        self.reader = reader
+        self._by_address: dict[str, str] | None = None
+
+    def of(self, labels: dict[str, str], metric: str) -> tuple[str, str]:
+        host = labels.get("node") or labels.get("hostname") or labels.get("Hostname")
+        if not host:
+            if self._by_address is None:
+                self._by_address = {
+                    _address(info.get("instance", "")): info.get(label, "")
+                    for info_metric, label in (
+                        ("node_uname_info", "nodename"),
+                        ("jouletrace_agent_info", "host_node"),
+                    )
+                    for info in self.reader.label_sets(info_metric)
+                }
+            host = self._by_address.get(_address(labels.get("instance", "")))
+        uuid = labels.get("UUID") or labels.get("uuid")
+        if not host or not uuid:
+            raise PrometheusReadError(
+                f"{self.reader.url}: {metric}{labels} has no {'host' if uuid else 'UUID'}: no node/hostname "
+                "label and no node_uname_info or jouletrace_agent_info target at its address"
+            )
+        return host, uuid
+
+
 def _dcgm_power(reader: _Reader) -> list[_Out]:
+    """Whichever of the energy counter and the power gauge is exported; both when both are (the
+    attribution prefers a device's counter)."""
     energy = reader.series("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")
     power = reader.series("DCGM_FI_DEV_POWER_USAGE")
     if not energy and not power:
-        raise reader.missing("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "dcgm")
-    by_address: dict[str, str] | None = None
+        raise reader.missing("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION or DCGM_FI_DEV_POWER_USAGE", "dcgm")
+    devices = _DcgmDevices(reader)
     outs = []
     for metric, raws, value_kind, divisor in (
         ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", energy, COUNTER, 1000.0),
         ("DCGM_FI_DEV_POWER_USAGE", power, GAUGE, 1.0),
     ):
         for raw in raws:
-            labels = raw.labels
-            host = labels.get("node") or labels.get("hostname") or labels.get("Hostname")
-            if not host:
-                if by_address is None:
-                    by_address = {
-                        _address(info.get("instance", "")): info.get(label, "")
-                        for info_metric, label in (
-                            ("node_uname_info", "nodename"),
-                            ("jouletrace_agent_info", "host_node"),
-                        )
-                        for info in reader.label_sets(info_metric)
-                    }
-                host = by_address.get(_address(labels.get("instance", "")))
-            uuid = labels.get("UUID") or labels.get("uuid")
-            if not host or not uuid:
-                raise PrometheusReadError(
-                    f"{reader.url}: {metric}{labels} has no {'host' if uuid else 'UUID'}: no node/hostname "
-                    "label and no node_uname_info or jouletrace_agent_info target at its address"
-                )
+            host, uuid = devices.of(raw.labels, metric)
             outs.append(_power(host, "gpu", uuid, value_kind, "dcgm", raw, divisor))
     return outs
 
@@ -838,19 +862,35 @@ def read_container_samples(
     return _table("container_samples", _merge(outs), CONTAINER_SORT_KEYS)
 
 
+# Where DCGM exporter's Kubernetes mapping puts the holder of a GPU: its labels, the same renamed by
+# Prometheus when the scrape target has its own (``exported_*``, honor_labels false), and the old mode's.
+DCGM_POD_LABELS = (
+    ("exported_namespace", "exported_pod"),
+    ("namespace", "pod"),
+    ("pod_namespace", "pod_name"),
+)
+DCGM_METRICS = ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_POWER_USAGE")
+
+
 def gpu_ids_by_pod(client, start: datetime, end: datetime) -> dict[tuple[str, str], list[str]]:
     """(namespace, pod) -> UUIDs of the GPUs DCGM exporter saw it hold between start and end.
 
-    From the pod/namespace labels dcgm-exporter adds (with --kubernetes) while a pod holds a GPU; empty
-    when no series has them, an error when there are no DCGM series at all.
+    From the pod labels dcgm-exporter adds (with --kubernetes) while a pod holds a GPU, read from whichever
+    of its energy and power metrics is exported; empty when no series has them (no Kubernetes mapping), an
+    error when neither metric has any series.
     """
     reader = _Reader(client, start, end, PROMETHEUS_POINTS_LIMIT, None, None)
+    label_sets = [labels for metric in DCGM_METRICS for labels in reader.label_sets(metric)]
+    if not label_sets:
+        raise reader.missing(" or ".join(DCGM_METRICS), "dcgm")
+    where = DCGM_POD_LABELS
+    if any("exported_pod" in labels for labels in label_sets):
+        # Prometheus renamed the exporter's labels: `pod`/`namespace` are the exporter's own pod.
+        where = tuple(pair for pair in DCGM_POD_LABELS if pair != ("namespace", "pod"))
     held: dict[tuple[str, str], set[str]] = {}
-    for metric in ("DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"):
-        for labels in reader.label_sets(f'{metric}{{pod!=""}}'):
-            uuid = labels.get("UUID") or labels.get("uuid")
-            if uuid:
-                held.setdefault((labels.get("namespace", ""), labels["pod"]), set()).add(uuid)
-    if not held and not reader.label_sets("DCGM_FI_DEV_POWER_USAGE"):
-        raise reader.missing("DCGM_FI_DEV_POWER_USAGE", "dcgm")
+    for labels in label_sets:
+        uuid = labels.get("UUID") or labels.get("uuid")
+        pod = next(((labels.get(ns, ""), labels[name]) for ns, name in where if labels.get(name)), None)
+        if uuid and pod:
+            held.setdefault(pod, set()).add(uuid)
     return {pod: sorted(uuids) for pod, uuids in sorted(held.items())}

@@ -38,7 +38,10 @@ Pieces. What each task draws on a CPU zone is a set of pieces [a, b] with an amo
 - kepler (share "kepler"): pieces of the pod's Kepler energy counter of that zone, in joules.
 GPU/FPGA: every task holding the device has equal pieces of its presence; when every holder has a GPU
 busy-time counter of that GPU (gpu_busy_seconds_counter, device_id its UUID, source agent-nvml) also usage
-pieces of it, built as above (the equal pieces then serve only where no busy time rises).
+pieces of it, built as above (the equal pieces then serve only where no busy time rises). A task whose ids
+list UNMAPPED_DEVICE g times (it requested g devices, which ones is unknown) holds every device of the kind
+on its node with weight g / N (N = the node's series of that kind), a known holder with weight 1: its equal
+pieces are its presence x weight.
 
 Segments. The grid is the union of the reading times, the window boundaries m * window_seconds and every
 piece and idle-window edge, inside [t_0, t_n]. A segment s of interval j gets e_s = e_j * m_s dt_s /
@@ -58,7 +61,9 @@ d_s by presence where W_s = 0; kepler pieces get min(rate * dt_s * e_s / E_kind,
 E_kind,s the node's energy of that kind in s (the zone's share of the pod's joules, never more than measured).
 Idle: policy "requests" gives i_s * r_k / max(C, R_s) (C = machines.cores, else the node's peak concurrent
 requested cores; R_s = requested cores running), "time" i_s / n_s among the n_s tasks running, "none"
-nothing; GPU/FPGA idle goes to the holders (i_s / h_s) unless "none"; share "kepler" gives no idle.
+nothing; GPU/FPGA idle goes to the holders (i_s / h_s) unless "none"; share "kepler" gives no idle. Where
+holders of unmapped devices are among them, by weight: i_s w_k / max(1, sum w) under "requests" (the idle
+of devices nobody requested stays unattributed), i_s w_k / sum w under "time".
 
 Fit (per device kind, all nodes pooled, every reading interval j a design row; GPUs with busy-time pieces
 too): D_j = e_j - P_idle dt_j ~= sum_c w_c X_jc, X_jc = the amount of the pieces of column c inside
@@ -123,6 +128,9 @@ SPLITS = ("fitted", "plain", "requests")
 SHARES = ("usage", "requests", "kepler")
 # Accelerator kinds and the tasks column naming the devices a task holds.
 ACCELERATOR_IDS = {"gpu": "gpu_ids", "fpga": "fpga_ids"}
+# A device id standing for one device of the node whose id was not read (collectors/task_resources.py):
+# the task requested it, but which of the node's devices it got is unknown.
+UNMAPPED_DEVICE = "unmapped"
 CPU_ZONE_DEVICES = {"cpu_package": "package", "dram": "dram"}
 # Gauges whose reading is the mean power over this many seconds before it (NVML on Ampere+, DCGM).
 TRAILING_AVERAGE_SECONDS = {"nvml": 1.0, "dcgm": 1.0, "agent/nvml": 1.0}
@@ -524,6 +532,8 @@ class _Tasks:
     rank: np.ndarray  # position of each task in (workflow_uid, task_id) order
     holders: dict[tuple[str, str, str], np.ndarray]
     held: dict[str, dict[str, set[str]]]
+    # Per accelerator kind, each task's count of held devices whose id is unknown (UNMAPPED_DEVICE).
+    unmapped: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def columns(self) -> int:
@@ -571,11 +581,14 @@ def _ran_tasks(tasks: pa.Table, machines: pa.Table | None = None) -> _Tasks:
     by_node = {node_names[node_codes[rows[0]]]: rows for rows in groups}
     holders: dict[tuple[str, str, str], list[int]] = {}
     held: dict[str, dict[str, set[str]]] = {}
+    unmapped: dict[str, np.ndarray] = {}
     for kind, column in ACCELERATOR_IDS.items():
         holding = np.flatnonzero(_numpy(pc.fill_null(pc.list_value_length(tasks[column]), 0)) > 0)
         ids_of = tasks[column].take(pa.array(holding)).to_pylist()
         for index, ids in zip(holding.tolist(), ids_of, strict=True):
             node = nodes[index]
+            if UNMAPPED_DEVICE in ids:
+                unmapped.setdefault(kind, np.zeros(tasks.num_rows))[index] = ids.count(UNMAPPED_DEVICE)
             for device_id in set(ids):
                 holders.setdefault((node, kind, device_id), []).append(index)
                 held.setdefault(node, {}).setdefault(kind, set()).add(device_id)
@@ -604,6 +617,7 @@ def _ran_tasks(tasks: pa.Table, machines: pa.Table | None = None) -> _Tasks:
         rank=rank,
         holders={key: np.asarray(rows) for key, rows in holders.items()},
         held=held,
+        unmapped=unmapped,
     )
 
 
@@ -798,6 +812,10 @@ class _Pieces:
     equal_start_us: np.ndarray
     equal_end_us: np.ndarray
     equal_presence: np.ndarray  # the chance the task runs there (ramps at truncated edges)
+    # GPU/FPGA: each row's weight as a holder (1; a task holding unmapped devices of the node: their count
+    # over the node's devices of the kind), and whether it holds unmapped devices. None: all 1, none.
+    weight: np.ndarray | None = None
+    pooled: np.ndarray | None = None
 
     @cached_property
     def edges(self) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -1046,12 +1064,25 @@ def _holder_pieces(
     holders: np.ndarray,
     busy: _Readings | None,
     device_id: str,
+    pooled: np.ndarray | None = None,
+    unmapped: tuple[np.ndarray, int] | None = None,
 ) -> _Pieces:
     """Pieces of the tasks holding one GPU/FPGA: equal pieces over the time each holder may have run, and
     when every holder has a GPU busy-time counter of this device, its pieces too (they split where any
-    of them rises; the equal pieces only where none does)."""
-    keep = np.isin(rows, holders)
+    of them rises; the equal pieces only where none does).
+
+    `pooled`: tasks holding devices of this node whose ids are unknown; `unmapped` (their counts per task,
+    the node's devices of the kind): each holds this device with weight count / devices, a known holder 1.
+    """
+    explicit = np.isin(rows, holders)
+    in_pool = np.isin(rows, pooled) if pooled is not None and pooled.size else np.zeros(rows.size, bool)
+    keep = explicit | in_pool
     held_rows = rows[keep]
+    weight = pool = None
+    if in_pool.any() and unmapped is not None:
+        counts, devices = unmapped
+        pool = in_pool[keep]
+        weight = explicit[keep] + pool * counts[held_rows] / max(devices, 1)
     held = _Windows(*(getattr(windows, name)[keep] for name in _Windows.__dataclass_fields__))
     position, start, end, presence = _presence(held, np.arange(held_rows.size))
     none_i, none_f = np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -1080,6 +1111,8 @@ def _holder_pieces(
         equal_start_us=start,
         equal_end_us=end,
         equal_presence=presence,
+        weight=weight,
+        pooled=pool,
     )
 
 
@@ -1541,6 +1574,8 @@ def _attribute_cut(
         drawn = weighted_rate > 0
         main = _holding(cut.main_lo[drawn], cut.main_hi[drawn], points) > 0
         presence = pieces.equal_presence
+        if pieces.weight is not None:  # holders of unmapped devices draw by their share of them
+            presence = presence * pieces.weight[pieces.equal_task]
         sharing = _running(cut.equal_lo, cut.equal_hi, presence, points)
         present = presence > 0
         shared = _holding(cut.equal_lo[present], cut.equal_hi[present], points) > 0
@@ -1569,15 +1604,22 @@ def _attribute_cut(
     segment_j = _spread(cut, model_w) if modelled else cut.segment_j
 
     def idles() -> tuple:
+        idle_floor = -np.inf
         if settings.idle_policy == "none" or kepler:
             idle_weight, idle_label = np.zeros(count), "idle=none"
+        elif accelerator and pieces.weight is not None:
+            # Holders of unmapped devices pay the device's idle by their share of the node's devices; under
+            # "requests" the idle of devices nobody holds stays unattributed (one device's worth at most).
+            idle_weight, idle_label = pieces.weight, "idle=holders"
+            if settings.idle_policy == "requests":
+                idle_label, idle_floor = "idle=holders-by-request", 1.0
         elif accelerator or settings.idle_policy == "time":
             idle_weight, idle_label = np.ones(count), "idle=holders" if accelerator else "idle=time"
         else:
             idle_weight, idle_label = tasks.request_microcores[rows], f"idle=requests/capacity={capacity[1]}"
+            # Under "requests" the idle power of cores nobody reserved stays unattributed.
+            idle_floor = capacity[0]
         idle_running = _running(cut.idle_lo, cut.idle_hi, idle_weight, points)
-        # Under "requests" the idle power of cores nobody reserved stays unattributed.
-        idle_floor = capacity[0] if idle_label.startswith("idle=requests") else -np.inf
         return idle_weight, idle_label, idle_running, idle_floor
 
     idle_weight, idle_label, idle_running, idle_floor = once("idles", idles)
@@ -1841,11 +1883,13 @@ def _attribute_cut(
     wraps, resets = (_cumulative(cut.flags == flag) if flagged else None for flag in (FLAG_WRAP, FLAG_RESET))
 
     def labels() -> tuple[list[str], np.ndarray]:
-        whole = presence >= 1
+        whole = pieces.equal_presence >= 1
         holders = _range_max(
             _holding(cut.equal_lo[whole], cut.equal_hi[whole], points), cut.equal_lo, cut.equal_hi
         )
-        return _split_labels(pieces.basis, settings, accelerator, holders, pieces.equal_task, count)
+        return _split_labels(
+            pieces.basis, settings, accelerator, holders, pieces.equal_task, count, pieces.pooled
+        )
 
     tail = f";{idle_label};idle_power={idle.method}" + (skew.label() if skew is not None else "")
     tail += ";mig" if mig and series.device_kind == "gpu" else ""
@@ -1953,14 +1997,21 @@ def _split_labels(
     shared: np.ndarray | None,
     equal_task: np.ndarray,
     count: int,
+    pooled: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """The split part of each row's method, what its share was computed from: the names, and each row's
-    position among them."""
+    position among them. Holders of unmapped devices: `unmapped-sole-holder` where no other task held a
+    device of the kind on the node meanwhile (exact), else `unmapped-by-request`."""
     if accelerator:
         most = np.zeros(count)
         kernels.group_fmax(most, equal_task, np.nan_to_num(shared))
         sliced = np.where(basis == BASIS_USAGE, 1, 2)
-        return ["exclusive", "time-sliced-usage", "time-sliced-equal"], np.where(most > 1, sliced, 0)
+        names = ["exclusive", "time-sliced-usage", "time-sliced-equal"]
+        index = np.where(most > 1, sliced, 0)
+        if pooled is not None:
+            names += ["unmapped-sole-holder", "unmapped-by-request"]
+            index = np.where(pooled & (basis != BASIS_USAGE), np.where(most > 1, 4, 3), index)
+        return names, index
     fitted = "-fitted" if settings.fitted else ""
     fallback = "(no-usage-series)" if settings.share == "usage" else ""
     names = {
@@ -2171,11 +2222,17 @@ class _Engine:
             windows = _usage_edges(chunk.usage, rows, windows)
         cpu = _cpu_pieces(self.tasks, rows, windows, chunk.usage if share == "usage" else None, None)
         result: list[_Cut] = []
+        devices = {kind: sum(s.device_kind == kind for s in chunk.series) for kind in ACCELERATOR_IDS}
         for series in chunk.series:
             kind = series.device_kind
             if kind in ACCELERATOR_IDS:
-                holders = self.tasks.holders.get(series.key, np.zeros(0, dtype=np.int64))
-                pieces = _holder_pieces(self.tasks, rows, windows, holders, chunk.gpu_busy, series.device_id)
+                none = np.zeros(0, dtype=np.int64)
+                holders = self.tasks.holders.get(series.key, none)
+                pooled = self.tasks.holders.get((node, kind, UNMAPPED_DEVICE), none)
+                unmapped = (self.tasks.unmapped[kind], devices[kind]) if pooled.size else None
+                pieces = _holder_pieces(
+                    self.tasks, rows, windows, holders, chunk.gpu_busy, series.device_id, pooled, unmapped
+                )
             elif share == "kepler":
                 pieces = _cpu_pieces(self.tasks, rows, windows, chunk.kepler, kind)
             else:
@@ -2361,10 +2418,14 @@ class _Engine:
             for device_id in sorted(ids):
                 if (kind, device_id) in present:
                     continue
+                reason = f"no-readings: node has no {kind} series for {device_id}"
+                if device_id == UNMAPPED_DEVICE:
+                    # Holders of unmapped devices draw on every series of the kind the node has.
+                    if any(have == kind for have, _ in present):
+                        continue
+                    reason = f"no-readings: node has no {kind} series (device ids unmapped)"
                 holders = rows[np.isin(rows, tasks.holders[(node, kind, device_id)])]
-                wanted.append(
-                    (holders, kind, device_id, f"no-readings: node has no {kind} series for {device_id}")
-                )
+                wanted.append((holders, kind, device_id, reason))
         return [
             {"rows": holders, "device_kind": kind, "device_id": device_id, "method": reason}
             for holders, kind, device_id, reason in wanted

@@ -1,4 +1,10 @@
-"""Collection assets: task runs (Argo + pods) -> machines -> power samples."""
+"""Collection assets: task runs (Argo + pods) -> machines -> power samples.
+
+Kubernetes is optional: when its API cannot be read (`--kubernetes none`, no configuration, no access) or
+the pods are gone, tasks keep what Argo recorded and take their requests from its templates, and machines
+come from Prometheus' exporters or stay unknown. What was missing is in each asset's `missing` metadata,
+which `jouletrace collect` prints as one line.
+"""
 
 from datetime import datetime, timedelta
 
@@ -6,12 +12,27 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import schemas
 from collectors.argo import workflows_to_tables
-from collectors.kubernetes import fill_gpu_ids, join_pods, nodes_to_machines, pods_to_table_rows
-from pipelines.collect.resources import ArgoRunsResource, KubernetesResource, PowerReadingsResource
+from collectors.kubernetes import fill_gpu_ids, nodes_to_machines, pods_to_table_rows
+from collectors.prometheus_machines import complete_machines
+from collectors.task_resources import complete_tasks, mark_unmapped
+from pipelines.collect.resources import (
+    ArgoRunsResource,
+    KubernetesResource,
+    KubernetesUnavailable,
+    PowerReadingsResource,
+)
 
 # Readings this long before the first and after the last task let idle power be observed.
 READINGS_MARGIN = timedelta(minutes=10)
+# Why Kubernetes was not read, as kept in a task's `reason`: the first line, this long at most.
+REASON_CHARS = 200
+
+
+def _why(exc: Exception) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
 
 class CollectWindowConfig(dg.Config):
@@ -66,18 +87,22 @@ def task_runs(
     if not objects:
         raise ValueError(f"no finished workflow between {since} and {until}")
     workflows, tasks = workflows_to_tables(objects, cluster=argo.cluster(), provenance=argo.provenance())
-    names = dict(
-        zip(workflows["workflow_uid"].to_pylist(), workflows["workflow_name"].to_pylist(), strict=True)
-    )
     listed = list(
         zip(workflows["namespace"].to_pylist(), workflows["workflow_name"].to_pylist(), strict=True)
     )
-    pods = [row for pod_list in kubernetes.pod_lists(listed) for row in pods_to_table_rows(pod_list)]
-    tasks = join_pods(tasks, pods, names)
+    pods, unread = None, None
+    try:
+        pods = [row for pod_list in kubernetes.pod_lists(listed) for row in pods_to_table_rows(pod_list)]
+    except KubernetesUnavailable as exc:
+        unread = _why(exc)
+        context.log.info(f"pods not read ({unread}): tasks take their requests from Argo's templates")
+    tasks, requested, gaps = complete_tasks(tasks, workflows, objects, pods, unread)
     tasks = fill_gpu_ids(tasks, workflows, power.gpu_ids_by_pod(*reading_window(tasks)))
+    tasks = mark_unmapped(tasks, requested, gaps)
+    missing = gaps.summary()
     ran = pc.sum(pc.is_valid(tasks["host_node"])).as_py()
     context.log.info(
-        f"parsed {workflows.num_rows} workflows, {tasks.num_rows} tasks ({ran} ran), {len(pods)} pods"
+        f"parsed {workflows.num_rows} workflows, {tasks.num_rows} tasks ({ran} ran), {len(pods or [])} pods"
     )
     phases = workflows.group_by("phase").aggregate([([], "count_all")]).to_pylist()
     yield dg.Output(
@@ -91,18 +116,69 @@ def task_runs(
     yield dg.Output(
         tasks,
         output_name="task_runs",
-        metadata={"dagster/row_count": tasks.num_rows, "tasks_that_ran": ran, "pods": len(pods)},
+        metadata={
+            "dagster/row_count": tasks.num_rows,
+            "tasks_that_ran": ran,
+            "pods": len(pods or []),
+            "missing": missing or "",
+        },
     )
 
 
-@dg.asset(group_name="collect", kinds={"parquet"}, deps=["task_runs"])
-def machines(context: dg.AssetExecutionContext, argo: ArgoRunsResource, kubernetes: KubernetesResource):
-    """Node hardware (`machines` table) from Kubernetes Node objects and their discovery labels."""
-    table = nodes_to_machines(kubernetes.node_list(), provenance=argo.provenance())
-    context.log.info(f"read {table.num_rows} nodes")
+@dg.asset(group_name="collect", kinds={"parquet"})
+def machines(
+    context: dg.AssetExecutionContext,
+    task_runs: pa.Table,
+    argo: ArgoRunsResource,
+    kubernetes: KubernetesResource,
+    power: PowerReadingsResource,
+):
+    """Node hardware (`machines` table) from Kubernetes Node objects and their discovery labels; nodes the
+    API does not describe (not readable, or the node is gone) and fields it leaves empty from the
+    exporters in Prometheus (node_exporter, Kepler, DCGM), else unknown (null)."""
+    provenance = argo.provenance()
+    unread = None
+    try:
+        table = nodes_to_machines(kubernetes.node_list(), provenance=provenance)
+    except KubernetesUnavailable as exc:
+        unread = _why(exc)
+        table = schemas.empty("machines")
+    hosts = sorted({h for h in task_runs["host_node"].to_pylist() if h})
+    listed = set(table["host_node"].to_pylist())
+    incomplete = [r["host_node"] for r in table.to_pylist() if r["host_node"] in hosts and None in r.values()]
+    described = []
+    if set(hosts) - listed or incomplete:
+        described = power.machines(
+            [h for h in hosts if h not in listed or h in incomplete], *reading_window(task_runs), provenance
+        )
+    table, origin = complete_machines(table, hosts, described, provenance)
+    missing = _machines_missing(unread, origin)
+    context.log.info(f"{table.num_rows} machines" + (f"; {missing}" if missing else ""))
     gpus = sum(len(m) for m in table["gpu_models"].to_pylist())
     fpgas = sum(len(m) for m in table["fpga_models"].to_pylist())
-    return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "gpus": gpus, "fpgas": fpgas})
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "gpus": gpus,
+            "fpgas": fpgas,
+            "missing": missing or "",
+        },
+    )
+
+
+def _machines_missing(unread: str | None, origin: dict[str, list[str]]) -> str | None:
+    parts = []
+    if origin["prometheus"]:
+        parts.append(f"{len(origin['prometheus'])} from Prometheus' exporters")
+    if origin["filled"]:
+        parts.append(f"{len(origin['filled'])} completed from Prometheus")
+    if origin["unknown"]:
+        parts.append(f"{len(origin['unknown'])} unknown ({', '.join(origin['unknown'])})")
+    text = f"machines: {', '.join(parts)}" if parts else ""
+    if unread:
+        text = f"nodes not read ({unread})" + (f", {text}" if text else "")
+    return text or None
 
 
 @dg.asset(group_name="collect", kinds={"parquet"})

@@ -16,8 +16,9 @@ import pyarrow as pa
 
 import schemas
 from collectors.argo_live import argo_service, finished_workflows
-from collectors.kubernetes_live import core_v1, node_list, workflow_pod_list
+from collectors.kubernetes_live import KubernetesReadError, core_v1, node_list, workflow_pod_list
 from collectors.prometheus import connect, gpu_ids_by_pod, read_container_samples, read_power_samples
+from collectors.prometheus_machines import read_machines
 from collectors.recorded import RecordedSources
 from datasets.sample_world import generate
 
@@ -59,8 +60,18 @@ class ArgoRunsResource(dg.ConfigurableResource, ABC):
     def provenance(self) -> str: ...
 
 
+# `--kubernetes none` / JOULETRACE_KUBERNETES_URL=none: collect without reading the Kubernetes API.
+NO_KUBERNETES = "none"
+
+
+class KubernetesUnavailable(RuntimeError):
+    """The Kubernetes API was not read (by choice, no configuration, no access, or a failure); the message
+    says why. Collection goes on from what Argo recorded."""
+
+
 class KubernetesResource(dg.ConfigurableResource, ABC):
-    """Pods of the workflows (requests, devices) and the nodes they ran on."""
+    """Pods of the workflows (requests, devices) and the nodes they ran on. Either method raises
+    KubernetesUnavailable when the API cannot be read."""
 
     @abstractmethod
     def pod_lists(self, workflows: list[tuple[str | None, str]]) -> list[dict]:
@@ -83,6 +94,10 @@ class PowerReadingsResource(dg.ConfigurableResource, ABC):
     def gpu_ids_by_pod(self, start: datetime, end: datetime) -> dict[tuple[str, str], list[str]]:
         """GPU UUIDs each (namespace, pod) held, where the readings' source says (DCGM); else none."""
         return {}
+
+    def machines(self, host_nodes: list[str], start: datetime, end: datetime, provenance: str) -> list[dict]:
+        """`machines` rows of the hosts the readings' exporters describe (node_exporter, DCGM); else none."""
+        return []
 
 
 class RecordedFolder(dg.ConfigurableResource):
@@ -108,11 +123,19 @@ class RecordedArgoRuns(RecordedFolder, ArgoRunsResource):
 
 
 class RecordedKubernetes(RecordedFolder, KubernetesResource):
+    """A recorded folder without a kubernetes/ folder is a cluster whose API was not read."""
+
+    def _recorded(self) -> RecordedSources:
+        sources = self.sources()
+        if not (sources.directory / "kubernetes").is_dir():
+            raise KubernetesUnavailable(f"no kubernetes/ folder in {sources.directory}")
+        return sources
+
     def pod_lists(self, workflows: list[tuple[str | None, str]]) -> list[dict]:
-        return self.sources().pod_lists()
+        return self._recorded().pod_lists()
 
     def node_list(self) -> dict:
-        return self.sources().node_list()
+        return self._recorded().node_list()
 
 
 class RecordedPowerReadings(RecordedFolder, PowerReadingsResource):
@@ -146,22 +169,32 @@ class ArgoServerRuns(ArgoRunsResource):
 
 
 class KubernetesApi(KubernetesResource):
-    """Pods and nodes from the Kubernetes API (a given URL, a kubeconfig, or the in-cluster account)."""
+    """Pods and nodes from the Kubernetes API (a given URL, a kubeconfig, or the in-cluster account); url
+    "none" reads nothing. Any failure to read (no configuration, 401/403, unreachable, server errors) is
+    KubernetesUnavailable with the client's message."""
 
     url: str | None = None
     kubeconfig: str | None = None
     token: str | None = None
     verify_ssl: bool = True
 
-    def _api(self):
-        return core_v1(self.url, self.token, self.kubeconfig, self.verify_ssl)
+    def _read(self, read):
+        if self.url == NO_KUBERNETES:
+            raise KubernetesUnavailable("--kubernetes none")
+        try:
+            return read(core_v1(self.url, self.token, self.kubeconfig, self.verify_ssl))
+        except KubernetesReadError as exc:
+            raise KubernetesUnavailable(f"Kubernetes API not read: {exc}") from exc
 
     def pod_lists(self, workflows: list[tuple[str | None, str]]) -> list[dict]:
-        api = self._api()
-        return [workflow_pod_list(api, namespace or "default", name) for namespace, name in workflows]
+        return self._read(
+            lambda api: [
+                workflow_pod_list(api, namespace or "default", name) for namespace, name in workflows
+            ]
+        )
 
     def node_list(self) -> dict:
-        return node_list(self._api())
+        return self._read(node_list)
 
 
 class PrometheusPowerReadings(PowerReadingsResource):
@@ -188,3 +221,6 @@ class PrometheusPowerReadings(PowerReadingsResource):
         if "dcgm" not in self.dialects:
             return {}
         return gpu_ids_by_pod(self._client(), start, end)
+
+    def machines(self, host_nodes: list[str], start: datetime, end: datetime, provenance: str) -> list[dict]:
+        return read_machines(self._client(), host_nodes, start, end, provenance)

@@ -452,7 +452,8 @@ def test_a_missing_info_series_is_named(env):
 def test_a_dialect_without_series_is_named(env):
     before = env.world.start - timedelta(hours=2)
     with pytest.raises(
-        PrometheusReadError, match=r"no DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION series between .*dcgm"
+        PrometheusReadError,
+        match=r"no DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION or DCGM_FI_DEV_POWER_USAGE series between .*dcgm",
     ):
         read_power_samples(env.client(), ["dcgm"], before, before + timedelta(hours=1))
     with pytest.raises(PrometheusReadError, match=r"no kepler_container_joules_total series.*kepler-legacy"):
