@@ -18,7 +18,7 @@ def add_argo_workflow_command(sub) -> None:
     a.add_argument(
         "--platform",
         help="P.json: node labels to select each machine by, and checks that machines exist and have the "
-        "GPU/FPGA their tasks need (without it: kubernetes.io/hostname = machine id)",
+        "GPU/FPGA their tasks need (default: none; kubernetes.io/hostname = machine id)",
     )
     a.add_argument("--namespace", help="namespace of the Workflow (default: the one it is submitted to)")
     a.add_argument("--name", help="Workflow name (default: generateName from WF.json's name)")

@@ -117,9 +117,20 @@ def add_build_commands(sub) -> None:
         metavar="BYTES_PER_S",
         help="bytes per second between two machines (datasets do not record it; default 1.25e9, 10 Gbit/s)",
     )
-    p.add_argument("--cost-per-hour", help="price of every machine per hour (datasets do not record it)")
-    p.add_argument("--idle-watts", help="idle watts of machines whose power cannot be fitted (no readings)")
-    p.add_argument("--busy-watts", help="busy watts of machines whose power cannot be fitted")
+    p.add_argument(
+        "--cost-per-hour",
+        help="price of every machine per hour (datasets do not record it; default: none, P.json readers take 0)",
+    )
+    p.add_argument(
+        "--idle-watts",
+        help="idle watts of machines whose power cannot be fitted (no readings; default: none, P.json readers "
+        "take 0)",
+    )
+    p.add_argument(
+        "--busy-watts",
+        help="busy watts of machines whose power cannot be fitted (default: none, P.json readers take the idle "
+        "watts)",
+    )
     p.add_argument("--name", help="platform name (default: the dataset folder's name)")
     p.add_argument("--out", required=True, help="P.json to write")
     p.set_defaults(run=cmd_platform)
@@ -127,22 +138,34 @@ def add_build_commands(sub) -> None:
     w = sub.add_parser(
         "workflow", help="a workflow (WF.json) for scheduling from a dataset's run or a WfFormat file"
     )
-    w.add_argument("--dataset", help="trace dataset folder holding the run")
-    w.add_argument("--workflow-uid", help="with --dataset: the run (workflows.workflow_uid)")
-    w.add_argument("--wfformat", help="a WfFormat (WfCommons) JSON file instead of a dataset")
+    w.add_argument("--dataset", help="trace dataset folder holding the run (this or --wfformat)")
+    w.add_argument(
+        "--workflow-uid", help="with --dataset: the run (workflows.workflow_uid); required with it"
+    )
+    w.add_argument(
+        "--wfformat", help="a WfFormat (WfCommons) JSON file instead of a dataset (this or --dataset)"
+    )
     w.add_argument(
         "--platform",
         help="P.json whose machines get numbers (default: the dataset's machines, or the file's machines)",
     )
-    w.add_argument("--runtime-model", help="model folder predicting runtime_seconds (jouletrace train)")
     w.add_argument(
-        "--energy-model", help="model folder predicting energy above idle (saved by --save-models)"
+        "--runtime-model",
+        help="model folder predicting runtime_seconds (jouletrace train; default: none, runtime x speed ratio)",
+    )
+    w.add_argument(
+        "--energy-model",
+        help="model folder predicting energy above idle (saved by --save-models; default: none, measured energy "
+        "scaled by the machines' fitted watts)",
     )
     w.add_argument(
         "--train",
         action="store_true",
         help="with --dataset: train the missing regressors on it (default: work/speed and scaled energy)",
     )
-    w.add_argument("--save-models", help="with --dataset: train the missing regressors and keep them here")
+    w.add_argument(
+        "--save-models",
+        help="with --dataset: train the missing regressors and keep them in this folder (default: not kept)",
+    )
     w.add_argument("--out", required=True, help="WF.json to write")
     w.set_defaults(run=cmd_workflow)

@@ -109,8 +109,12 @@ def add_model_commands(sub) -> None:
         "train", help="train a regressor on a table or a trace dataset; writes the model folder"
     )
     source = t.add_argument_group("what to learn from (one of)")
-    source.add_argument("--table", help="a CSV or Parquet table (any power or energy table)")
-    source.add_argument("--dataset", help="a trace dataset folder: one row per task and device kind")
+    source.add_argument(
+        "--table", help="a CSV or Parquet table (any power or energy table); this or --dataset"
+    )
+    source.add_argument(
+        "--dataset", help="a trace dataset folder: one row per task and device kind; this or --table"
+    )
     t.add_argument(
         "--target",
         required=True,
@@ -131,15 +135,18 @@ def add_model_commands(sub) -> None:
     t.add_argument("--interval", type=float, default=0.9, help="coverage level of the prediction intervals")
     t.add_argument("--mode", choices=MODES, default="before-run", help="dataset: what the features may know")
     t.add_argument(
-        "--device-kind", help="dataset: only rows of this device kind (cpu_package, dram, gpu, fpga)"
+        "--device-kind",
+        help="dataset: only rows of this device kind (cpu_package, dram, gpu, fpga; default: every kind)",
     )
     t.add_argument("--out", required=True, help="model folder to write (model, card, metrics.json, report)")
     t.set_defaults(run=cmd_train)
 
     p = sub.add_parser("predict", help="predict with a trained model folder, with interval columns")
     p.add_argument("--model", required=True, help="model folder written by `jouletrace train`")
-    p.add_argument("--table", help="a CSV or Parquet table holding the model's feature columns")
-    p.add_argument("--dataset", help="a trace dataset (for a model trained with --dataset)")
+    p.add_argument(
+        "--table", help="a CSV or Parquet table holding the model's feature columns; this or --dataset"
+    )
+    p.add_argument("--dataset", help="a trace dataset (for a model trained with --dataset); this or --table")
     p.add_argument(
         "--on-machines",
         action="store_true",

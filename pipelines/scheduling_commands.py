@@ -123,8 +123,16 @@ def add_scheduling_commands(sub) -> None:
     s.add_argument("--workflow", required=True, help="WF.json")
     s.add_argument("--platform", required=True, help="P.json")
     s.add_argument("--algorithm", choices=ALGORITHMS, default="heft")
-    s.add_argument("--energy-budget", type=float, help="joules for one run (energy-budget)")
-    s.add_argument("--budget", type=float, help="money for one run (budget-heft)")
+    s.add_argument(
+        "--energy-budget",
+        type=float,
+        help="joules for one run, >= 0 (required by energy-budget; no default)",
+    )
+    s.add_argument(
+        "--budget",
+        type=float,
+        help="money for one run, >= 0 (required by budget-heft; no default)",
+    )
     s.add_argument("--weight", type=float, default=0.5, help="weighted: 1 = makespan only, 0 = energy only")
     s.add_argument("--slack", type=float, default=0.0, help="merge: makespan allowed over HEFT's, 0.05 = 5%%")
     s.add_argument("--out", required=True, help="S.json to write")
@@ -143,7 +151,9 @@ def add_scheduling_commands(sub) -> None:
     source.add_argument(
         "--dataset", help="trace dataset: each workflow, predictions where a task did not run"
     )
-    source.add_argument("--wfformat", nargs="+", help="WfFormat files (WfInstances runs)")
+    source.add_argument(
+        "--wfformat", nargs="+", help="WfFormat files (WfInstances runs); one source is required"
+    )
     source.add_argument(
         "--workloads",
         help="comma list of fft,strassen,random and WfCommons recipes (montage,epigenomics,...)",

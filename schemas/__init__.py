@@ -24,7 +24,12 @@ _LAZY = {
         "schemas.tables",
     ),
     **dict.fromkeys(
-        ["SchemaError", "check", "conform", "empty", "validate", "validate_path"], "schemas.validation"
+        ["SchemaError", "check", "check_path", "conform", "empty", "validate", "validate_path"],
+        "schemas.validation",
+    ),
+    **dict.fromkeys(
+        ["DEFAULTS", "Loaded", "Note", "SchemaNote", "coerce", "conform_read", "load_table"],
+        "schemas.loading",
     ),
 }
 

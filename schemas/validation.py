@@ -66,41 +66,46 @@ def empty(table: str) -> pa.Table:
 
 
 def conform(
-    table: str, data: pa.Table | Mapping[str, Iterable] | list[dict] | object, keep_dictionaries: bool = False
+    table: str,
+    data: pa.Table | Mapping[str, Iterable] | list[dict] | object,
+    keep_dictionaries: bool = False,
+    source: str = "<memory>",
 ) -> pa.Table:
     """Return `data` as a pyarrow Table with exactly the schema of `table`.
 
     Accepts a pyarrow Table, a pandas DataFrame, a dict of columns or a list of row dicts.
     Missing nullable columns are filled with nulls; extra columns are an error; naive
     timestamps are an error (the model is UTC only). keep_dictionaries: dictionary-encoded string columns
-    of a Table stay encoded (a reader that works on them as they are skips decoding every row).
+    of a Table stay encoded (a reader that works on them as they are skips decoding every row). source:
+    where the data came from (a file, a table folder), named in errors. Files are read with
+    `schemas.load_table`, which refuses what this builder would cast (text to numbers or times).
     """
     schema = schema_of(table)
     if isinstance(data, list):
         columns = {f.name: [row.get(f.name) for row in data] for f in schema}
         extra = {k for row in data for k in row} - set(schema.names)
         if extra:
-            raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
+            raise SchemaError([Problem(source, table, None, f"unknown columns {sorted(extra)}")])
         data = columns
     if isinstance(data, Mapping):
         extra = set(data) - set(schema.names)
         if extra:
-            raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
+            raise SchemaError([Problem(source, table, None, f"unknown columns {sorted(extra)}")])
         n = max((len(v) for v in data.values()), default=0)
         arrays = []
         for f in schema:
             if f.name in data:
-                arrays.append(_to_array(table, f, data[f.name]))
+                arrays.append(_to_array(table, f, data[f.name], source))
             elif f.nullable:
                 arrays.append(pa.nulls(n, f.type))
             else:
-                raise SchemaError([Problem("<memory>", table, f.name, "required column is missing")])
+                raise SchemaError([Problem(source, table, f.name, "required column is missing")])
         return pa.Table.from_arrays(arrays, schema=schema)
     if not isinstance(data, pa.Table):
         data = pa.Table.from_pandas(data, preserve_index=False)
     extra = set(data.column_names) - set(schema.names)
     if extra:
-        raise SchemaError([Problem("<memory>", table, None, f"unknown columns {sorted(extra)}")])
+        raise SchemaError([Problem(source, table, None, f"unknown columns {sorted(extra)}")])
     arrays, fields = [], []
     for f in schema:
         if f.name in data.column_names:
@@ -109,35 +114,35 @@ def conform(
                 arrays.append(column)
                 fields.append(pa.field(f.name, column.type, f.nullable, f.metadata))
                 continue
-            arrays.append(_cast(table, f, column))
+            arrays.append(_cast(table, f, column, source))
             fields.append(f)
         elif f.nullable:
             arrays.append(pa.nulls(data.num_rows, f.type))
             fields.append(f)
         else:
-            raise SchemaError([Problem("<memory>", table, f.name, "required column is missing")])
+            raise SchemaError([Problem(source, table, f.name, "required column is missing")])
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
 
 
-def _to_array(table: str, f: pa.Field, values) -> pa.Array:
+def _to_array(table: str, f: pa.Field, values, source: str = "<memory>") -> pa.Array:
     if isinstance(values, pa.ChunkedArray | pa.Array):
-        return _cast(table, f, values)
+        return _cast(table, f, values, source)
     if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
-        raise SchemaError([Problem("<memory>", table, f.name, "naive timestamps; the model is UTC only")])
+        raise SchemaError([Problem(source, table, f.name, "naive timestamps; the model is UTC only")])
     try:
         arr = pa.array(values, type=f.type, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         arr = pa.array(values, from_pandas=True)
-    return _cast(table, f, arr)
+    return _cast(table, f, arr, source)
 
 
 def _encoded_string(data_type: pa.DataType) -> bool:
     return pa.types.is_dictionary(data_type) and pa.types.is_string(data_type.value_type)
 
 
-def _cast(table: str, f: pa.Field, arr) -> pa.Array | pa.ChunkedArray:
+def _cast(table: str, f: pa.Field, arr, source: str = "<memory>") -> pa.Array | pa.ChunkedArray:
     if pa.types.is_timestamp(f.type) and pa.types.is_timestamp(arr.type) and arr.type.tz is None:
-        raise SchemaError([Problem("<memory>", table, f.name, "naive timestamps; the model is UTC only")])
+        raise SchemaError([Problem(source, table, f.name, "naive timestamps; the model is UTC only")])
     if arr.type == f.type:
         return arr
     if isinstance(arr, pa.ChunkedArray):
@@ -146,7 +151,7 @@ def _cast(table: str, f: pa.Field, arr) -> pa.Array | pa.ChunkedArray:
         return arr.cast(f.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise SchemaError(
-            [Problem("<memory>", table, f.name, f"cannot store {arr.type} as {f.type}: {exc}")]
+            [Problem(source, table, f.name, f"cannot store {arr.type} as {f.type}: {exc}")]
         ) from None
 
 
@@ -246,53 +251,87 @@ def validate(table: str, data: pa.Table, source: str = "<memory>") -> pa.Table:
 
 
 def table_name_of(path: Path) -> str | None:
-    """Which table a Parquet file or table folder holds: its metadata, else its (parent) folder name."""
-    if path.is_file():
-        meta = pq.read_schema(path).metadata or {}
+    """Which table a Parquet/CSV file or table folder holds: its metadata, else its (parent) folder or file
+    name (`tasks.csv`, `tasks/part-0.parquet`). A file that cannot be read is left to the reader to name."""
+    from schemas.loading import is_csv
+
+    if path.is_file() and not is_csv(path):
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError):
+            meta = {}
         name = meta.get(b"jouletrace.table")
-        if name:
+        if name and name.decode() in TABLES:
             return name.decode()
-    for part in [path.stem, *[p.name for p in path.parents]]:
+    stem = path.name.split(".")[0] if path.is_file() else path.name
+    for part in [stem, *[p.name for p in path.parents]]:
         if part in TABLES:
             return part
     return None
 
 
-def validate_path(path: str | Path) -> dict[str, int]:
-    """Validate a Parquet file, a table folder, or a dataset root holding table folders.
+@dataclass
+class PathCheck:
+    """What `check_path` found: rows read per table, and the coercions and defaults it applied."""
 
-    Returns {table: rows checked}. Raises SchemaError listing every problem found.
-    Hive partition columns (folder names like ``date=2026-11-21``) are not part of the model
-    and are ignored.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+    rows: dict[str, int]
+    notes: list = field(default_factory=list)
+
+
+def table_targets(path: Path, table: str | None = None) -> list[tuple[Path, str]]:
+    """(file or table folder, table) pairs a path holds: itself, or a dataset root's table folders."""
+    if table is not None:
+        schema_of(table)
+        return [(path, table)]
     if path.is_dir() and table_name_of(path) is None:
         targets = [(p, p.name) for p in sorted(path.iterdir()) if p.is_dir() and p.name in TABLES]
         if not targets:
             raise ValueError(f"{path}: holds no table folders ({', '.join(TABLES)})")
-    else:
-        name = table_name_of(path)
-        if name is None:
-            raise ValueError(f"{path}: cannot tell which table it holds (no jouletrace.table metadata)")
-        targets = [(path, name)]
+        return targets
+    name = table_name_of(path)
+    if name is None and path.is_file():
+        from schemas.loading import read_file
+
+        read_file(path, str(path))  # a file that is not a table says so first
+    if name is None:
+        raise ValueError(
+            f"{path}: cannot tell which table it holds (no jouletrace.table metadata, and neither it nor a "
+            "folder above it is named after a table): name it after its table (tasks.csv) or give --table"
+        )
+    return [(path, name)]
+
+
+def check_path(path: str | Path, table: str | None = None, strict: bool = False) -> PathCheck:
+    """Read every file of a Parquet/CSV file, a table folder or a dataset root as every command reads a
+    table (`schemas.load_table`: safe coercions and defaults applied and reported, unsafe ones refused),
+    then check the value rules. Hive partition columns (folder names like ``date=2026-11-21``) are not part
+    of the model and are ignored. Raises SchemaError listing every problem of every file."""
+    from schemas.loading import each_file, merge_notes
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
     problems: list[Problem] = []
-    checked: dict[str, int] = {}
-    for target, name in targets:
-        files = [target] if target.is_file() else sorted(target.rglob("*.parquet"))
-        rows = 0
-        for file in files:
-            data = _read_without_partitions(file)
-            problems.extend(check(name, data, str(file)))
-            rows += data.num_rows
-        checked[name] = rows
+    found = PathCheck({})
+    for target, name in table_targets(path, table):
+        rows, notes, files = 0, [], 0
+        for _, loaded in each_file(name, target, strict=strict):
+            files += 1
+            if isinstance(loaded, SchemaError):
+                problems.extend(loaded.problems)
+                continue
+            rows += loaded.table.num_rows
+            notes.extend(loaded.notes)
+        found.rows[name] = rows
+        found.notes.extend(merge_notes(notes, str(target), files))
     if problems:
         raise SchemaError(problems)
-    return checked
+    return found
 
 
-def _read_without_partitions(file: Path) -> pa.Table:
-    import pyarrow.dataset as ds  # loads pandas: only when a folder is validated (start-up time)
+def validate_path(path: str | Path, strict: bool = False) -> dict[str, int]:
+    """Validate a Parquet/CSV file, a table folder, or a dataset root holding table folders (`check_path`).
 
-    return ds.dataset(file, format="parquet").to_table()
+    Returns {table: rows checked}. Raises SchemaError listing every problem found; strict: a file that needs
+    a coercion or a default is a problem too."""
+    return check_path(path, strict=strict).rows

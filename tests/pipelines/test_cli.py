@@ -95,7 +95,7 @@ def test_validate_reports_file_column_and_rows(world, tmp_path, capsys):
 
 def test_attribute_names_a_missing_file(tmp_path, capsys):
     assert main(["attribute", "--tasks", str(tmp_path / "no.parquet"), "--samples", "x", "--out", "y"]) == 2
-    assert "no.parquet: no such file" in capsys.readouterr().err
+    assert "no.parquet (--tasks): no such file" in capsys.readouterr().err
 
 
 def test_attribute_starts_without_the_modules_it_does_not_use(world, tmp_path):
@@ -111,3 +111,99 @@ def test_attribute_starts_without_the_modules_it_does_not_use(world, tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "0 []", run.stdout + run.stderr
+
+
+def with_column(table: pa.Table, name: str, values) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+def test_attribute_and_validate_refuse_text_times_and_text_values_alike(world, tmp_path, capsys):
+    """Issue 14 point 9: `attribute` used to cast text timestamps and text power values that `validate`
+    rejects; both now read files the same way and name every bad column of every input."""
+    _, files = world
+    tasks = pq.read_table(files["tasks"])
+    for name in ("started_at", "finished_at"):
+        tasks = with_column(tasks, name, pc.cast(tasks[name], pa.string()))
+    samples = pq.read_table(files["samples"])
+    samples = with_column(samples, "value", pc.cast(samples["value"], pa.string()))
+    bad_tasks, bad_samples = tmp_path / "tasks.parquet", tmp_path / "power_samples.parquet"
+    pq.write_table(tasks, bad_tasks)
+    pq.write_table(samples, bad_samples)
+    target = tmp_path / "energy.parquet"
+    assert main(attribute_args({"tasks": bad_tasks, "samples": bad_samples}, target)) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{bad_tasks} (--tasks): table tasks, column 'started_at': text where timestamps are expected" in err
+    )
+    assert f"{bad_tasks} (--tasks): table tasks, column 'finished_at'" in err
+    assert f"{bad_samples} (--samples): table power_samples, column 'value': text where numbers" in err
+    assert not target.exists() and "Traceback" not in err
+    for path, column in ((bad_tasks, "started_at"), (bad_samples, "value")):
+        assert main(["validate", str(path)]) == 2
+        assert f"{path}: table {path.stem}, column '{column}': text where" in capsys.readouterr().err
+
+
+def test_nanosecond_times_and_int32_columns_are_coerced_and_reported(world, tmp_path, capsys):
+    _, files = world
+    samples = pq.read_table(files["samples"])
+    nanos = pc.add(samples["timestamp"].cast(pa.timestamp("ns", tz="UTC")), pa.scalar(1, pa.duration("ns")))
+    tasks = pq.read_table(files["tasks"])
+    tasks = with_column(tasks, "attempt", tasks["attempt"].cast(pa.int32()))
+    paths = {"tasks": tmp_path / "tasks.parquet", "samples": tmp_path / "power_samples.parquet"}
+    pq.write_table(tasks, paths["tasks"])
+    pq.write_table(with_column(samples, "timestamp", nanos), paths["samples"])
+    coerced, reference = tmp_path / "coerced.parquet", tmp_path / "reference.parquet"
+    assert main(attribute_args(paths, coerced)) == 0
+    err = capsys.readouterr().err
+    assert f"note: {paths['tasks']} (--tasks): table tasks, column 'attempt': int32 widened to int64" in err
+    changed = f"rounded to the schema's microseconds ({samples.num_rows} values changed)"
+    assert f"note: {paths['samples']} (--samples): table power_samples, column 'timestamp'" in err
+    assert changed in err
+    # 1 ns rounds away: the very energies of the file as the model writes it.
+    assert main(attribute_args(files, reference)) == 0
+    assert pq.read_table(coerced).equals(pq.read_table(reference))
+    assert main(["validate", str(paths["samples"])]) == 0
+    assert changed in capsys.readouterr().err
+    assert main(["validate", "--strict", str(paths["samples"])]) == 2
+    assert "--strict wants the model's exact schema" in capsys.readouterr().err
+
+
+def test_a_minimal_user_task_table_is_enough_for_attribute(world, tmp_path, capsys):
+    """ids, host, start and end (requests optional), as CSV or Parquet: the rest take documented defaults."""
+    _, files = world
+    tasks = pq.read_table(files["tasks"])
+    ran = tasks.filter(pc.is_valid(tasks["host_node"]))
+    minimal = ran.select(["workflow_uid", "task_id", "host_node", "started_at", "finished_at"])
+    csv = tmp_path / "mine.csv"
+    minimal.to_pandas().to_csv(csv, index=False)
+    parquet = tmp_path / "mine.parquet"
+    pq.write_table(minimal.append_column("cpu_request_cores", ran["cpu_request_cores"]), parquet)
+    for source in (csv, parquet):
+        target = tmp_path / f"{source.suffix[1:]}.parquet"
+        assert main(attribute_args({"tasks": source, "samples": files["samples"]}, target)) == 0
+        captured = capsys.readouterr()
+        assert "absent columns take their defaults: task_name = task_id, attempt = 0" in captured.err
+        energy = schemas.validate("task_energy", pq.read_table(target))
+        assert set(energy["task_id"].to_pylist()) == set(ran["task_id"].to_pylist())
+        assert "wrote" in captured.out
+    no_times = tmp_path / "no_times.parquet"
+    pq.write_table(minimal.drop_columns(["started_at"]), no_times)
+    assert main(attribute_args({"tasks": no_times, "samples": files["samples"]}, tmp_path / "x.parquet")) == 2
+    assert "column 'started_at': column is missing: attribute needs it" in capsys.readouterr().err
+
+
+def test_files_that_are_not_parquet_are_named_with_their_option(tmp_path, capsys):
+    empty, text = tmp_path / "empty.parquet", tmp_path / "text.parquet"
+    empty.write_bytes(b"")
+    text.write_text("workflow_uid,task_id\n")
+    args = ["attribute", "--tasks", str(empty), "--samples", str(text), "--out", str(tmp_path / "o.parquet")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"jouletrace attribute: error: {empty} (--tasks): empty file (0 bytes), not a Parquet file" in err
+    assert main(["validate", "--table", "tasks", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {text}: not a Parquet file: it holds text (starting 'workflow_uid,task_id')" in err
+    latin = tmp_path / "tasks.csv"
+    latin.write_bytes("workflow_uid,task_id\nw,\xe9\n".encode("latin-1"))
+    assert main(["validate", str(latin)]) == 2
+    assert f"error: {latin}: not UTF-8 text (line 2" in capsys.readouterr().err

@@ -102,8 +102,14 @@ def test_table_name_from_metadata_or_folder(tmp_path):
     plain.parent.mkdir()
     pq.write_table(pa.table({"host_node": ["a"]}), plain)
     assert table_name_of(plain) == "machines"
-    with pytest.raises(schemas.SchemaError, match="column is missing"):
-        schemas.validate_path(plain)
+    # A machines table needs only host_node; the rest take their documented defaults, which --strict refuses.
+    assert schemas.validate_path(plain) == {"machines": 1}
+    with pytest.raises(schemas.SchemaError, match="absent columns take their defaults"):
+        schemas.validate_path(plain, strict=True)
+    workflows = tmp_path / "workflows.parquet"
+    pq.write_table(pa.table({"workflow_uid": ["u"]}), workflows)
+    with pytest.raises(schemas.SchemaError, match="'workflow_name': required column is missing"):
+        schemas.validate_path(workflows)
 
 
 def test_data_model_doc_is_current():
@@ -113,4 +119,5 @@ def test_data_model_doc_is_current():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "data-model.md").read_text()
     assert doc == data_model_markdown(), "regenerate with: python -m schemas > docs/data-model.md"
-    assert "| `energy_joules` | `double` | no | dynamic_joules + idle_joules |" in doc
+    assert "| `energy_joules` | `double` | no | required | dynamic_joules + idle_joules |" in doc
+    assert "| `attempt` | `int64` | no | `0` | retry attempt, 0 for the first |" in doc
