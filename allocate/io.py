@@ -131,9 +131,11 @@ def read_json(path: str | Path) -> dict:
     if not file.exists():
         raise FileNotFoundError(f"{file}: no such file")
     try:
-        return json.loads(file.read_text())
+        return json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{file}: not JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{file}: not UTF-8 text, so not JSON (byte {exc.start}: {exc.reason})") from exc
 
 
 def write_json(data: dict, path: str | Path) -> Path:
