@@ -12,12 +12,13 @@ def load_problem(workflow_path: str, platform_path: str):
     from allocate.scheduling.platform import platform_from_json
     from allocate.scheduling.problem import build_problem
 
+    workflow_data, platform_data = read_json(workflow_path), read_json(platform_path)  # errors name the file
     try:
-        workflow = workflow_from_json(read_json(workflow_path))
+        workflow = workflow_from_json(workflow_data)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{workflow_path}: {exc}") from exc
     try:
-        platform = platform_from_json(read_json(platform_path))
+        platform = platform_from_json(platform_data)
     except ValueError as exc:
         raise ValueError(f"{platform_path}: {exc}") from exc
     try:
