@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint prometheus clean
+.PHONY: demo test lint prometheus postgresql clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,19 @@ prometheus:
 	  else echo "prometheus is not installed and we are not root: tests that need it will skip"; fi; \
 	fi
 
+# The deployment tests start a real PostgreSQL (Debian keeps its binaries in /usr/lib/postgresql/<ver>/bin).
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "postgresql is not installed and we are not root: tests that need it will skip"; fi; \
+	fi
+
 lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-test: $(INSTALLED) prometheus lint
+test: $(INSTALLED) prometheus postgresql lint
 	$(BIN)/pytest
 
 clean:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from datasets.storage import Location, StoragePath, local_path, storage_path
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SEED = 7
@@ -37,36 +40,57 @@ class LiveSources:
 @dataclass(frozen=True)
 class Settings:
     """Where sources are read from, where asset values are kept and where the trace dataset and the model
-    folders go (`models_dir` None: `models/` beside the asset folder)."""
+    folders go (`models_dir` None: `models/` beside the asset folder).
 
-    asset_dir: Path
-    dataset_dir: Path
+    The asset, dataset and model locations are local folders or fsspec URLs (``s3://bucket/prefix``),
+    kept as `pathlib.Path` or `upath.UPath` (datasets/traces.py); the recorded folder is always local."""
+
+    asset_dir: StoragePath
+    dataset_dir: StoragePath
     recorded_dir: Path | None
     sample_world_seed: int | None = DEFAULT_SEED
     sample_world_workflows: int = DEFAULT_WORKFLOWS
     live: LiveSources = field(default_factory=LiveSources)
-    models_dir: Path | None = None
+    models_dir: StoragePath | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "asset_dir", storage_path(self.asset_dir))
+        object.__setattr__(self, "dataset_dir", storage_path(self.dataset_dir))
         if self.models_dir is None:
-            object.__setattr__(self, "models_dir", Path(self.asset_dir).parent / "models")
+            object.__setattr__(self, "models_dir", self.asset_dir.parent / "models")
+        else:
+            object.__setattr__(self, "models_dir", storage_path(self.models_dir))
 
     @classmethod
     def under(
         cls,
-        data_dir: str | Path,
+        data_dir: Location,
         recorded_dir: str | Path | None = None,
         seed: int | None = DEFAULT_SEED,
         workflows: int = DEFAULT_WORKFLOWS,
         live: LiveSources | None = None,
     ) -> Settings:
-        """Default layout of one data folder: assets/, dataset/, models/ and, unless a recorded folder is
-        given, the sample world in sample-world/ (generated there on first use)."""
-        data_dir = Path(data_dir)
+        """Default layout of one data folder or object-store prefix: assets/, dataset/, models/ and,
+        unless a recorded folder is given, the sample world in sample-world/ (generated there on first
+        use). With object storage (`data_dir` an fsspec URL) the sample world goes to a local folder
+        instead (`sample_world_cache`): it is regenerated identically from its seed in each pod."""
+        data_dir = storage_path(data_dir)
+        if recorded_dir is not None:
+            recorded = local_path(recorded_dir)
+            if recorded is None:
+                raise ValueError(
+                    f"{recorded_dir}: the recorded folder is read from local disk; copy it into the image "
+                    "or a mounted volume and give that path"
+                )
+        else:
+            local_data = local_path(data_dir)
+            recorded = (
+                sample_world_cache(seed, workflows) if local_data is None else local_data / "sample-world"
+            )
         return cls(
             asset_dir=data_dir / "assets",
             dataset_dir=data_dir / "dataset",
-            recorded_dir=data_dir / "sample-world" if recorded_dir is None else Path(recorded_dir),
+            recorded_dir=recorded,
             sample_world_seed=seed if recorded_dir is None else None,
             sample_world_workflows=workflows,
             live=live or LiveSources(),
@@ -75,10 +99,12 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """JOULETRACE_DATA (default ./data), JOULETRACE_RECORDED (default: the sample world) and, for live
-        collection, JOULETRACE_ARGO_URL, JOULETRACE_NAMESPACE, JOULETRACE_KUBERNETES_URL, KUBECONFIG,
-        JOULETRACE_PROMETHEUS_URL, JOULETRACE_DIALECTS and JOULETRACE_USAGE_DIALECTS (comma-separated). Tokens are read by the clients
-        from ARGO_TOKEN / KUBERNETES_TOKEN and never stored here."""
+        """JOULETRACE_DATA (default ./data; a folder or an fsspec URL such as s3://bucket/prefix, whose
+        credentials the filesystem reads from its own variables), JOULETRACE_RECORDED (default: the sample
+        world) and, for live collection, JOULETRACE_ARGO_URL, JOULETRACE_NAMESPACE,
+        JOULETRACE_KUBERNETES_URL, KUBECONFIG, JOULETRACE_PROMETHEUS_URL, JOULETRACE_DIALECTS and
+        JOULETRACE_USAGE_DIALECTS (comma-separated). Tokens are read by the clients from ARGO_TOKEN /
+        KUBERNETES_TOKEN and never stored here."""
         env = os.environ
         dialects = _names(env.get("JOULETRACE_DIALECTS", ""))
         live = LiveSources(
@@ -93,6 +119,11 @@ class Settings:
         return cls.under(
             env.get("JOULETRACE_DATA", DEFAULT_DATA_DIR), env.get("JOULETRACE_RECORDED") or None, live=live
         )
+
+
+def sample_world_cache(seed: int | None, workflows: int) -> Path:
+    """Local folder of the sample world when the data folder is on object storage."""
+    return Path(tempfile.gettempdir()) / f"jouletrace-sample-world-seed{seed}-workflows{workflows}"
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -1,0 +1,54 @@
+"""Storage locations: a local folder or an fsspec URL, as one kind of path.
+
+A location given as ``scheme://...`` (``s3://bucket/prefix``, ``gs://...``, ``file:///srv/data``,
+``memory://test``) or as a ``upath.UPath`` is reached through fsspec; anything else stays a local
+``pathlib.Path``, so code that only ever sees local folders keeps getting Paths. Credentials are the
+filesystem's own business (s3fs reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, fsspec reads
+FSSPEC_S3_ENDPOINT_URL and friends): they never appear in a location. Kept free of pyarrow so that
+settings can import it at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TypeAlias
+
+from upath import UPath
+
+StoragePath: TypeAlias = Path | UPath
+Location: TypeAlias = str | os.PathLike | UPath
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def storage_path(location: Location) -> StoragePath:
+    """`location` as a path: an fsspec URL (``scheme://...``) or a non-local UPath becomes a UPath on
+    its filesystem, anything else a local ``pathlib.Path`` (so local callers keep getting Paths)."""
+    if isinstance(location, UPath):
+        return location if not isinstance(location, Path) else Path(location)
+    if isinstance(location, str) and _URL.match(location):
+        return UPath(location)
+    return Path(location)
+
+
+def is_remote(path: Location) -> bool:
+    """Whether `path` is reached through fsspec (even ``file://``) rather than as a local Path."""
+    return isinstance(storage_path(path), UPath)
+
+
+def local_path(path: Location) -> Path | None:
+    """The local-disk path of `path` (a plain path or a ``file://`` URL), None on any other filesystem."""
+    path = storage_path(path)
+    if not isinstance(path, UPath):
+        return path
+    if path.protocol in LOCAL_PROTOCOLS:  # decided without loading the filesystem (s3fs may be absent)
+        return Path(path.path)
+    return None
+
+
+def renames_atomically(path: Location) -> bool:
+    """Whether files and folders at `path` can be swapped in with a rename (local disk) or not (object
+    stores: datasets/traces.py says what its writers give there instead)."""
+    return local_path(path) is not None

@@ -1,0 +1,100 @@
+"""Asset values and the dataset on object storage, through the same code as local folders: what lets run pods
+launched separately by the K8sRunLauncher read each other's outputs."""
+
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import fsspec
+import pyarrow as pa
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+from upath import UPath
+
+from pipelines.build import build_definitions
+from pipelines.io import ParquetTableIOManager
+from pipelines.settings import Settings, sample_world_cache
+
+
+@pytest.fixture
+def bucket():
+    """A fresh prefix on fsspec's in-memory filesystem, which like S3 has no rename."""
+    name = f"bucket-{uuid.uuid4().hex}"
+    yield f"memory://{name}"
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/{name}"):
+        fs.rm(f"/{name}", recursive=True)
+
+
+@dg.asset
+def machines() -> pa.Table:
+    return pa.table({"node": ["n1", "n2"], "tdp_watts": [205.0, 350.0]})
+
+
+@dg.asset
+def total_tdp(machines: pa.Table) -> pa.Table:
+    return pa.table({"tdp_watts": [sum(machines["tdp_watts"].to_pylist())]})
+
+
+def test_an_asset_written_by_one_run_is_read_by_another_from_object_storage(bucket, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("no rename on an object store")
+
+    monkeypatch.setattr(MemoryFileSystem, "mv", refuse)
+    io_manager = ParquetTableIOManager(base_dir=f"{bucket}/assets")
+    first = dg.materialize([machines], resources={"io_manager": io_manager})
+    assert first.success
+    (event,) = first.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["path"].value == f"{bucket}/assets/machines.parquet"
+    assert metadata["dagster/row_count"].value == 2
+    # Another run (another pod: its own instance, nothing in memory from the first) loads the input.
+    second = dg.materialize(
+        [total_tdp, machines.to_source_asset()],
+        resources={"io_manager": ParquetTableIOManager(base_dir=f"{bucket}/assets")},
+    )
+    assert second.output_for_node("total_tdp")["tdp_watts"].to_pylist() == [555.0]
+    assert sorted(p.name for p in UPath(f"{bucket}/assets").iterdir()) == [
+        "machines.parquet",
+        "total_tdp.parquet",
+    ]
+
+
+def test_a_missing_asset_on_object_storage_says_so(bucket):
+    with pytest.raises(FileNotFoundError, match="asset machines was never materialized") as raised:
+        dg.materialize(
+            [total_tdp, machines.to_source_asset()],
+            resources={"io_manager": ParquetTableIOManager(base_dir=f"{bucket}/assets")},
+        )
+    assert str(raised.value).startswith(f"{bucket}/assets/machines.parquet: ")
+
+
+def test_settings_put_assets_dataset_and_models_under_an_object_store_prefix(monkeypatch):
+    monkeypatch.setenv("JOULETRACE_DATA", "s3://jouletrace/data")
+    monkeypatch.delenv("JOULETRACE_RECORDED", raising=False)
+    settings = Settings.from_env()
+    assert [str(settings.asset_dir), str(settings.dataset_dir), str(settings.models_dir)] == [
+        "s3://jouletrace/data/assets",
+        "s3://jouletrace/data/dataset",
+        "s3://jouletrace/data/models",
+    ]
+    # The sample world is generated from its seed on local disk in each pod, not on object storage.
+    assert settings.recorded_dir == sample_world_cache(
+        settings.sample_world_seed, settings.sample_world_workflows
+    )
+    resources = build_definitions(settings).resources
+    assert resources["io_manager"].base_dir == "s3://jouletrace/data/assets"
+    assert resources["dataset"].root == "s3://jouletrace/data/dataset"
+    assert resources["model_store"].root == "s3://jouletrace/data/models"
+
+
+def test_local_settings_are_unchanged(tmp_path):
+    settings = Settings.under(tmp_path)
+    assert settings.asset_dir == tmp_path / "assets" and type(settings.asset_dir) is type(tmp_path)
+    assert settings.recorded_dir == tmp_path / "sample-world"
+    assert Settings.under(f"file://{tmp_path}").recorded_dir == tmp_path / "sample-world"
+    with pytest.raises(ValueError, match="read from local disk"):
+        Settings.under("s3://jouletrace/data", recorded_dir="s3://jouletrace/recorded")
+    assert Settings.under(tmp_path, recorded_dir=f"file://{tmp_path}/rec").recorded_dir == Path(
+        tmp_path, "rec"
+    )
