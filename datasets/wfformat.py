@@ -1,38 +1,41 @@
 """WfFormat (WfCommons JSON) in and out of the trace model.
 
 Import reads WfFormat 1.0-1.5 documents (older ones upgraded to the 1.5 layout; 1.6 read as 1.5) into
-`workflows`, `tasks`, `machines` and `task_energy`. Runtimes and resource use are `measured`; energy rows
-exist only where the file has energy. A document written by jouletrace carries a `jouletrace` extension
-object that gives back every model field WfFormat has no place for, so import(export(x)) == x.
+`workflows`, `tasks`, `machines` and `task_energy`, and a `sources` row (datasets.provenance) that keeps
+what the model has no column for: the runtime system, the file, the application, task commands, machine
+names and descriptions. A foreign file's machines are its own (`<nodeName>@<workflow_uid>`), with no node
+labels made up for them. Runtimes and resource use are `measured` (by the source); energy rows exist only
+where the file has energy. A document written by jouletrace carries a `jouletrace` extension object that
+gives back every model field WfFormat has no place for, so import(export(x)) == x.
 
-Export writes one schema-1.5 document per workflow: WfFormat's own fields where they exist (`energyInKWh`
-and `avgPowerInW` per task, from the meters whose joules add up), the extension for the rest (per-device
-joules, dynamic/idle split, coverage, method, uncertainty and provenance per task; CPU/GPU/FPGA models per
-machine; workflow identity, energy and attribution policy). Every document is validated before it is
-returned. docs/formats.md lists what each direction keeps and loses.
+Export (datasets.wfformat_export, importable from here) writes one schema-1.5 document per workflow.
+docs/formats.md lists what each direction keeps and loses.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
 import schemas
+from datasets.provenance import (
+    ORIGIN_IMPORTED,
+    SOURCES_TABLE,
+    application_from_file,
+    scoped_host,
+    sources_table,
+)
 from schemas.formats import (
     EXTENSION_KEY,
     JOULES_PER_KWH,
     LEGACY_VERSIONS,
-    WFFORMAT_VERSION,
     Finding,
-    counted_device_rows,
-    format_timestamp,
     parse_timestamp,
     read_json,
     timestamp_resolution_seconds,
@@ -40,7 +43,8 @@ from schemas.formats import (
     validate_wfformat,
 )
 
-EXTENSION_VERSION = "1.0"
+# 1.1 adds `source` (where the run came from) on the document and `hostNode` on machines.
+EXTENSION_VERSION = "1.1"
 TASK_ID_ESCAPE = "hash-hex-utf8"
 # What a foreign document does not say: the model needs a value, this one says "not known".
 UNKNOWN_CLUSTER = "unknown"
@@ -74,19 +78,26 @@ _PLAIN_ID_CHAR = re.compile(r"[0-9A-Za-z_.-]")
 
 @dataclass
 class ImportResult:
-    """Model tables read from a file or folder, what could not be kept (notes) and format warnings."""
+    """Model tables read from a file or folder (plus `sources`, where each run came from), what could not
+    be kept (notes) and format warnings."""
 
     tables: dict[str, pa.Table]
     notes: list[str] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
 
 
-@dataclass
-class WfFormatExport:
-    """One WfFormat document per exported workflow (by workflow_uid), and why others were left out."""
+# The export side lives in datasets.wfformat_export; these names stay importable from here.
+_EXPORT_NAMES = frozenset(
+    {"WfFormatExport", "attribution_summary", "document_file_bytes", "method_parts", "tables_to_wfformat"}
+)
 
-    documents: dict[str, dict]
-    notes: list[str] = field(default_factory=list)
+
+def __getattr__(name: str):
+    if name in _EXPORT_NAMES:
+        import datasets.wfformat_export
+
+        return getattr(datasets.wfformat_export, name)
+    raise AttributeError(f"module 'datasets.wfformat' has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------------------------- ids
@@ -141,7 +152,8 @@ def read_wfformat(paths: Iterable[str | Path]) -> ImportResult:
 
 
 def combine_imports(results: list[ImportResult]) -> ImportResult:
-    """Concatenate imports; a machine declared by several files is kept once (the first file's row when they
+    """Concatenate imports. Machines of foreign files are per run and never meet; a machine of jouletrace's
+    own exports (a Kubernetes node) declared by several files is kept once (the first file's row when they
     disagree, said in the notes)."""
     notes = [n for r in results for n in r.notes]
     machines: dict[str, dict] = {}
@@ -154,27 +166,30 @@ def combine_imports(results: list[ImportResult]) -> ImportResult:
                 )
     tables = {
         name: pa.concat_tables([r.tables[name] for r in results])
-        for name in ("workflows", "tasks", "task_energy")
+        for name in ("workflows", "tasks", "task_energy", SOURCES_TABLE)
     }
     tables["machines"] = schemas.conform("machines", list(machines.values()))
     return ImportResult(tables, notes, [w for r in results for w in r.warnings])
 
 
 def wfformat_to_tables(doc: object, source: str = "<memory>", default_uid: str = "wfformat") -> ImportResult:
-    """Model tables of one WfFormat document (validated first: FormatError lists every error)."""
+    """Model tables of one WfFormat document (validated first: FormatError lists every error) and its
+    sources row. `source` is the file the document was read from (its name is recorded)."""
     warnings = validate_wfformat(doc, source)
-    if doc.get("schemaVersion") in LEGACY_VERSIONS:
+    version = doc.get("schemaVersion")
+    if version in LEGACY_VERSIONS:
         doc = upgrade_wfformat(doc)
-    reader = _DocumentReader(doc, source, default_uid)
+    reader = _DocumentReader(doc, source, default_uid, version)
     return ImportResult(reader.tables(), reader.notes, warnings)
 
 
 class _DocumentReader:
     """Turns one valid WfFormat document into model rows, collecting notes on what it could not keep."""
 
-    def __init__(self, doc: Mapping, source: str, default_uid: str):
+    def __init__(self, doc: Mapping, source: str, default_uid: str, version: str):
         self.doc = doc
         self.source = source
+        self.version = version
         self.ext = doc.get(EXTENSION_KEY)
         self.ours = self.ext is not None
         self.uid = self.ext["workflowUid"] if self.ours else default_uid
@@ -194,9 +209,20 @@ class _DocumentReader:
             if not self.ours and len(self.declared_machines) == 1 and no_task_machines
             else None
         )
+        # The model's host_node of every machine name: jouletrace's own exports say it when it differs.
+        self.hosts = {
+            m["nodeName"]: m.get(EXTENSION_KEY, {}).get("hostNode", m["nodeName"])
+            for m in self.declared_machines
+        }
 
     def task_id(self, text: str) -> str:
         return unescape_task_id(text) if self.ours else text
+
+    def host(self, node_name: str) -> str:
+        """A foreign file's machines are that run's own: the name is scoped by the workflow uid."""
+        if self.ours:
+            return self.hosts.get(node_name, node_name)
+        return scoped_host(node_name, self.uid)
 
     def tables(self) -> dict[str, pa.Table]:
         tasks, energy = [], []
@@ -209,7 +235,65 @@ class _DocumentReader:
             "tasks": schemas.conform("tasks", tasks),
             "machines": schemas.conform("machines", self.machines()),
             "task_energy": schemas.conform("task_energy", energy),
+            SOURCES_TABLE: sources_table(self.sources()),
         }
+
+    def sources(self) -> list[dict]:
+        """The run's sources row: what the file says about where it came from. A jouletrace export says it
+        in its extension (nothing for older exports, which did not)."""
+        source = (self.ext or {}).get("source")
+        if self.ours and source is None:
+            return []
+        if self.ours and source["origin"] != ORIGIN_IMPORTED:
+            return [{"workflow_uid": self.uid, "origin": source["origin"]}]
+        if self.ours:
+            described = source
+            system = source.get("runtimeSystem") or {}
+        else:
+            known = not self.source.startswith("<")
+            described = {
+                "format": f"WfFormat {self.version}",
+                "file": Path(self.source).name if known else None,
+                "application": application_from_file(self.source) if known else None,
+                "description": self.doc.get("description"),
+            }
+            system = self.doc.get("runtimeSystem") or {}
+        commands = [
+            {
+                "task_id": self.task_id(t["id"]),
+                "program": t["command"].get("program"),
+                "arguments": t["command"].get("arguments"),
+            }
+            for t in self.executed.values()
+            if isinstance(t.get("command"), Mapping)
+        ]
+        machines = [
+            {
+                "host_node": self.host(m["nodeName"]),
+                "node_name": m["nodeName"],
+                "system": m.get("system"),
+                "architecture": m.get("architecture"),
+                "release": m.get("release"),
+                "cpu_vendor": m.get("cpu", {}).get("vendor"),
+            }
+            for m in self.declared_machines
+            if not self.ours or EXTENSION_KEY in m
+        ]
+        return [
+            {
+                "workflow_uid": self.uid,
+                "origin": ORIGIN_IMPORTED,
+                "format": described.get("format"),
+                "file": described.get("file"),
+                "runtime_system_name": system.get("name"),
+                "runtime_system_version": system.get("version"),
+                "runtime_system_url": system.get("url"),
+                "application": described.get("application"),
+                "description": described.get("description"),
+                "commands": commands,
+                "machines": machines,
+            }
+        ]
 
     def workflow(self, energy: list[dict]) -> dict:
         ext = self.ext or {}
@@ -263,7 +347,7 @@ class _DocumentReader:
             "reason": ext.get("reason"),
             "pod_name": ext.get("podName"),
             "pod_uid": ext.get("podUid"),
-            "host_node": hosts[0] if hosts else None,
+            "host_node": self.host(hosts[0]) if hosts else None,
             "started_at": started,
             "finished_at": finished,
             "time_resolution_seconds": ext.get("timeResolutionInSeconds", resolution),
@@ -330,7 +414,7 @@ class _DocumentReader:
             cpu = machine.get("cpu", {})
             rows.append(
                 {
-                    "host_node": machine["nodeName"],
+                    "host_node": self.host(machine["nodeName"]),
                     "cpu_model": (ext or {}).get("cpuModel"),
                     "sockets": (ext or {}).get("sockets"),
                     "cores": cpu.get("coreCount"),
@@ -338,7 +422,9 @@ class _DocumentReader:
                     "memory_bytes": machine.get("memoryInBytes"),
                     "gpu_models": (ext or {}).get("gpuModels", []),
                     "fpga_models": (ext or {}).get("fpgaModels", []),
-                    "labels": ext["labels"] if ext else _labels_of(machine),
+                    # A foreign file's system, architecture, release and CPU vendor stay in the sources row:
+                    # they are not Kubernetes node labels.
+                    "labels": ext["labels"] if ext else {},
                     "provenance": (ext or {}).get("provenance", "measured"),
                 }
             )
@@ -369,300 +455,7 @@ def _whole(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def _labels_of(machine: Mapping) -> dict[str, str]:
-    """Node labels equivalent to a foreign machine's system, architecture, kernel release and CPU vendor."""
-    labels = {
-        LABEL_OS: machine.get("system"),
-        LABEL_ARCH: machine.get("architecture"),
-        LABEL_KERNEL: machine.get("release"),
-        LABEL_CPU_VENDOR: machine.get("cpu", {}).get("vendor"),
-    }
-    return {k: v for k, v in labels.items() if v is not None}
-
-
 def hardware_labels(labels: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, str]:
     """The node labels that describe hardware (OS, architecture, NFD and GPU feature discovery)."""
     items = labels.items() if isinstance(labels, Mapping) else labels
     return {k: v for k, v in sorted(items) if k.startswith(HARDWARE_LABEL_PREFIXES)}
-
-
-# --------------------------------------------------------------------------------------------- export
-
-
-def method_parts(method: str) -> dict[str, str]:
-    """task_energy.method as parts: `reading` (first part), then its key=value parts (split, idle,
-    idle_power) and flags (wraps-corrected, reset-estimated)."""
-    parts = method.split(";")
-    out = {"reading": parts[0]}
-    for part in parts[1:]:
-        key, _, value = part.partition("=")
-        out[key] = value if _ else "yes"
-    return out
-
-
-def attribution_summary(methods: Iterable[str]) -> dict[str, list[str]]:
-    """The distinct method strings, and the distinct readings, splits, idle policies and idle power
-    estimates they name."""
-    methods = sorted(set(methods))
-    parsed = [method_parts(m) for m in methods]
-    return {
-        "methods": methods,
-        "readings": sorted({p["reading"] for p in parsed}),
-        "split": sorted({p["split"] for p in parsed if "split" in p}),
-        "idle": sorted({p["idle"] for p in parsed if "idle" in p}),
-        "idlePower": sorted({p["idle_power"] for p in parsed if "idle_power" in p}),
-    }
-
-
-def tables_to_wfformat(
-    tables: Mapping[str, pa.Table],
-    *,
-    runtime_system: Mapping[str, str] | None = None,
-    created_at: datetime | None = None,
-    identifiers: Mapping | None = None,
-) -> WfFormatExport:
-    """One validated WfFormat 1.5 document per workflow of `tables` (workflows, tasks, and optionally
-    machines and task_energy). Workflows without tasks, start time, makespan or any task that ran cannot be
-    written (WfFormat requires them) and are listed in the notes."""
-    for name, table in tables.items():
-        schemas.validate(name, table, source=f"{name} to export")
-    tasks = _grouped(tables["tasks"], ("workflow_uid",))
-    energy = _grouped(tables.get("task_energy"), ("workflow_uid", "task_id"))
-    machines = {m["host_node"]: m for m in _rows(tables.get("machines"))}
-    created = created_at or datetime.now(UTC)
-    workflows = sorted(
-        _rows(tables["workflows"]),
-        key=lambda w: (w["started_at"] is None, w["started_at"] or 0, w["workflow_uid"]),
-    )
-    out = WfFormatExport({})
-    for workflow in workflows:
-        uid = workflow["workflow_uid"]
-        own_tasks = tasks.get((uid,), [])
-        problem = _not_writable(workflow, own_tasks)
-        if problem:
-            out.notes.append(f"workflow {uid} ({workflow['workflow_name']}) not written: {problem}")
-            continue
-        writer = _DocumentWriter(workflow, own_tasks, energy, machines, out.notes)
-        doc = writer.document(runtime_system, created, identifiers or {"anonymised": False})
-        validate_wfformat(doc, f"export of workflow {uid}")
-        out.documents[uid] = doc
-    return out
-
-
-def _rows(table: pa.Table | None) -> list[dict]:
-    return [] if table is None else table.to_pylist()
-
-
-def _grouped(table: pa.Table | None, keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
-    groups: dict[tuple, list[dict]] = {}
-    for row in _rows(table):
-        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
-    return groups
-
-
-def _not_writable(workflow: Mapping, tasks: list[dict]) -> str | None:
-    if not tasks:
-        return "it has no tasks"
-    if workflow["started_at"] is None:
-        return "its start time is unknown"
-    if workflow["makespan_seconds"] is None and workflow["finished_at"] is None:
-        return "it has not finished (no makespan)"
-    if all(t["runtime_seconds"] is None for t in tasks):
-        return "none of its tasks ran"
-    return None
-
-
-class _DocumentWriter:
-    def __init__(self, workflow: dict, tasks: list[dict], energy: dict, machines: dict, notes: list[str]):
-        self.workflow = workflow
-        self.tasks = sorted(
-            tasks, key=lambda t: (t["started_at"] is None, t["started_at"] or 0, t["task_id"])
-        )
-        self.energy = energy
-        self.machines = machines
-        self.notes = notes
-
-    def document(self, runtime_system, created: datetime, identifiers: Mapping) -> dict:
-        wf = self.workflow
-        spec_tasks, exec_tasks, methods = [], [], []
-        for task in self.tasks:
-            rows = self.energy.get((wf["workflow_uid"], task["task_id"]), [])
-            methods += [r["method"] for r in rows]
-            spec, executed = self.task(task, rows)
-            spec_tasks.append(spec)
-            if executed is not None:
-                exec_tasks.append(executed)
-        makespan = wf["makespan_seconds"]
-        if makespan is None:
-            makespan = (wf["finished_at"] - wf["started_at"]).total_seconds()
-        execution = {
-            "makespanInSeconds": makespan,
-            "executedAt": format_timestamp(wf["started_at"]),
-            "tasks": exec_tasks,
-        }
-        hosts = list(dict.fromkeys(h for t in exec_tasks for h in t.get("machines", [])))
-        if hosts:
-            execution["machines"] = [self.machine(h) for h in hosts]
-        doc = {
-            "name": wf["workflow_name"],
-            "description": f"Workflow run {wf['workflow_name']} with per-task energy, written by jouletrace.",
-            "createdAt": format_timestamp(created),
-            "schemaVersion": WFFORMAT_VERSION,
-        }
-        if runtime_system:
-            doc["runtimeSystem"] = dict(runtime_system)
-        doc["workflow"] = {"specification": {"tasks": spec_tasks}, "execution": execution}
-        doc[EXTENSION_KEY] = _dropping_nulls(
-            {
-                "extensionVersion": EXTENSION_VERSION,
-                "modelSchemaVersion": schemas.SCHEMA_VERSION,
-                "workflowUid": wf["workflow_uid"],
-                "namespace": wf["namespace"],
-                "cluster": wf["cluster"],
-                "phase": wf["phase"],
-                "provenance": wf["provenance"],
-                "energyJoules": wf["energy_joules"],
-                "taskIdEscape": TASK_ID_ESCAPE,
-                "attribution": attribution_summary(methods),
-                "identifiers": dict(identifiers),
-            }
-        )
-        return doc
-
-    def task(self, task: dict, energy_rows: list[dict]) -> tuple[dict, dict | None]:
-        task_id = escape_task_id(task["task_id"])
-        spec = {
-            "name": task["task_name"],
-            "id": task_id,
-            "parents": [escape_task_id(p) for p in task["parents"]],
-            "children": [escape_task_id(c) for c in task["children"]],
-        }
-        ext = _dropping_nulls(
-            {
-                "templateName": task["template_name"],
-                "attempt": task["attempt"],
-                "phase": task["phase"],
-                "reason": task["reason"],
-                "podName": task["pod_name"],
-                "podUid": task["pod_uid"],
-                "timeResolutionInSeconds": task["time_resolution_seconds"],
-                "cpuRequestCores": task["cpu_request_cores"],
-                "memoryRequestInBytes": task["memory_request_bytes"],
-                "gpuIds": task["gpu_ids"],
-                "fpgaIds": task["fpga_ids"],
-                "provenance": task["provenance"],
-                "energy": self.task_energy(task, energy_rows),
-            }
-        )
-        runtime = task["runtime_seconds"]
-        if runtime is None:
-            if task["started_at"] is not None:
-                ext["startedAt"] = format_timestamp(task["started_at"])
-            spec[EXTENSION_KEY] = ext
-            return spec, None
-        executed = {"id": task_id, "runtimeInSeconds": runtime}
-        if task["started_at"] is not None:
-            executed["executedAt"] = format_timestamp(task["started_at"])
-        if task["cpu_request_cores"] is not None and task["cpu_request_cores"] >= 1:
-            executed["coreCount"] = task["cpu_request_cores"]
-        for key, column in (
-            ("avgCPU", "avg_cpu_percent"),
-            ("readBytes", "read_bytes"),
-            ("writtenBytes", "written_bytes"),
-            ("memoryInBytes", "memory_peak_bytes"),
-        ):
-            if task[column] is not None:
-                executed[key] = task[column]
-        if "energy" in ext:
-            total = ext["energy"]["totalJoules"]
-            executed["energyInKWh"] = total / JOULES_PER_KWH
-            if runtime > 0:
-                executed["avgPowerInW"] = total / runtime
-        if task["host_node"] is not None:
-            executed["machines"] = [task["host_node"]]
-        executed[EXTENSION_KEY] = ext
-        return spec, executed
-
-    def task_energy(self, task: dict, rows: list[dict]) -> dict | None:
-        if not rows:
-            return None
-        counted = counted_device_rows(rows, "device_kind")
-        if not counted:
-            self.notes.append(
-                f"task {task['task_id']} of workflow {task['workflow_uid']}: its energy rows are only of "
-                "meters that do not add up (cpu_core); not written"
-            )
-            return None
-        devices = [
-            _dropping_nulls(
-                {
-                    "deviceKind": r["device_kind"],
-                    "deviceId": r["device_id"],
-                    "energyJoules": r["energy_joules"],
-                    "dynamicJoules": r["dynamic_joules"],
-                    "idleJoules": r["idle_joules"],
-                    "avgPowerInW": r["avg_power_watts"],
-                    "peakPowerInW": r["peak_power_watts"],
-                    "coverage": r["coverage"],
-                    "samples": r["samples"],
-                    "method": r["method"],
-                    "uncertaintyJoules": r["uncertainty_joules"],
-                    "provenance": r["provenance"],
-                }
-            )
-            for r in sorted(rows, key=lambda r: (r["device_kind"], r["device_id"]))
-        ]
-        return {
-            "totalJoules": math.fsum(r["energy_joules"] for r in counted),
-            "dynamicJoules": math.fsum(r["dynamic_joules"] for r in counted),
-            "idleJoules": math.fsum(r["idle_joules"] for r in counted),
-            # Half-widths add: the devices' errors are not known to be independent.
-            "uncertaintyJoules": math.fsum(r["uncertainty_joules"] for r in counted),
-            "coverage": min(r["coverage"] for r in counted),
-            "devices": devices,
-        }
-
-    def machine(self, host: str) -> dict:
-        entry = {"nodeName": host}
-        machine = self.machines.get(host)
-        if machine is None:
-            return entry
-        labels = dict(machine["labels"])
-        if labels.get(LABEL_OS) in WFFORMAT_SYSTEMS:
-            entry["system"] = labels[LABEL_OS]
-        if labels.get(LABEL_ARCH):
-            entry["architecture"] = labels[LABEL_ARCH]
-        if labels.get(LABEL_KERNEL):
-            entry["release"] = labels[LABEL_KERNEL]
-        if machine["memory_bytes"] is not None and machine["memory_bytes"] >= 1:
-            entry["memoryInBytes"] = machine["memory_bytes"]
-        cpu = {}
-        if machine["cores"] is not None and machine["cores"] >= 1:
-            cpu["coreCount"] = machine["cores"]
-        if machine["cpu_speed_mhz"] is not None and round(machine["cpu_speed_mhz"]) >= 1:
-            cpu["speedInMHz"] = round(machine["cpu_speed_mhz"])
-        if labels.get(LABEL_CPU_VENDOR):
-            cpu["vendor"] = labels[LABEL_CPU_VENDOR]
-        if cpu:
-            entry["cpu"] = cpu
-        entry[EXTENSION_KEY] = _dropping_nulls(
-            {
-                "cpuModel": machine["cpu_model"],
-                "sockets": machine["sockets"],
-                "cpuSpeedInMHz": machine["cpu_speed_mhz"],
-                "gpuModels": machine["gpu_models"],
-                "fpgaModels": machine["fpga_models"],
-                "labels": hardware_labels(labels),
-                "provenance": machine["provenance"],
-            }
-        )
-        return entry
-
-
-def _dropping_nulls(mapping: dict) -> dict:
-    return {k: v for k, v in mapping.items() if v is not None}
-
-
-def document_file_bytes(doc: Mapping) -> bytes:
-    """The bytes of a WfFormat file: indented JSON, no NaN (it is not JSON)."""
-    return (json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode()

@@ -7,8 +7,11 @@ Layout (the WTA Python tools'): `<trace>/{workflows,tasks,resources}/schema-1.0/
 keep ids). Times are epoch milliseconds, -1 means unknown. `energy_consumption` is in the archive's unit,
 Wh as int64, truncated as the archive does; `energy_consumption_joules` (float64) is added so short tasks
 keep their energy, and `total_energy_consumption(_joules)` per workflow likewise. A task's energy is the sum
-over the meters whose joules add up (schemas.ADDITIVE_DEVICE_KINDS). Reading accepts parents/children
-stored as list<int64> or list<double>. What WTA cannot carry is listed in docs/formats.md.
+over the meters whose joules add up (schemas.ADDITIVE_DEVICE_KINDS). Where a run came from is written as its
+source gave it: `scheduler` is the runtime system that recorded it, a task's command rides in its params, an
+imported machine's name and description in its resource details, and the id map's `source` column holds the
+run's source object (the WfFormat extension's). Import is datasets.wta_import (importable from here). What
+WTA cannot carry is listed in docs/formats.md.
 """
 
 from __future__ import annotations
@@ -25,17 +28,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import schemas
+from datasets.provenance import Origins, origins_of, runtime_system_label
 from datasets.traces import replace_folder, write_bytes_atomic
-from datasets.wfformat import (
-    UNKNOWN_CLUSTER,
-    UNKNOWN_PHASE,
-    ImportResult,
-    hardware_labels,
-    total_energy_row,
-)
-from schemas.formats import (
-    JOULES_PER_WH,
+from datasets.wfformat import LABEL_OS, hardware_labels
+from datasets.wfformat_export import source_extension
+from schemas.formats import JOULES_PER_WH, summed_device_joules
+from schemas.wta_checks import (
     WTA_GENERIC_INFORMATION,
     WTA_ID_MAP,
     WTA_ID_MAP_DIR,
@@ -44,10 +42,6 @@ from schemas.formats import (
     WTA_TASKS,
     WTA_VERSION_DIR,
     WTA_WORKFLOWS,
-    read_generic_information,
-    read_wta_table,
-    summed_device_joules,
-    validate_wta,
 )
 
 UNKNOWN = -1
@@ -58,8 +52,15 @@ WTA_RESOURCE_TYPE = "core"
 WTA_MACHINE_TYPE = "cluster node"
 # A trace without our id map or params: the model's time resolution of millisecond times.
 MILLISECOND = 0.001
-# Provenance of a workflow read back from WTA: the least certain of its tasks'.
-_PROVENANCE_RANK = {"measured": 0, "estimated": 1, "synthetic": 2}
+_IMPORT_NAMES = frozenset({"import_wta", "read_wta", "wta_to_tables"})
+
+
+def __getattr__(name: str):
+    if name in _IMPORT_NAMES:
+        import datasets.wta_import
+
+        return getattr(datasets.wta_import, name)
+    raise AttributeError(f"module 'datasets.wta' has no attribute {name!r}")
 
 
 @dataclass
@@ -93,12 +94,13 @@ def from_milliseconds(value: int | None) -> datetime | None:
 def tables_to_wta(
     tables: Mapping[str, pa.Table],
     *,
-    scheduler: str = "",
     domain: str = "Scientific",
     description: str = "",
     authors: Sequence[str] = (),
 ) -> WtaTrace:
-    """The WTA trace of `tables` (workflows, tasks, and optionally machines and task_energy)."""
+    """The WTA trace of `tables` (workflows, tasks, and optionally machines, task_energy and the dataset's
+    `sources`). Each workflow's `scheduler` is the runtime system that recorded it (empty when unknown)."""
+    origins = origins_of(tables)
     ids = _IdRegistry()
     workflows = tables["workflows"].to_pylist()
     tasks = tables["tasks"].to_pylist()
@@ -108,22 +110,29 @@ def tables_to_wta(
         for row in tables["task_energy"].to_pylist():
             energy.setdefault((row["workflow_uid"], row["task_id"]), []).append(row)
     for wf in workflows:
-        ids.add("workflows", wf["workflow_uid"], wf["workflow_name"])
+        source = source_extension(origins, wf["workflow_uid"])
+        ids.add("workflows", wf["workflow_uid"], wf["workflow_name"], source)
     for task in tasks:
         ids.add("tasks", task["workflow_uid"], task["task_id"])
     for host in sorted(
         {m["host_node"] for m in machines} | {t["host_node"] for t in tasks if t["host_node"]}
     ):
         ids.add("resources", None, host)
-    task_rows = [_task_row(t, ids, energy.get((t["workflow_uid"], t["task_id"]), [])) for t in tasks]
+    task_rows = [_task_row(t, ids, energy.get((t["workflow_uid"], t["task_id"]), []), origins) for t in tasks]
     by_workflow: dict[int, list[dict]] = {}
     for row in task_rows:
         by_workflow.setdefault(row["workflow_id"], []).append(row)
     workflow_rows = [
-        _workflow_row(wf, ids.of("workflows", wf["workflow_uid"]), by_workflow, scheduler) for wf in workflows
+        _workflow_row(
+            wf,
+            ids.of("workflows", wf["workflow_uid"]),
+            by_workflow,
+            _scheduler(origins.runtime_system(wf["workflow_uid"])),
+        )
+        for wf in workflows
     ]
     task_table = pa.Table.from_pylist(task_rows, schema=WTA_TASKS)
-    resource_rows = [_resource_row(m, ids.of("resources", None, m["host_node"])) for m in machines]
+    resource_rows = [_resource_row(m, ids.of("resources", None, m["host_node"]), origins) for m in machines]
     return WtaTrace(
         workflows=pa.Table.from_pylist(workflow_rows, schema=WTA_WORKFLOWS),
         tasks=task_table,
@@ -143,7 +152,7 @@ class _IdRegistry:
         self.ids: dict[tuple, int] = {}
         self.taken: dict[tuple[str, int], tuple] = {}
 
-    def add(self, table: str, workflow_uid: str | None, name: str) -> None:
+    def add(self, table: str, workflow_uid: str | None, name: str, source: dict | None = None) -> None:
         key = (table, workflow_uid, name) if table != "workflows" else (table, workflow_uid)
         if key in self.ids:
             return
@@ -153,7 +162,15 @@ class _IdRegistry:
             raise ValueError(f"WTA ids of {clash[1:]} and {key[1:]} collide ({new}); rename one")
         self.ids[key] = new
         self.taken[(table, new)] = key
-        self.rows.append({"table": table, "id": new, "workflow_uid": workflow_uid, "name": name})
+        self.rows.append(
+            {
+                "table": table,
+                "id": new,
+                "workflow_uid": workflow_uid,
+                "name": name,
+                "source": json.dumps(source, sort_keys=True) if source is not None else None,
+            }
+        )
 
     def of(self, table: str, workflow_uid: str | None, name: str | None = None) -> int:
         key = (table, workflow_uid) if table == "workflows" else (table, workflow_uid, name)
@@ -169,7 +186,11 @@ class _IdRegistry:
         return pa.Table.from_pylist(self.rows, schema=WTA_ID_MAP)
 
 
-def _task_row(task: dict, ids: _IdRegistry, energy_rows: list[dict]) -> dict:
+def _scheduler(system: Mapping | None) -> str:
+    return runtime_system_label(system) if system else ""
+
+
+def _task_row(task: dict, ids: _IdRegistry, energy_rows: list[dict], origins: Origins) -> dict:
     uid = task["workflow_uid"]
     joules = summed_device_joules(energy_rows, "device_kind", "energy_joules") if energy_rows else None
     runtime = task["runtime_seconds"]
@@ -182,6 +203,7 @@ def _task_row(task: dict, ids: _IdRegistry, energy_rows: list[dict]) -> dict:
             ("phase", task["phase"]),
             ("provenance", task["provenance"]),
             ("time_resolution_seconds", task["time_resolution_seconds"]),
+            ("command", origins.command(uid, task["task_id"])),
         )
         if value is not None
     }
@@ -290,8 +312,12 @@ def max_concurrent_tasks(tasks: list[dict]) -> int:
     return most
 
 
-def _resource_row(machine: dict, resource_id: int) -> dict:
+def _resource_row(machine: dict, resource_id: int, origins: Origins) -> dict:
     labels = dict(machine["labels"])
+    described = origins.machines.get(machine["host_node"])
+    source = None
+    if described is not None:
+        source = {k: v for k, v in described.items() if k != "host_node" and v is not None}
     details = {
         key: value
         for key, value in (
@@ -302,6 +328,7 @@ def _resource_row(machine: dict, resource_id: int) -> dict:
             ("fpga_models", machine["fpga_models"]),
             ("labels", hardware_labels(labels)),
             ("provenance", machine["provenance"]),
+            ("source", source),
         )
         if value is not None
     }
@@ -314,9 +341,19 @@ def _resource_row(machine: dict, resource_id: int) -> dict:
         "memory": UNKNOWN if memory is None else memory // BYTES_PER_GIB,
         "disk_space": UNKNOWN,
         "network": UNKNOWN,
-        "os": labels.get("kubernetes.io/os", ""),
+        "os": (source or {}).get("system") or labels.get(LABEL_OS, ""),
         "details": json.dumps({"jouletrace": details}, sort_keys=True),
     }
+
+
+def params_of(text: str | None) -> dict:
+    """jouletrace's fields in a params or details JSON (empty for foreign or unparseable text)."""
+    try:
+        params = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    inner = params.get("jouletrace") if isinstance(params, dict) else None
+    return inner if isinstance(inner, dict) else {}
 
 
 def _statistics(values: list[float], subject: str) -> dict[str, float]:
@@ -406,204 +443,3 @@ def _replace_table_folder(folder: Path, table: pa.Table) -> Path:
         folder, lambda staging: pq.write_table(table, staging / "part.0.parquet", compression="snappy")
     )
     return folder / "part.0.parquet"
-
-
-# --------------------------------------------------------------------------------------------- import
-
-
-def read_wta(root: str | Path) -> WtaTrace:
-    """The tables of a WTA trace folder in the schema-1.0 types (check it first: `import_wta` does)."""
-    root = Path(root)
-    parts = {name: read_wta_table(root, name) for name in ("workflows", "tasks", "resources", WTA_ID_MAP_DIR)}
-    return WtaTrace(
-        workflows=parts["workflows"].table,
-        tasks=parts["tasks"].table,
-        resources=parts["resources"].table if parts["resources"] else WTA_RESOURCES.empty_table(),
-        id_map=parts[WTA_ID_MAP_DIR].table if parts[WTA_ID_MAP_DIR] else None,
-        generic_information=read_generic_information(root),
-    )
-
-
-def import_wta(root: str | Path) -> ImportResult:
-    """Model tables of a WTA trace folder, after checking it (FormatError lists every error), with its
-    format warnings."""
-    warnings = validate_wta(root)
-    result = wta_to_tables(read_wta(root))
-    result.warnings = warnings
-    return result
-
-
-def wta_to_tables(trace: WtaTrace) -> ImportResult:
-    """Model tables of a WTA trace. With jouletrace's id map the model's string ids come back; without it,
-    ids are the decimal int64 ids. Energy becomes one platform-total row per task (WTA has no device split):
-    from energy_consumption_joules when present, else from the Wh column (uncertainty 1 Wh: truncation)."""
-    names: dict[tuple[str, int], tuple[str | None, str]] = {}
-    if trace.id_map is not None:
-        for row in trace.id_map.to_pylist():
-            names[(row["table"], row["id"])] = (row["workflow_uid"], row["name"])
-    ours = trace.id_map is not None
-    notes: list[str] = []
-
-    def workflow_uid(wid: int) -> str:
-        return names[("workflows", wid)][0] if ("workflows", wid) in names else str(wid)
-
-    def task_id(tid: int) -> str:
-        return names[("tasks", tid)][1] if ("tasks", tid) in names else str(tid)
-
-    def host(rid: int | None) -> str | None:
-        if rid is None or rid < 0:
-            return None
-        return names[("resources", rid)][1] if ("resources", rid) in names else str(rid)
-
-    columns = trace.tasks.to_pydict()
-    count = trace.tasks.num_rows
-
-    def column(name: str, default) -> list:
-        return columns[name] if name in columns else [default] * count
-
-    tasks, energy = [], []
-    for i in range(count):
-        params = _jouletrace_params(column("params", None)[i])
-        started = from_milliseconds(columns["ts_submit"][i])
-        runtime_ms = columns["runtime"][i]
-        runtime = runtime_ms / 1000 if runtime_ms is not None and runtime_ms >= 0 else None
-        cpu = column("resource_amount_requested", UNKNOWN)[i]
-        memory = column("memory_requested", UNKNOWN)[i]
-        uid = workflow_uid(columns["workflow_id"][i])
-        row = {
-            "workflow_uid": uid,
-            "task_id": task_id(columns["id"][i]),
-            "task_name": params.get("task_name", task_id(columns["id"][i])),
-            "template_name": params.get("template_name"),
-            "attempt": params.get("attempt", 0),
-            "phase": params.get("phase", UNKNOWN_PHASE),
-            "host_node": host(column("resource_used", UNKNOWN)[i]),
-            "started_at": started,
-            "finished_at": started + timedelta(seconds=runtime) if started and runtime is not None else None,
-            "time_resolution_seconds": params.get("time_resolution_seconds", MILLISECOND),
-            "runtime_seconds": runtime,
-            "parents": [task_id(p) for p in columns["parents"][i] or []],
-            "children": [task_id(c) for c in columns["children"][i] or []],
-            "cpu_request_cores": cpu if cpu is not None and cpu >= 0 else None,
-            # Foreign traces do not say memory's unit; jouletrace writes bytes.
-            "memory_request_bytes": round(memory) if ours and memory is not None and memory >= 0 else None,
-            "gpu_ids": [],
-            "fpga_ids": [],
-            "provenance": params.get("provenance", "measured"),
-        }
-        tasks.append(row)
-        total = _task_total(
-            column("energy_consumption_joules", None)[i], column("energy_consumption", None)[i]
-        )
-        if total is not None:
-            joules, method, uncertainty = total
-            avg = joules / runtime if runtime else None
-            energy.append(
-                {"workflow_uid": uid, "task_id": row["task_id"]}
-                | total_energy_row(joules, avg, method, uncertainty, row["provenance"])
-            )
-    if not ours and any(m is not None and m >= 0 for m in column("memory_requested", None)):
-        notes.append("memory_requested is not kept: a WTA trace does not say its unit")
-    return ImportResult(
-        {
-            "workflows": schemas.conform(
-                "workflows", _workflow_rows(trace.workflows, tasks, workflow_uid, names)
-            ),
-            "tasks": schemas.conform("tasks", tasks),
-            "machines": schemas.conform("machines", _machine_rows(trace.resources, host)),
-            "task_energy": schemas.conform("task_energy", energy),
-        },
-        notes,
-    )
-
-
-def _jouletrace_params(text: str | None) -> dict:
-    """jouletrace's fields in a task's params JSON (empty for foreign or unparseable params)."""
-    try:
-        params = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return {}
-    inner = params.get("jouletrace") if isinstance(params, dict) else None
-    return inner if isinstance(inner, dict) else {}
-
-
-def _task_total(joules: float | None, wh: int | None) -> tuple[float, str, float] | None:
-    if joules is not None and joules >= 0:
-        return joules, "wta:energy_consumption_joules (device and dynamic/idle split unknown)", 0.0
-    if wh is not None and wh >= 0:
-        return (
-            wh * JOULES_PER_WH,
-            "wta:energy_consumption Wh, truncated (device and dynamic/idle split unknown)",
-            JOULES_PER_WH,
-        )
-    return None
-
-
-def _workflow_rows(table: pa.Table, tasks: list[dict], workflow_uid, names: dict) -> list[dict]:
-    by_uid: dict[str, list[dict]] = {}
-    for task in tasks:
-        by_uid.setdefault(task["workflow_uid"], []).append(task)
-    columns = table.to_pydict()
-    missing = [None] * table.num_rows
-    joules_column = columns.get("total_energy_consumption_joules", missing)
-    wh_column = columns.get("total_energy_consumption", missing)
-    rows = []
-    for i, wid in enumerate(columns["id"]):
-        uid = workflow_uid(wid)
-        own = by_uid.get(uid, [])
-        started = from_milliseconds(columns["ts_submit"][i])
-        ends = [t["finished_at"] for t in own if t["finished_at"] is not None]
-        finished = max(ends) if ends and started else None
-        rows.append(
-            {
-                "workflow_uid": uid,
-                "workflow_name": names[("workflows", wid)][1]
-                if ("workflows", wid) in names
-                else f"wta-{wid}",
-                "cluster": UNKNOWN_CLUSTER,
-                "phase": UNKNOWN_PHASE,
-                "started_at": started,
-                "finished_at": finished,
-                "makespan_seconds": (finished - started).total_seconds() if finished else None,
-                "task_count": len(own),
-                "energy_joules": _workflow_total(joules_column[i], wh_column[i], own),
-                "provenance": max(
-                    (t["provenance"] for t in own), key=_PROVENANCE_RANK.__getitem__, default="measured"
-                ),
-            }
-        )
-    return rows
-
-
-def _workflow_total(joules: float | None, wh: int | None, tasks: list[dict]) -> float | None:
-    if joules is not None and joules >= 0:
-        return joules
-    # The WTA tools write 0 Wh (a sum over no energies) when no task has energy.
-    return wh * JOULES_PER_WH if wh is not None and wh >= 0 and tasks else None
-
-
-def _machine_rows(table: pa.Table, host) -> list[dict]:
-    rows = []
-    for resource in table.to_pylist():
-        details = _jouletrace_params(resource.get("details"))
-        cores = resource.get("num_resources")
-        memory_gib = resource.get("memory")
-        os_name = resource.get("os")
-        rows.append(
-            {
-                "host_node": host(resource["id"]),
-                "cpu_model": resource.get("proc_model") or None,
-                "sockets": details.get("sockets"),
-                "cores": round(cores) if cores is not None and cores >= 0 else None,
-                "cpu_speed_mhz": details.get("cpu_speed_mhz"),
-                "memory_bytes": details.get(
-                    "memory_bytes",
-                    memory_gib * BYTES_PER_GIB if memory_gib is not None and memory_gib >= 0 else None,
-                ),
-                "gpu_models": details.get("gpu_models", []),
-                "fpga_models": details.get("fpga_models", []),
-                "labels": details.get("labels", {"kubernetes.io/os": os_name} if os_name else {}),
-                "provenance": details.get("provenance", "measured"),
-            }
-        )
-    return rows

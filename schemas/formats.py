@@ -20,9 +20,6 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from schemas.kinds import ADDITIVE_DEVICE_KINDS
 
 PROJECT_SCHEMA_FILE = Path(__file__).with_name("wfformat_energy.schema.json")
@@ -554,409 +551,37 @@ def _check_task_energy(task: Mapping, where: str, add) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- WTA
+# The WTA half lives in schemas.wta_checks; its names stay importable from here.
 
-WTA_VERSION_DIR = "schema-1.0"
-WTA_ID_MAP_DIR = "jouletrace-ids"
-WTA_GENERIC_INFORMATION = Path("workload") / WTA_VERSION_DIR / "generic_information.json"
-ID_LIST = pa.list_(pa.int64())
-
-
-def _wta_schema(fields: dict[str, pa.DataType]) -> pa.Schema:
-    """Columns sorted by name, as the WTA Python model writes them."""
-    return pa.schema([pa.field(name, fields[name]) for name in sorted(fields)])
-
-
-WTA_TASKS = _wta_schema(
+_WTA_NAMES = frozenset(
     {
-        "id": pa.int64(),
-        "type": pa.string(),
-        "ts_submit": pa.int64(),
-        "submission_site": pa.int32(),
-        "runtime": pa.int64(),
-        "resource_type": pa.string(),
-        "resource_amount_requested": pa.float64(),
-        "parents": ID_LIST,
-        "children": ID_LIST,
-        "user_id": pa.int32(),
-        "group_id": pa.int32(),
-        "nfrs": pa.string(),
-        "workflow_id": pa.int64(),
-        "wait_time": pa.int64(),
-        "params": pa.string(),
-        "memory_requested": pa.float64(),
-        "network_io_time": pa.int64(),
-        "disk_io_time": pa.int64(),
-        "disk_space_requested": pa.float64(),
-        "energy_consumption": pa.int64(),
-        "energy_consumption_joules": pa.float64(),
-        "resource_used": pa.int64(),
+        "ID_LIST",
+        "WTA_GENERIC_INFORMATION",
+        "WTA_ID_MAP",
+        "WTA_ID_MAP_DIR",
+        "WTA_REQUIRED_COLUMNS",
+        "WTA_RESOURCES",
+        "WTA_STATISTICS",
+        "WTA_STATISTIC_SUBJECTS",
+        "WTA_TABLES",
+        "WTA_TASKS",
+        "WTA_VERSION_DIR",
+        "WTA_WORKFLOWS",
+        "WTA_WORKLOAD_KEYS",
+        "WtaPart",
+        "check_wta",
+        "derived_workflows",
+        "is_wta_trace",
+        "read_generic_information",
+        "read_wta_table",
+        "validate_wta",
     }
 )
-WTA_WORKFLOWS = _wta_schema(
-    {
-        "id": pa.int64(),
-        "ts_submit": pa.int64(),
-        "task_count": pa.int32(),
-        "critical_path_length": pa.int64(),
-        "critical_path_task_count": pa.int32(),
-        "approx_max_concurrent_tasks": pa.int32(),
-        "nfrs": pa.string(),
-        "scheduler": pa.string(),
-        "total_resources": pa.float64(),
-        "total_memory_usage": pa.float64(),
-        "total_network_usage": pa.float64(),
-        "total_disk_space_usage": pa.float64(),
-        "total_energy_consumption": pa.int64(),
-        "total_energy_consumption_joules": pa.float64(),
-    }
-)
-WTA_RESOURCES = _wta_schema(
-    {
-        "id": pa.int64(),
-        "type": pa.string(),
-        "num_resources": pa.float64(),
-        "proc_model": pa.string(),
-        "memory": pa.int64(),
-        "disk_space": pa.int64(),
-        "network": pa.int64(),
-        "os": pa.string(),
-        "details": pa.string(),
-    }
-)
-# jouletrace's own table: the string id (and workflow of a task) behind every int64 id it wrote.
-WTA_ID_MAP = pa.schema(
-    [
-        pa.field("table", pa.string()),
-        pa.field("id", pa.int64()),
-        pa.field("workflow_uid", pa.string()),
-        pa.field("name", pa.string()),
-    ]
-)
-WTA_TABLES = {
-    "workflows": WTA_WORKFLOWS,
-    "tasks": WTA_TASKS,
-    "resources": WTA_RESOURCES,
-    WTA_ID_MAP_DIR: WTA_ID_MAP,
-}
-WTA_REQUIRED_COLUMNS = {
-    "workflows": ("id", "ts_submit"),
-    "tasks": ("id", "workflow_id", "ts_submit", "runtime", "parents", "children"),
-    "resources": ("id",),
-    WTA_ID_MAP_DIR: ("table", "id", "workflow_uid", "name"),
-}
-# generic_information.json keys of the WTA Workload object (the statistics come as min_, max_, ... _<x>).
-WTA_STATISTICS = ("min", "max", "std", "mean", "median", "first_quartile", "third_quartile", "cov")
-WTA_STATISTIC_SUBJECTS = ("resource_task", "memory", "network_usage", "disk_space_usage", "energy")
-WTA_WORKLOAD_KEYS = (
-    "total_workflows",
-    "total_tasks",
-    "domain",
-    "date_start",
-    "date_end",
-    "num_sites",
-    "num_resources",
-    "num_users",
-    "num_groups",
-    "total_resource_seconds",
-    "authors",
-    *(f"{s}_{x}" for x in WTA_STATISTIC_SUBJECTS for s in WTA_STATISTICS),
-    "workload_description",
-    "version",
-)
 
 
-def is_wta_trace(path: str | Path) -> bool:
-    """A folder laid out as a WTA trace (tasks/schema-1.0 or workflows/schema-1.0)."""
-    path = Path(path)
-    return path.is_dir() and any((path / t / WTA_VERSION_DIR).is_dir() for t in ("tasks", "workflows"))
+def __getattr__(name: str):
+    if name in _WTA_NAMES:
+        import schemas.wta_checks
 
-
-@dataclass
-class WtaPart:
-    """The rows of one table of a trace, with the Parquet file and row number each came from."""
-
-    table: pa.Table
-    files: list[str]
-    rows: list[int]
-
-    def at(self, i: int) -> str:
-        return f"{self.files[i]}: row {self.rows[i]}"
-
-
-def read_wta_table(root: str | Path, name: str) -> WtaPart | None:
-    """All part files of one WTA table (None if the table folder is absent). Unreadable or truncated files,
-    missing required columns and columns of the wrong type raise FormatError naming the file and column.
-    Integer columns come back as int64, parents/children as list<int64> (also when stored as list<double>)."""
-    folder = Path(root) / name / WTA_VERSION_DIR
-    if not folder.is_dir():
-        return None
-    files = sorted(folder.rglob("*.parquet"))
-    if not files:
-        raise FormatError([Finding(str(folder), "<folder>", "holds no .parquet file")])
-    findings: list[Finding] = []
-    tables, origins, rows = [], [], []
-    for file in files:
-        try:
-            table = pq.read_table(file)
-        except (pa.ArrowException, OSError) as exc:
-            findings.append(Finding(str(file), "<file>", f"not a readable Parquet file (truncated?): {exc}"))
-            continue
-        converted, problems = _normalise_wta(table, name, str(file))
-        findings += problems
-        if converted is not None:
-            tables.append(converted)
-            origins += [str(file)] * converted.num_rows
-            rows += list(range(converted.num_rows))
-    if findings:
-        raise FormatError(findings)
-    return WtaPart(pa.concat_tables(tables, promote_options="default"), origins, rows)
-
-
-def _normalise_wta(table: pa.Table, name: str, source: str) -> tuple[pa.Table | None, list[Finding]]:
-    expected = WTA_TABLES[name]
-    findings = [
-        Finding(source, f"column {c!r}", "required column is missing")
-        for c in WTA_REQUIRED_COLUMNS[name]
-        if c not in table.column_names
-    ]
-    columns = {}
-    for field in expected:
-        if field.name not in table.column_names:
-            continue
-        column = table[field.name]
-        converted, problem = _convert_wta_column(column, field.type)
-        if problem:
-            findings.append(Finding(source, f"column {field.name!r}", problem))
-        else:
-            columns[field.name] = converted
-    if findings:
-        return None, findings
-    return pa.table(columns), []
-
-
-def _convert_wta_column(column: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.ChunkedArray | None, str]:
-    actual = column.type
-    if pa.types.is_list(target):
-        if not (pa.types.is_list(actual) or pa.types.is_large_list(actual)):
-            return None, f"type is {actual}, expected a list of ids"
-        inner = actual.value_type
-        if pa.types.is_integer(inner):
-            return column.cast(ID_LIST), ""
-        if pa.types.is_floating(inner):
-            values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            bad = values[~(values == values.round())] if values.size else values
-            if bad.size:
-                return None, f"list<{inner}> holds ids that are not whole numbers, e.g. {float(bad[0])!r}"
-            return column.cast(ID_LIST), ""
-        return None, f"type is {actual}, expected list<int64> or list<double>"
-    if pa.types.is_integer(target):
-        if not pa.types.is_integer(actual):
-            return None, f"type is {actual}, expected {target}"
-        return column.cast(pa.int64()), ""
-    if pa.types.is_floating(target):
-        if not (pa.types.is_integer(actual) or pa.types.is_floating(actual)):
-            return None, f"type is {actual}, expected {target}"
-        return column.cast(pa.float64()), ""
-    if not (pa.types.is_string(actual) or pa.types.is_large_string(actual) or pa.types.is_null(actual)):
-        return None, f"type is {actual}, expected string"
-    return column.cast(pa.string()), ""
-
-
-def read_generic_information(root: str | Path) -> dict:
-    path = Path(root) / WTA_GENERIC_INFORMATION
-    if not path.is_file():
-        raise FormatError([Finding(str(path), "<file>", "is missing (every WTA trace has one)")])
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise FormatError([Finding(str(path), "<document>", "is not a JSON object")])
-    return data
-
-
-def check_wta(root: str | Path) -> list[Finding]:
-    """Every finding about a WTA trace folder: layout, readable Parquet, column types, unique ids, tasks in
-    known workflows, parents/children that exist in the same workflow, no cycles, task counts, energy columns
-    that agree, and generic_information.json."""
-    root = Path(root)
-    if not root.is_dir():
-        return [Finding(str(root), "<folder>", "is not a folder")]
-    found: list[Finding] = []
-    parts: dict[str, WtaPart | None] = {}
-    for name in ("workflows", "tasks", "resources", WTA_ID_MAP_DIR):
-        try:
-            parts[name] = read_wta_table(root, name)
-        except FormatError as exc:
-            found += exc.findings
-            parts[name] = None
-            continue
-        if parts[name] is None and name in ("workflows", "tasks"):
-            found.append(Finding(str(root / name / WTA_VERSION_DIR), "<folder>", "is missing"))
-    try:
-        generic = read_generic_information(root)
-    except FormatError as exc:
-        found += exc.findings
-        generic = None
-    workflows, tasks = parts["workflows"], parts["tasks"]
-    if workflows is None or tasks is None:
-        return found
-    found += _wta_row_findings(workflows, tasks)
-    if generic is not None:
-        found += _generic_findings(generic, str(root / WTA_GENERIC_INFORMATION), workflows, tasks)
-    return found
-
-
-def validate_wta(root: str | Path) -> list[Finding]:
-    """Raise FormatError listing every error of the trace; return its warnings."""
-    return raise_on_errors(check_wta(root))
-
-
-def _wta_row_findings(workflows: WtaPart, tasks: WtaPart) -> list[Finding]:
-    found: list[Finding] = []
-    w = workflows.table.to_pydict()
-    t = tasks.table.to_pydict()
-    workflow_rows: dict[int, int] = {}
-    for i, wid in enumerate(w["id"]):
-        if wid is None:
-            found.append(Finding(workflows.at(i), "column 'id'", "workflow id is null"))
-        elif wid in workflow_rows:
-            found.append(Finding(workflows.at(i), "column 'id'", f"workflow id {wid} is used more than once"))
-        else:
-            workflow_rows[wid] = i
-    task_workflow: dict[int, int] = {}
-    for i, (tid, wid) in enumerate(zip(t["id"], t["workflow_id"], strict=True)):
-        if tid is None:
-            found.append(Finding(tasks.at(i), "column 'id'", "task id is null"))
-            continue
-        if tid in task_workflow:
-            found.append(Finding(tasks.at(i), "column 'id'", f"task id {tid} is used more than once"))
-        task_workflow[tid] = wid
-        if wid not in workflow_rows:
-            found.append(Finding(tasks.at(i), "column 'workflow_id'", f"workflow {wid} is not in workflows"))
-    for column in ("ts_submit", "runtime"):
-        for i, value in enumerate(t[column]):
-            if value is not None and value < -1:
-                found.append(
-                    Finding(tasks.at(i), f"column {column!r}", f"{value} is negative (-1 means unknown)")
-                )
-    parents_of: dict[int, set[int]] = {}
-    children_of: dict[int, set[int]] = {}
-    for i, tid in enumerate(t["id"]):
-        for key, store in (("parents", parents_of), ("children", children_of)):
-            refs = t[key][i] or []
-            store.setdefault(tid, set()).update(refs)
-            for ref in refs:
-                if ref == tid:
-                    found.append(Finding(tasks.at(i), f"column {key!r}", f"task {tid} lists itself"))
-                elif ref not in task_workflow:
-                    found.append(Finding(tasks.at(i), f"column {key!r}", f"task {ref} does not exist"))
-                elif task_workflow[ref] != task_workflow.get(tid):
-                    found.append(
-                        Finding(tasks.at(i), f"column {key!r}", f"task {ref} belongs to another workflow")
-                    )
-    one_sided = [
-        (tid, c)
-        for tid, cs in children_of.items()
-        for c in cs
-        if c in parents_of and tid not in parents_of[c]
-    ] + [
-        (p, tid)
-        for tid, ps in parents_of.items()
-        for p in ps
-        if p in children_of and tid not in children_of[p]
-    ]
-    if one_sided:
-        found.append(
-            Finding(
-                tasks.files[0],
-                "columns 'parents'/'children'",
-                f"{len(one_sided)} edges are listed on one side only, e.g. {one_sided[0][0]} -> {one_sided[0][1]}",
-                "warning",
-            )
-        )
-    edges = {tid: {p for p in ps if p in task_workflow and p != tid} for tid, ps in parents_of.items()}
-    for tid, cs in children_of.items():
-        for c in cs:
-            if c in edges and c != tid:
-                edges[c].add(tid)
-    in_cycle = _tasks_in_cycles(edges)
-    if in_cycle:
-        found.append(
-            Finding(
-                tasks.files[0],
-                "columns 'parents'/'children'",
-                f"the dependency graph has a cycle: {len(in_cycle)} tasks are on or behind one, "
-                f"e.g. {', '.join(str(x) for x in in_cycle[:MAX_LISTED])}",
-            )
-        )
-    counts: dict[int, int] = {}
-    for wid in t["workflow_id"]:
-        counts[wid] = counts.get(wid, 0) + 1
-    if "task_count" in w:
-        for i, (wid, count) in enumerate(zip(w["id"], w["task_count"], strict=True)):
-            if count is not None and count != counts.get(wid, 0):
-                found.append(
-                    Finding(
-                        workflows.at(i),
-                        "column 'task_count'",
-                        f"says {count} tasks, tasks holds {counts.get(wid, 0)} of workflow {wid}",
-                    )
-                )
-    found += _wta_energy_findings(w, t, workflows, tasks)
-    return found
-
-
-def _wta_energy_findings(w: dict, t: dict, workflows: WtaPart, tasks: WtaPart) -> list[Finding]:
-    """The added joules column and the archive's Wh column must agree (Wh = joules / 3600, truncated)."""
-    if "energy_consumption_joules" not in t:
-        return []
-    found = []
-    wh_column = t.get("energy_consumption", [None] * len(t["id"]))
-    wh_by_workflow: dict[int, float] = {}
-    for i, (joules, wh) in enumerate(zip(t["energy_consumption_joules"], wh_column, strict=True)):
-        if joules is None or (joules < 0 and joules != -1):
-            found.append(
-                Finding(tasks.at(i), "column 'energy_consumption_joules'", f"{joules} is not >= 0 or -1")
-            )
-            continue
-        expected = -1 if joules == -1 else math.floor(joules / JOULES_PER_WH)
-        if wh is not None and wh != expected:
-            found.append(
-                Finding(
-                    tasks.at(i),
-                    "column 'energy_consumption'",
-                    f"{wh} Wh, but energy_consumption_joules {joules} gives {expected} Wh",
-                )
-            )
-        if joules >= 0:
-            wid = t["workflow_id"][i]
-            wh_by_workflow[wid] = wh_by_workflow.get(wid, 0.0) + joules / JOULES_PER_WH
-    if "total_energy_consumption" in w:
-        for i, (wid, total) in enumerate(zip(w["id"], w["total_energy_consumption"], strict=True)):
-            expected = math.floor(wh_by_workflow[wid]) if wid in wh_by_workflow else -1
-            if total is not None and abs(total - expected) > 1:
-                found.append(
-                    Finding(
-                        workflows.at(i),
-                        "column 'total_energy_consumption'",
-                        f"{total} Wh, but its tasks hold {expected} Wh",
-                    )
-                )
-    return found
-
-
-def _generic_findings(generic: dict, source: str, workflows: WtaPart, tasks: WtaPart) -> list[Finding]:
-    found = []
-    missing = [k for k in WTA_WORKLOAD_KEYS if k not in generic]
-    if missing:
-        found.append(
-            Finding(
-                source,
-                "<document>",
-                f"{len(missing)} workload keys are missing, e.g. {missing[0]!r}",
-                "warning",
-            )
-        )
-    for key, actual in (("total_workflows", workflows.table.num_rows), ("total_tasks", tasks.table.num_rows)):
-        value = generic.get(key)
-        if value is not None and value != actual:
-            found.append(Finding(source, key, f"says {value!r}, the trace holds {actual}"))
-    return found
+        return getattr(schemas.wta_checks, name)
+    raise AttributeError(f"module 'schemas.formats' has no attribute {name!r}")

@@ -37,6 +37,8 @@ def _result(bundle: Bundle, asset: str, config: PublicationConfig) -> dg.Materia
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(bundle.path)),
+            "folders": ", ".join(f.name for f in bundle.folders),
+            "runtime_systems": dg.MetadataValue.json(card["origins"]["runtime_systems"]),
             "files": len(bundle.files),
             "workflows": card["counts"]["workflows"],
             "tasks_with_energy": card["counts"]["tasks_with_energy"],

@@ -59,7 +59,7 @@ def test_application_is_the_name_without_the_generate_name_suffix(name, applicat
 
 
 def test_wfinstances_layout_readmes_and_card(dataset, wfinstances):
-    root = wfinstances.path
+    (root,) = wfinstances.folders
     assert root.name == "argo" and wfinstances.findings == [] and wfinstances.notes == []
     instances = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.json") if p.parent != root)
     assert instances == [
@@ -71,13 +71,16 @@ def test_wfinstances_layout_readmes_and_card(dataset, wfinstances):
         "montage/montage-sample-54t-001.json",
     ]
     readme = (root / "montage" / "README.md").read_text()
-    for text in ("## File names", "`montage-<platform>-<N>t-<run>.json`", "## Machines", "## Energy method",
-                 "Uncertainty:", "synthetic", "Failed"):  # fmt: skip
+    for text in ("## File names", "`montage-<platform>-<N>t-<run>.json`", "## Machines", "## Energy",
+                 "Uncertainty:", "synthetic", "Failed", "measured by jouletrace"):  # fmt: skip
         assert text in readme
     assert "[montage](montage/README.md)" in (root / "README.md").read_text()
     card = json.loads((root / "dataset_card.json").read_text())
     assert card["licence"] == "CC0-1.0" and card["counts"]["workflows"] == 6
     assert card["provenance"]["tasks"] == {"synthetic": 180}
+    # Where the values come from: all simulated by jouletrace's sample world, recorded as Argo runs.
+    assert card["origins"]["tasks"] == {"synthetic": 180} and card["origins"]["imported_from"] == []
+    assert card["origins"]["runtime_systems"] == {"Argo Workflows": 6}
     assert {s["source"] for s in card["measurement_sources"]} == {"rapl", "nvml", "hwmon"}
     methods = read_export_tables(dataset)["task_energy"]["method"].to_pylist()
     assert card["attribution"] == attribution_summary(methods) | {"method_rows": dict(Counter(methods))}
@@ -97,8 +100,8 @@ def test_identifiers_are_salted_hashes_and_the_salt_stays_home(dataset, wfinstan
     assert not [name for name in identifiers if name in text]
     assert "node-" in text and "pod-" in text and "ns-" in text
     again = export_wfinstances(dataset, tmp_path / "again")
-    first = (wfinstances.path / "blast" / "blast-sample-15t-001.json").read_text()
-    second = (again.path / "blast" / "blast-sample-15t-001.json").read_text()
+    first = (wfinstances.path / "argo" / "blast" / "blast-sample-15t-001.json").read_text()
+    second = (again.path / "argo" / "blast" / "blast-sample-15t-001.json").read_text()
     assert (
         json.loads(first)["workflow"]["execution"]["machines"]
         == json.loads(second)["workflow"]["execution"]["machines"]
@@ -107,7 +110,7 @@ def test_identifiers_are_salted_hashes_and_the_salt_stays_home(dataset, wfinstan
 
 def test_keep_identifiers_opts_out(dataset, tmp_path):
     bundle = export_wfinstances(dataset, tmp_path, keep_identifiers=True)
-    doc = json.loads((bundle.path / "blast" / "blast-sample-15t-001.json").read_text())
+    doc = json.loads((bundle.path / "argo" / "blast" / "blast-sample-15t-001.json").read_text())
     assert doc["jouletrace"]["namespace"] == "science"
     assert doc["jouletrace"]["identifiers"] == {"anonymised": False}
 
@@ -127,7 +130,10 @@ def test_cli_import_export_and_validate(shared_data, tmp_path, capsys):
     assert main(["import", "wfformat", *files, "--out", str(tmp_path / "ds")]) == 0
     assert main(["validate", str(tmp_path / "ds")]) == 0
     assert main(["export", "wfformat", str(tmp_path / "ds"), "--out", str(tmp_path / "out")]) == 0
-    assert main(["validate", str(tmp_path / "out" / "argo")]) == 0
+    # Filed under the runtime systems that recorded them, not under argo/.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["makeflow", "nextflow", "pegasus"]
+    for folder in ("makeflow", "nextflow", "pegasus"):
+        assert main(["validate", str(tmp_path / "out" / folder)]) == 0
     assert (
         main(["export", "wta", str(tmp_path / "ds"), "--out", str(tmp_path / "wta"), "--keep-identifiers"])
         == 0
@@ -160,7 +166,8 @@ def test_importing_again_replaces_the_workflow(shared_data, tmp_path):
     merge_into_dataset(tmp_path, read_wfformat([file]).tables)
     merge_into_dataset(tmp_path, read_wfformat([other]).tables)
     rows = merge_into_dataset(tmp_path, read_wfformat([file]).tables)
-    assert rows["workflows"] == 2 and rows["tasks"] == 15 and rows["machines"] == 1
+    # Both runs name their machine `ubuntu`: each keeps its own.
+    assert rows["workflows"] == 2 and rows["tasks"] == 15 and rows["machines"] == 2 and rows["sources"] == 2
 
 
 def test_export_assets_materialize_with_passing_checks(dataset, tmp_path):

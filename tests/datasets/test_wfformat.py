@@ -120,6 +120,12 @@ def test_every_real_instance_round_trips_and_revalidates(
     for machine in after.get("machines", []):
         expected = {k: v for k, v in machines_before[machine["nodeName"]].items()}
         assert {k: v for k, v in machine.items() if k != "jouletrace"} == expected
+        assert machine["jouletrace"]["labels"] == {}  # no node label is made up for a foreign machine
+    # Where it came from: the runtime system and every command as the file gave them.
+    assert doc["runtimeSystem"] == original["runtimeSystem"]
+    assert doc["jouletrace"]["source"]["file"] == name
+    for task in before["tasks"]:
+        assert executed_after[task["id"]]["command"] == task["command"], task["id"]
 
 
 def test_the_three_timestamp_forms_of_wfinstances_become_utc_start_times(shared_data):
@@ -146,16 +152,25 @@ def test_import_keeps_what_the_file_says_and_marks_the_rest_unknown(shared_data)
     assert workflow["energy_joules"] is None and result.tables["task_energy"].num_rows == 0
     tasks = result.tables["tasks"].to_pylist()
     assert {t["provenance"] for t in tasks} == {"measured"}
-    # One machine declared and none per task (Nextflow): every task ran on it.
-    assert {t["host_node"] for t in tasks} == {"dirt02"}
+    # One machine declared and none per task (Nextflow): every task ran on it. It is this run's machine.
+    assert {t["host_node"] for t in tasks} == {"dirt02@sarek-dirt02-001"}
+    (source,) = result.tables["sources"].to_pylist()
+    assert (source["runtime_system_name"], source["runtime_system_version"]) == ("Nextflow", "23.04.1")
+    assert source["application"] == "sarek" and source["file"] == "sarek-dirt02-001.json"
+    assert [m["node_name"] for m in source["machines"]] == ["dirt02"]
+    assert len(source["commands"]) == len(tasks)
     assert schemas.check("tasks", result.tables["tasks"]) == []
 
 
-def test_files_giving_one_workflow_twice_and_conflicting_machines(shared_data, tmp_path):
+def test_files_giving_one_workflow_twice_and_machines_of_the_same_name(shared_data, tmp_path):
     montage = shared_data / "wfinstances" / "montage-chameleon-dss-05d-001.json"
     genome = shared_data / "wfinstances" / "1000genome-chameleon-2ch-250k-001.json"
     result = read_wfformat([montage, genome])
-    assert any("'pegasus-5' is described differently" in n for n in result.notes)
+    # Both runs name a machine pegasus-5, at 1299 and 2197 MHz: two machines, each of its own run.
+    assert result.notes == []
+    speeds = {m["host_node"]: m["cpu_speed_mhz"] for m in result.tables["machines"].to_pylist()}
+    assert speeds["pegasus-5@montage-chameleon-dss-05d-001"] == 1299
+    assert speeds["pegasus-5@1000genome-chameleon-2ch-250k-001"] == 2197
     assert schemas.check("machines", result.tables["machines"]) == []
     copy = tmp_path / "x" / montage.name
     copy.parent.mkdir()
@@ -208,7 +223,7 @@ def test_legacy_14_documents_import():
     tables = wfformat_to_tables(doc).tables
     tasks = {t["task_id"]: t for t in tables["tasks"].to_pylist()}
     assert tasks["a"]["children"] == ["b"] and tasks["a"]["cpu_request_cores"] == 2.0
-    assert tasks["a"]["host_node"] == "n1" and tasks["b"]["host_node"] is None
+    assert tasks["a"]["host_node"] == "n1@wfformat" and tasks["b"]["host_node"] is None
     assert tables["task_energy"]["energy_joules"].to_pylist() == [pytest.approx(3600.0)]
     assert tables["machines"].to_pylist()[0]["cores"] == 8
 
