@@ -72,10 +72,19 @@ def source_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {"argo": argo, "kubernetes": kubernetes, "power": power}
 
 
+# Every run (the UI's "Materialize all" included) executes its steps in the run worker's own process, as
+# `jouletrace demo` does. Dagster's default starts a process per step, and each one imports the code
+# location again (6-16 s here, dagster + pandas + scikit-learn + XGBoost + numba): about 20 steps took
+# 4x the demo's time on 2 cores, while in one process a materialize-all takes about the demo's time
+# (benchmarks/ui.py). The graph is mostly one chain, so running steps side by side gains little.
+EXECUTOR = dg.in_process_executor
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
+        executor=EXECUTOR,
         resources={
             **source_resources(settings),
             "dataset": TraceDatasetResource(root=str(settings.dataset_dir)),

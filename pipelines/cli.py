@@ -3,47 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 import schemas
 from collectors.agent import add_agent_arguments, options_from_args, run_agent
 from pipelines.argo_commands import add_argo_workflow_command
 from pipelines.build_commands import add_build_commands
+from pipelines.cli_support import Parser, run_command, version_text
 from pipelines.model_commands import add_model_commands
 from pipelines.scheduling_commands import add_scheduling_commands
 from pipelines.settings import DEFAULT_SEED, DEFAULT_WORKFLOWS
+from pipelines.ui_commands import add_ui_commands
 
 
-def _read(table: str, path: str):
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"{file}: no such file")
-    # A file through ParquetFile: pq.read_table goes through pyarrow.dataset, which loads pandas (~1 s), so
-    # only a folder of files takes that way.
-    data = pq.read_table(file) if file.is_dir() else pq.ParquetFile(file).read()
-    return schemas.validate(table, schemas.conform(table, data), source=str(file))
+def _read(*inputs: tuple[str, str | None, str]) -> list:
+    """Tables given on the command line as (table, path or None, option), read as every command reads one
+    (schemas.load_table): the notes of safe coercions and defaults, and the problems of every input at once,
+    name the file and the option."""
+    tables, problems = [], []
+    for table, path, option in inputs:
+        if path is None:
+            tables.append(None)
+            continue
+        try:
+            loaded = schemas.load_table(table, path, argument=option, command="attribute")
+        except schemas.SchemaError as exc:
+            problems.extend(exc.problems)
+            tables.append(None)
+            continue
+        for note in loaded.notes:
+            print(f"note: {note}", file=sys.stderr)
+        tables.append(loaded.table)
+    if problems:
+        raise schemas.SchemaError(problems)
+    return tables
 
 
 def cmd_validate(args) -> int:
-    if _public_format(Path(args.path)):
-        return cmd_validate_format(args)
-    checked = schemas.validate_path(args.path)
-    for table, rows in checked.items():
-        print(f"ok  {table}: {rows} rows match schema version {schemas.SCHEMA_VERSION}")
-    return 0
+    from pipelines.validate_command import validate
+
+    return validate(args, cmd_validate_format)
 
 
 def cmd_attribute(args) -> int:
     from datasets.attribution import attribute
     from datasets.traces import write_parquet_atomic
 
-    tasks = _read("tasks", args.tasks)
-    samples = _read("power_samples", args.samples)
-    machines = _read("machines", args.machines) if args.machines else None
-    containers = _read("container_samples", args.containers) if args.containers else None
+    tasks, samples, machines, containers = _read(
+        ("tasks", args.tasks, "--tasks"),
+        ("power_samples", args.samples, "--samples"),
+        ("machines", args.machines, "--machines"),
+        ("container_samples", args.containers, "--containers"),
+    )
     result = attribute(
         tasks,
         samples,
@@ -100,6 +113,7 @@ def cmd_collect(args) -> int:
     import dagster as dg
 
     from pipelines.build import TRACE_GROUPS
+    from pipelines.collect.summary import missing_line
     from pipelines.run import materialize_everything, run_config
     from pipelines.settings import LiveSources, Settings
 
@@ -128,7 +142,8 @@ def cmd_collect(args) -> int:
     config = run_config(
         args.since, args.until, idle_policy=args.idle_policy, split=args.split, share=args.share
     )
-    outcome = materialize_everything(settings, config, dg.DagsterInstance.ephemeral(), TRACE_GROUPS)
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = materialize_everything(settings, config, instance, TRACE_GROUPS)
     if outcome.step_errors:
         for error in outcome.step_errors:
             print(f"jouletrace collect: {error}", file=sys.stderr)
@@ -136,6 +151,9 @@ def cmd_collect(args) -> int:
         return 1
     checked = schemas.validate_path(out)
     print(f"wrote {out}: " + ", ".join(f"{table} {rows} rows" for table, rows in checked.items()))
+    missing = missing_line(instance, settings.asset_dir)
+    if missing:
+        print(f"jouletrace collect: missing: {missing}", file=sys.stderr)
     if outcome.checks_failed:
         print(f"failed checks: {', '.join(outcome.checks_failed)}", file=sys.stderr)
         return 1
@@ -181,8 +199,8 @@ def cmd_allocate(args) -> int:
     from allocate.io import read_catalog, read_workflow, write_json
     from allocate.plan import allocate_workflow
 
-    workflow = read_workflow(args.workflow)
-    catalog = read_catalog(args.catalog) if args.catalog else default_catalog()
+    workflow = _read_json_input(read_workflow, args.workflow, "--workflow")
+    catalog = _read_json_input(read_catalog, args.catalog, "--catalog") if args.catalog else default_catalog()
     result = allocate_workflow(
         workflow,
         catalog,
@@ -203,7 +221,58 @@ def cmd_allocate(args) -> int:
     problems = check_result(data, workflow)
     for problem in problems:
         print(f"inconsistent result: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    if problems:
+        return 1
+    if not data["within_budget"] and not args.allow_over_budget:
+        minimum = data["minimum_budget"]
+        advice = (
+            f"raise --budget to at least the minimum budget {minimum:.4f}"
+            if args.budget < minimum
+            else "use --algorithm deferred or refine, which keep any budget >= the minimum budget"
+        )
+        print(
+            f"jouletrace allocate: over budget: cost {data['cost']:.4f} > --budget {args.budget:.4f} "
+            f"({args.out} written); {advice}, or pass --allow-over-budget",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _read_json_input(reader, path: str, option: str):
+    """A WF.json or C.json given with `option`; an error names the option and the file."""
+    try:
+        return reader(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} ({option}): not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} ({option}): not a valid file ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(
+            message if message.startswith(str(path)) else f"{path} ({option}): {message}"
+        ) from None
+
+
+def _budget(text: str) -> float:
+    """A budget: a finite number > 0 (nan, inf, 0 and negative budgets are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a budget must be a finite number > 0")
+    return value
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a confidence must be in (0, 1]")
+    return value
 
 
 def cmd_evaluate_allocation(args) -> int:
@@ -214,14 +283,18 @@ def cmd_evaluate_allocation(args) -> int:
     if args.repetitions < 1:
         raise ValueError("--repetitions must be >= 1")
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    catalog = read_catalog(args.catalog) if args.catalog else default_catalog()
+    try:
+        budgets = parse_budgets(args.budgets)
+    except ValueError as exc:
+        raise ValueError(f"--budgets {args.budgets!r}: {exc}") from None
+    if not all(math.isfinite(b) and b > 0 for b in budgets):
+        raise ValueError(f"--budgets {args.budgets!r}: every budget must be a finite number > 0")
+    catalog = _read_json_input(read_catalog, args.catalog, "--catalog") if args.catalog else default_catalog()
     from tqdm import tqdm
 
     cases = synthetic_cases(workloads, args.repetitions, args.seed)
     progress = tqdm(list(cases), desc="workflows", unit="workflow", file=sys.stderr)
-    results = evaluate(
-        progress, parse_budgets(args.budgets), catalog, confidence=args.confidence, seed=args.seed
-    )
+    results = evaluate(progress, budgets, catalog, confidence=args.confidence, seed=args.seed)
     written = write_outputs(results, args.out)
     for algorithm, s in summary(results).items():
         print(
@@ -256,10 +329,22 @@ def add_allocation_commands(sub) -> None:
 
     al = sub.add_parser("allocate", help="budget-constrained allocation of a workflow on a VM catalog")
     al.add_argument("--workflow", required=True, help="WF.json")
-    al.add_argument("--budget", type=float, required=True, help="money for one run (catalog currency)")
+    al.add_argument(
+        "--budget", type=_budget, required=True, help="money for one run (catalog currency), a number > 0"
+    )
+    al.add_argument(
+        "--allow-over-budget",
+        action="store_true",
+        help="exit 0 even when the result costs more than --budget (default: exit 1, R.json still written)",
+    )
     al.add_argument("--algorithm", choices=["eager", "deferred", "refine"], default="deferred")
     al.add_argument("--catalog", help="C.json (default: the EC2-inspired catalog)")
-    al.add_argument("--confidence", type=float, default=0.9, help="for the executions of OR-split branches")
+    al.add_argument(
+        "--confidence",
+        type=_confidence,
+        default=0.9,
+        help="for the executions of OR-split branches, in (0, 1]",
+    )
     al.add_argument("--reading", choices=["under", "over"], default="under", help="Eager's T_A reading")
     al.add_argument("--hours", choices=["hourly", "fluid"], default="hourly", help="H(T_CP) in T_A")
     al.add_argument("--seed", type=int, default=0, help="for sampling the execution counts")
@@ -273,10 +358,10 @@ def add_allocation_commands(sub) -> None:
     ev.add_argument(
         "--budgets", default="1:50", help="multiples of the minimum budget: LOW:HIGH[:STEP] or a,b,c"
     )
-    ev.add_argument("--repetitions", type=int, default=3)
+    ev.add_argument("--repetitions", type=int, default=3, help="random workflows per workload")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--catalog", help="C.json (default: the EC2-inspired catalog)")
-    ev.add_argument("--confidence", type=float, default=0.9)
+    ev.add_argument("--confidence", type=_confidence, default=0.9, help="in (0, 1]")
     ev.add_argument("--out", required=True, help="folder for results.parquet, summary.json and PNG plots")
     ev.set_defaults(run=cmd_evaluate_allocation)
 
@@ -333,7 +418,7 @@ def cmd_import(args) -> int:
     from datasets.publish import merge_into_dataset
 
     if args.format == "wta":
-        from datasets.wta import import_wta
+        from datasets.wta_import import import_wta
 
         result = import_wta(args.dir)
     else:
@@ -361,7 +446,8 @@ def cmd_export(args) -> int:
     for warning in raise_on_errors(bundle.findings):
         print(warning, file=sys.stderr)
     names = "original identifiers" if args.keep_identifiers else "identifiers replaced by salted hashes"
-    print(f"wrote {bundle.path}: {len(bundle.files)} files, {names}, licence {args.licence}; checked")
+    folders = ", ".join(str(f) for f in bundle.folders) or str(bundle.path)
+    print(f"wrote {folders}: {len(bundle.files)} files, {names}, licence {args.licence}; checked")
     return 0
 
 
@@ -402,30 +488,42 @@ def add_format_commands(sub) -> None:
         "wfinstances",
         aliases=["wfformat"],
         parents=[common],
-        help="OUT/argo/<app>/<app>-<platform>-<N>t-<run>.json (WfFormat 1.5 + jouletrace extension), READMEs",
+        help="OUT/<runtime system>/<app>/<file>.json (WfFormat 1.5 + jouletrace extension), READMEs, cards",
     )
     targets.add_parser("wta", parents=[common], help="a WTA schema-1.0 trace folder with energy columns")
     exp.set_defaults(run=cmd_export)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="jouletrace", description="Per-task energy traces for scientific workflows."
-    )
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def add_table_commands(sub) -> None:
+    """`validate` and `attribute`: the commands that read trace tables given to them."""
     v = sub.add_parser(
         "validate",
-        help="check a Parquet file, table folder or dataset against the schemas, or a WfFormat JSON file, "
-        "a WfInstances folder or a WTA trace folder against its format",
+        help="say what PATH is and check it as that: a table file (Parquet, CSV), table folder or trace "
+        "dataset against the schemas, recorded sources, or a WfFormat JSON file, a WfInstances bundle or a "
+        "WTA trace against its format",
     )
-    v.add_argument("path")
+    v.add_argument("path", help="file or folder")
+    v.add_argument(
+        "--table",
+        choices=list(schemas.TABLES),
+        help="the table a file or folder holds (default: its jouletrace.table metadata, else its name)",
+    )
+    v.add_argument(
+        "--strict",
+        action="store_true",
+        help="tables must already be in the model's exact schema: a coercion or a default is an error",
+    )
     v.set_defaults(run=cmd_validate)
 
+    tables = "Parquet file, folder of Parquet files, or CSV file"
     a = sub.add_parser("attribute", help="attribute power readings to tasks")
-    a.add_argument("--tasks", required=True, help="tasks Parquet file")
-    a.add_argument("--samples", required=True, help="power_samples Parquet file")
+    a.add_argument(
+        "--tasks",
+        required=True,
+        help=f"tasks table ({tables}); needs workflow_uid, task_id, host_node, started_at, finished_at, the "
+        "other columns take their defaults (docs/data-model.md)",
+    )
+    a.add_argument("--samples", required=True, help=f"power_samples table ({tables})")
     a.add_argument("--out", required=True, help="task_energy Parquet file to write")
     a.add_argument(
         "--idle-policy",
@@ -449,16 +547,21 @@ def parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--containers",
-        help="container_samples Parquet file (CPU-seconds counters, Kepler joules, GPU busy-seconds counters "
-        "that split time-sliced GPUs)",
+        help=f"container_samples table ({tables}): CPU-seconds counters, Kepler joules, GPU busy-seconds "
+        "counters that split time-sliced GPUs (default: none; tasks are split by requests)",
     )
-    a.add_argument("--machines", help="machines Parquet file (node core counts for the idle share)")
+    a.add_argument(
+        "--machines",
+        help=f"machines table ({tables}): node core counts for the idle share (default: none; the node's peak "
+        "requested cores)",
+    )
     a.add_argument(
         "--idle-power",
         action="append",
         type=_idle_power,
         metavar="HOST:KIND=WATTS",
-        help="configured idle power of each device of a kind on a node, instead of the estimate (repeatable)",
+        help="configured idle power of each device of a kind on a node, instead of the estimate (repeatable; "
+        "default: estimated from the readings)",
     )
     a.add_argument(
         "--skew-tolerance-seconds",
@@ -467,8 +570,14 @@ def parser() -> argparse.ArgumentParser:
         help="estimate each node's clock skew against Argo within +-this many seconds (reported)",
     )
     a.add_argument("--correct-skew", action="store_true", help="shift task times by the estimated skew")
-    a.add_argument("--balance-out", help="also write node_energy_balance to this Parquet file")
-    a.add_argument("--diagnostics-out", help="also write the diagnostics (idle powers, fit, skew, drops)")
+    a.add_argument(
+        "--balance-out", help="also write node_energy_balance to this Parquet file (default: not written)"
+    )
+    a.add_argument(
+        "--diagnostics-out",
+        help="also write the diagnostics (idle powers, fit, skew, drops) to this Parquet file (default: not "
+        "written)",
+    )
     a.add_argument("--window-seconds", type=float, default=3600.0, help="balance window length")
     a.add_argument(
         "--threads",
@@ -476,6 +585,20 @@ def parser() -> argparse.ArgumentParser:
         help="nodes attributed side by side (default: every core this process may use; same result)",
     )
     a.set_defaults(run=cmd_attribute)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="jouletrace",
+        description="Per-task energy traces for scientific workflows.",
+        epilog="Exit codes: 0 done, 1 a failed run (or a result not within what was asked), 2 bad input. "
+        "Errors are one line each, naming the file, option, table, column or row.",
+    )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    p.add_argument("--version", action="version", version=version_text())
+    sub = p.add_subparsers(dest="command", required=True)
+
+    add_table_commands(sub)
 
     s = sub.add_parser("sample", help="write the sample world (recorded sources + ground truth)")
     s.add_argument("--out", required=True)
@@ -499,7 +622,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--argo-recorded", help="folder of saved Argo/Kubernetes responses to replay instead")
     c.add_argument("--namespace", help="Argo/Kubernetes namespace (default: all the server shows)")
     c.add_argument(
-        "--kubernetes", help="Kubernetes API URL (token from KUBERNETES_TOKEN); default kubeconfig"
+        "--kubernetes",
+        metavar="URL|none",
+        help="Kubernetes API URL (token from KUBERNETES_TOKEN), or `none` to collect from Argo's record alone "
+        "(requests from templates, machines from Prometheus); default kubeconfig. An API that cannot be "
+        "read is skipped the same way, and said",
     )
     c.add_argument("--kubeconfig", help="kubeconfig file (default KUBECONFIG, ~/.kube/config, in-cluster)")
     c.add_argument("--prometheus", help="Prometheus URL holding the power readings")
@@ -536,19 +663,15 @@ def parser() -> argparse.ArgumentParser:
     add_build_commands(sub)
     add_argo_workflow_command(sub)
     add_scheduling_commands(sub)
+    add_ui_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when done, 1 for a failed run, 2 for bad input (pipelines.cli_support); errors are one line
+    each, and --debug shows the traceback instead."""
     args = parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (schemas.SchemaError, FileNotFoundError, ValueError) as exc:
-        # Bad input: one line naming what to fix, exit 2 (as argparse does); --debug shows the traceback.
-        if args.debug:
-            raise
-        print(f"jouletrace {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args)
 
 
 if __name__ == "__main__":

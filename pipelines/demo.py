@@ -17,6 +17,7 @@ from datasets.attribution import attribute
 from datasets.reports import accuracy_plot_png, joules_by_device_kind
 from datasets.sample_world import generate
 from datasets.traces import read_table, write_bytes_atomic
+from pipelines.instance import prepare_dagster_home
 from pipelines.run import materialize_everything, run_config
 from pipelines.settings import Settings
 
@@ -43,10 +44,8 @@ class DemoReport:
 
 
 def dagster_instance(out_dir: Path) -> dg.DagsterInstance:
-    """A persistent instance under <out>/dagster_home, so `dagster dev` shows the demo's runs."""
-    home = (out_dir / "dagster_home").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_config(str(home))
+    """A persistent instance under <out>/dagster_home, so `jouletrace ui` shows the demo's runs."""
+    return dg.DagsterInstance.from_config(str(prepare_dagster_home(out_dir / "dagster_home")))
 
 
 def run_demo(
@@ -174,8 +173,7 @@ def format_report(report: DemoReport) -> str:
             *filter(None, [energy_model_line(report.out_dir), scheduling_line(report.out_dir)]),
             f"  plots          {', '.join(report.plots)}",
             f"  summary        {Path(report.out_dir) / 'report' / 'summary.json'}",
-            f"  UI             DAGSTER_HOME={report.dagster_home} JOULETRACE_DATA={report.out_dir} "
-            ".venv/bin/dagster dev -w workspace.yaml",
+            f"  UI             .venv/bin/jouletrace ui --data {report.out_dir}  (instance {report.dagster_home})",
             f"  took           {report.elapsed_seconds:.1f} s",
         ]
     )
