@@ -126,16 +126,20 @@ def catalog_from_json(data: dict) -> Catalog:
     )
 
 
-def read_json(path: str | Path) -> dict:
+def read_json(path: str | Path, option: str | None = None) -> dict:
+    """A JSON file; errors name the file (and the command-line ``option`` it was given with)."""
     file = Path(path)
+    where = f"{file} ({option})" if option else str(file)
     if not file.exists():
-        raise FileNotFoundError(f"{file}: no such file")
+        raise FileNotFoundError(f"{where}: no such file")
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{file}: not JSON ({exc})") from exc
+        raise ValueError(f"{where}: not JSON ({exc})") from exc
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{file}: not UTF-8 text, so not JSON (byte {exc.start}: {exc.reason})") from exc
+        if option is None:
+            raise  # the caller names the option
+        raise ValueError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def write_json(data: dict, path: str | Path) -> Path:

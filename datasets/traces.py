@@ -234,4 +234,4 @@ def read_table(root: Location, name: str, filter_expression: ds.Expression | Non
     table = dataset.to_table(filter=filter_expression)
     if PARTITION_COLUMN in table.column_names:
         table = table.drop_columns([PARTITION_COLUMN])
-    return schemas.conform(name, table)
+    return schemas.conform_read(name, table, str(folder))

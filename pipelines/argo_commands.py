@@ -36,11 +36,11 @@ def add_argo_workflow_command(sub) -> None:
     a.set_defaults(run=cmd_argo_workflow)
 
 
-def _read(path: str, what: str, reader):
+def _read(path: str, what: str, reader, option: str):
     """Read an input file, turning a malformed one into a ValueError naming the file."""
     from allocate.io import read_json
 
-    data = read_json(path)
+    data = read_json(path, option)
     try:
         return reader(data)
     except (KeyError, TypeError, AttributeError) as exc:
@@ -62,9 +62,11 @@ def cmd_argo_workflow(args) -> int:
     from allocate.scheduling.platform import platform_from_json
     from allocate.scheduling.schedule import schedule_from_json
 
-    workflow = _read(args.workflow, "workflow (WF.json)", workflow_from_json)
-    schedule = _read(args.schedule, "schedule (S.json)", schedule_from_json)
-    platform = _read(args.platform, "platform (P.json)", platform_from_json) if args.platform else None
+    workflow = _read(args.workflow, "workflow (WF.json)", workflow_from_json, "--workflow")
+    schedule = _read(args.schedule, "schedule (S.json)", schedule_from_json, "--schedule")
+    platform = (
+        _read(args.platform, "platform (P.json)", platform_from_json, "--platform") if args.platform else None
+    )
     manifest = workflow_manifest(
         workflow,
         schedule,

@@ -12,7 +12,8 @@ def load_problem(workflow_path: str, platform_path: str):
     from allocate.scheduling.platform import platform_from_json
     from allocate.scheduling.problem import build_problem
 
-    workflow_data, platform_data = read_json(workflow_path), read_json(platform_path)  # errors name the file
+    workflow_data = read_json(workflow_path, "--workflow")  # errors name the file and option
+    platform_data = read_json(platform_path, "--platform")
     try:
         workflow = workflow_from_json(workflow_data)
     except (ValueError, KeyError, TypeError) as exc:
@@ -81,7 +82,7 @@ def cmd_simulate(args) -> int:
 
     problem = load_problem(args.workflow, args.platform)
     try:
-        schedule = schedule_from_json(read_json(args.schedule))
+        schedule = schedule_from_json(read_json(args.schedule, "--schedule"))
     except ValueError as exc:
         raise ValueError(f"{args.schedule}: {exc}") from exc
     simulation = simulate(problem, schedule)

@@ -358,7 +358,7 @@ def test_malformed_files_name_the_file(tmp_path, capsys):
     assert f"{tmp_path / 'WF.json'}: not a workflow (WF.json) file" in err and not out.exists()
     (tmp_path / "WF.json").write_text(json.dumps(small_workflow()))
     assert main([*args, "--image", "busybox", "--out", str(out)]) == 2
-    assert "none.json: no such file" in capsys.readouterr().err and not out.exists()
+    assert "none.json (--schedule): no such file" in capsys.readouterr().err and not out.exists()
 
 
 # ------------------------------------------------------------------------- the validation helper
