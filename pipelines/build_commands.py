@@ -47,19 +47,6 @@ def cmd_platform(args) -> int:
     return 0
 
 
-def _progress():
-    """A progress bar on stderr (a terminal only) that shows what is being trained."""
-    from tqdm import tqdm
-
-    bar = tqdm(unit="fit", file=sys.stderr, desc="training", leave=False, disable=None)
-
-    def step(message: str) -> None:
-        bar.set_postfix_str(message[:60], refresh=False)
-        bar.update()
-
-    return bar, step
-
-
 def _counts(workflow) -> str:
     """How many numbers of each field came from where: the trace, a model, work/speed or scaling."""
     parts = []
@@ -88,7 +75,9 @@ def cmd_workflow(args) -> int:
     if args.wfformat:
         workflow = workflow_from_wfformat(args.wfformat, args.platform, models)
     else:
-        bar, step = _progress() if args.train or args.save_models else (None, None)
+        from pipelines.model_commands import training_progress
+
+        bar, step = training_progress() if args.train or args.save_models else (None, None)
         try:
             workflow = workflow_from_dataset(
                 args.dataset,

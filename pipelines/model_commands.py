@@ -7,7 +7,7 @@ import sys
 from models.options import MODEL_CHOICES, MODES, TrainOptions
 
 
-def _progress():
+def training_progress():
     """A progress bar on stderr that counts fits and shows what is being fitted."""
     from tqdm import tqdm
 
@@ -72,7 +72,7 @@ def cmd_train(args) -> int:
     if bool(args.table) == bool(args.dataset):
         raise ModelInputError("give --table FILE or --dataset DATASET (one of them)")
     options = options_from_args(args)
-    bar, step = _progress()
+    bar, step = training_progress()
     try:
         if args.table:
             run = train_table_file(args.table, options, args.out, progress=step)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from datasets.sample_world import generate
+from pipelines.build import ASSETS as BUILT_ASSETS
 from pipelines.ui_commands import (
     free_port,
     launch_materialization,
@@ -29,25 +30,8 @@ from pipelines.ui_commands import (
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-ASSETS = {
-    "workflow_runs",
-    "task_runs",
-    "machines",
-    "power_samples",
-    "container_samples",
-    "task_energy",
-    "node_energy_balance",
-    "energy_traces",
-    "wfinstances_export",
-    "wta_export",
-    "allocation_evaluation",
-    "scheduling_evaluation",
-    "training_set",
-    "energy_regressor",
-    "power_regressor",
-    "runtime_regressor",
-    "model_evaluation",
-}
+# Every asset of the definitions (multi-assets give several).
+ASSETS = {key.to_user_string() for definition in BUILT_ASSETS for key in definition.keys}
 
 
 def _chromium() -> str:
