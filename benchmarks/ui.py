@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.ui_commands import (  # noqa: E402
     free_port,
-    graphql,
     launch_materialization,
     run_failure,
     start_ui,
@@ -41,17 +40,6 @@ from pipelines.ui_commands import (  # noqa: E402
     wait_for_run,
     wait_until_loaded,
 )
-
-_LAUNCH_WITH_CONFIG = """
-mutation Launch($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on Error { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
 
 
 def time_demo(out: Path) -> float:
@@ -66,27 +54,6 @@ def time_demo(out: Path) -> float:
             stderr=subprocess.STDOUT,
         )
         return time.monotonic() - started
-
-
-def launch(url: str, location, run_config: dict | None) -> str:
-    if not run_config:
-        return launch_materialization(url, location)
-    params = {
-        "selector": {
-            "repositoryLocationName": location.location,
-            "repositoryName": location.repository,
-            "jobName": "__ASSET_JOB",
-            "assetSelection": [{"path": key} for key in location.asset_keys],
-            "assetCheckSelection": [{"assetKey": {"path": k}, "name": n} for k, n in location.checks],
-        },
-        "mode": "default",
-        "runConfigData": run_config,
-        "executionMetadata": {"tags": []},
-    }
-    result = graphql(url, _LAUNCH_WITH_CONFIG, {"executionParams": params})["launchRun"]
-    if result["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"launchRun: {json.dumps(result)}")
-    return result["run"]["runId"]
 
 
 def time_ui(out: Path, rounds: int, run_config: dict | None) -> tuple[float, list[tuple[float, float]]]:
@@ -106,7 +73,7 @@ def time_ui(out: Path, rounds: int, run_config: dict | None) -> tuple[float, lis
             times = []
             for _ in range(rounds):
                 launched = time.monotonic()
-                run_id = launch(url, location, run_config)
+                run_id = launch_materialization(url, location, run_config=run_config)
                 run = wait_for_run(url, run_id, timeout=1800, poll=0.5)
                 wall = time.monotonic() - launched
                 if run["status"] != "SUCCESS":

@@ -206,9 +206,13 @@ mutation Launch($executionParams: ExecutionParams!) {
 
 
 def launch_materialization(
-    url: str, location: CodeLocation, asset_keys: list[list[str]] | None = None
+    url: str,
+    location: CodeLocation,
+    asset_keys: list[list[str]] | None = None,
+    run_config: dict | None = None,
 ) -> str:
-    """Launch a run of the assets (all by default) and their checks, as the UI's Materialize button does."""
+    """Launch a run of the assets (all by default) and their checks, as the UI's Materialize button does
+    (with ``run_config`` as the launchpad would give it)."""
     keys = location.asset_keys if asset_keys is None else asset_keys
     selected = {tuple(key) for key in keys}
     params = {
@@ -224,7 +228,7 @@ def launch_materialization(
             ],
         },
         "mode": "default",
-        "runConfigData": {},
+        "runConfigData": run_config or {},
         "executionMetadata": {"tags": []},
     }
     result = graphql(url, _LAUNCH, {"executionParams": params})["launchRun"]

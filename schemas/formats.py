@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -383,12 +383,7 @@ def _semantic_findings(doc: Mapping, source: str) -> list[Finding]:
             f"{len(one_sided)} edges are listed on one side only (parents vs children), e.g. {one_sided[0]}",
             "warning",
         )
-    edges = {t: {p for p in ps if p in ids and p != t} for t, ps in parents_of.items()}
-    for t, cs in children_of.items():
-        for c in cs:
-            if c in edges and c != t:
-                edges[c].add(t)
-    in_cycle = _tasks_in_cycles(edges)
+    in_cycle = tasks_in_cycles_of_both_sides(parents_of, children_of, ids)
     if in_cycle:
         add(
             "workflow.specification.tasks",
@@ -418,6 +413,19 @@ def _unique_ids(values: list[str], wheres: list[str], what: str, add) -> set[str
             add(where, f"{what} {value!r} is declared more than once")
         seen.add(value)
     return seen
+
+
+def tasks_in_cycles_of_both_sides(
+    parents_of: Mapping[str, Iterable[str]], children_of: Mapping[str, Iterable[str]], known: Container[str]
+) -> list[str]:
+    """Tasks on (or below) a cycle of the edges either side lists: a parent list or a child list, among
+    ``known`` tasks, self-edges left out (the formats' checks report those apart)."""
+    edges = {t: {p for p in ps if p in known and p != t} for t, ps in parents_of.items()}
+    for t, cs in children_of.items():
+        for c in cs:
+            if c in edges and c != t:
+                edges[c].add(t)
+    return _tasks_in_cycles(edges)
 
 
 def _tasks_in_cycles(parents: Mapping[str, set[str]]) -> list[str]:

@@ -23,9 +23,9 @@ from schemas.formats import (
     MAX_LISTED,
     Finding,
     FormatError,
-    _tasks_in_cycles,
     raise_on_errors,
     read_json,
+    tasks_in_cycles_of_both_sides,
 )
 from schemas.wta_types import ID_LIST, convert_wta_column, resource_keys
 
@@ -421,12 +421,7 @@ def _dependency_findings(t: dict, tasks: WtaPart, task_workflow: dict[int, int])
                 "warning",
             )
         )
-    edges = {tid: {p for p in ps if p in task_workflow and p != tid} for tid, ps in parents_of.items()}
-    for tid, cs in children_of.items():
-        for c in cs:
-            if c in edges and c != tid:
-                edges[c].add(tid)
-    in_cycle = _tasks_in_cycles(edges)
+    in_cycle = tasks_in_cycles_of_both_sides(parents_of, children_of, task_workflow)
     if in_cycle:
         found.append(
             Finding(
