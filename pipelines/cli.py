@@ -51,26 +51,14 @@ def cmd_attribute(args) -> int:
     from datasets.attribution import attribute
     from datasets.traces import write_parquet_atomic
 
+    options = _attribution_options(args)  # a bad option fails before any file is read
     tasks, samples, machines, containers = _read(
         ("tasks", args.tasks, "--tasks"),
         ("power_samples", args.samples, "--samples"),
         ("machines", args.machines, "--machines"),
         ("container_samples", args.containers, "--containers"),
     )
-    result = attribute(
-        tasks,
-        samples,
-        machines,
-        idle_policy=args.idle_policy,
-        window_seconds=args.window_seconds,
-        split=args.split,
-        containers=containers,
-        share=args.share,
-        idle_power_watts=dict(args.idle_power or []),
-        skew_tolerance_seconds=args.skew_tolerance_seconds,
-        correct_skew=args.correct_skew,
-        threads=args.threads,
-    )
+    result = attribute(tasks, samples, machines, options, containers=containers)
     write_parquet_atomic(result.task_energy, Path(args.out))
     if args.balance_out:
         write_parquet_atomic(result.node_energy_balance, Path(args.balance_out))
@@ -81,13 +69,33 @@ def cmd_attribute(args) -> int:
     return 0
 
 
-def _idle_power(text: str) -> tuple[tuple[str, str], float]:
-    from datasets.attribution import parse_idle_power
+def _add_attribution_options(parser: argparse.ArgumentParser) -> None:
+    """Every AttributionOptions field as an option of `parser` (attribute, collect): declared once."""
+    from datasets.attribution.options import AttributionOptions
 
-    try:
-        return parse_idle_power(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    for flag, keywords in AttributionOptions.command_line_arguments():
+        if "type" in keywords:
+            keywords["type"] = _argument_type(keywords["type"])
+        parser.add_argument(flag, **keywords)
+
+
+def _argument_type(parse):
+    """`parse` with its ValueError's message as argparse's error (argparse would print only its name)."""
+
+    def checked(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    checked.__name__ = parse.__name__
+    return checked
+
+
+def _attribution_options(args):
+    from datasets.attribution.options import AttributionOptions
+
+    return AttributionOptions.from_command_line(vars(args))
 
 
 def cmd_sample(args) -> int:
@@ -116,6 +124,7 @@ def cmd_collect(args) -> int:
     from pipelines.collect.summary import missing_line
     from pipelines.run import materialize_everything, run_config
     from pipelines.settings import LiveSources, Settings
+    from pipelines.traces.assets import AttributionConfig
 
     if not args.argo and not args.argo_recorded:
         raise ValueError("give --argo URL (a live Argo Server) or --argo-recorded DIR (saved responses)")
@@ -139,9 +148,8 @@ def cmd_collect(args) -> int:
             usage_dialects=tuple(args.usage_dialect or ()),
         ),
     )
-    config = run_config(
-        args.since, args.until, idle_policy=args.idle_policy, split=args.split, share=args.share
-    )
+    config = run_config(args.since, args.until)
+    config["ops"]["task_energy"]["config"] = AttributionConfig.from_options(_attribution_options(args))
     instance = dg.DagsterInstance.ephemeral()
     outcome = materialize_everything(settings, config, instance, TRACE_GROUPS)
     if outcome.step_errors:
@@ -526,26 +534,6 @@ def add_table_commands(sub) -> None:
     a.add_argument("--samples", required=True, help=f"power_samples table ({tables})")
     a.add_argument("--out", required=True, help="task_energy Parquet file to write")
     a.add_argument(
-        "--idle-policy",
-        choices=["none", "requests", "time"],
-        default="requests",
-        help="idle power to tasks: none, by reserved share of the node's cores (default), or equally among "
-        "the tasks running",
-    )
-    a.add_argument(
-        "--share",
-        choices=["usage", "requests", "kepler"],
-        help="what co-located tasks' CPU/DRAM energy is split by: measured CPU usage (default when "
-        "--containers holds CPU-seconds counters), requested cores, or Kepler's per-pod joules as they are",
-    )
-    a.add_argument(
-        "--split",
-        choices=["fitted", "plain", "requests"],
-        default="fitted",
-        help="weight each task's usage or cores by its task type's fitted watts per unit (default), or by "
-        "one common value (plain); requests = plain with --share requests",
-    )
-    a.add_argument(
         "--containers",
         help=f"container_samples table ({tables}): CPU-seconds counters, Kepler joules, GPU busy-seconds "
         "counters that split time-sliced GPUs (default: none; tasks are split by requests)",
@@ -556,21 +544,6 @@ def add_table_commands(sub) -> None:
         "requested cores)",
     )
     a.add_argument(
-        "--idle-power",
-        action="append",
-        type=_idle_power,
-        metavar="HOST:KIND=WATTS",
-        help="configured idle power of each device of a kind on a node, instead of the estimate (repeatable; "
-        "default: estimated from the readings)",
-    )
-    a.add_argument(
-        "--skew-tolerance-seconds",
-        type=float,
-        default=0.0,
-        help="estimate each node's clock skew against Argo within +-this many seconds (reported)",
-    )
-    a.add_argument("--correct-skew", action="store_true", help="shift task times by the estimated skew")
-    a.add_argument(
         "--balance-out", help="also write node_energy_balance to this Parquet file (default: not written)"
     )
     a.add_argument(
@@ -578,12 +551,7 @@ def add_table_commands(sub) -> None:
         help="also write the diagnostics (idle powers, fit, skew, drops) to this Parquet file (default: not "
         "written)",
     )
-    a.add_argument("--window-seconds", type=float, default=3600.0, help="balance window length")
-    a.add_argument(
-        "--threads",
-        type=int,
-        help="nodes attributed side by side (default: every core this process may use; same result)",
-    )
+    _add_attribution_options(a)
     a.set_defaults(run=cmd_attribute)
 
 
@@ -647,9 +615,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--out", required=True, help="trace dataset folder (partitions are replaced, not duplicated)"
     )
-    c.add_argument("--idle-policy", choices=["none", "requests", "time"], default="requests")
-    c.add_argument("--split", choices=["fitted", "plain", "requests"], default="fitted")
-    c.add_argument("--share", choices=["usage", "requests", "kepler"], help="default: usage where measured")
+    _add_attribution_options(c)
     c.set_defaults(run=cmd_collect)
 
     d = sub.add_parser("demo", help="run every asset on the sample world and report accuracy")

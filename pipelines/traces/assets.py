@@ -8,26 +8,37 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from datasets.attribution import attribute, parse_idle_power
+from datasets.attribution import OPTION_NAMES, AttributionOptions, attribute, parse_idle_power
 from datasets.reports import energy_plot_png, joules_by_device_kind, rows_by_split, top_task_types_markdown
 from datasets.traces import write_bytes_atomic, write_dataset
 
+_DEFAULTS = AttributionOptions()
+
 
 class AttributionConfig(dg.Config):
-    """How readings become task energy (rules in docs/attribution.md). `share` None: by measured usage
-    where container CPU counters exist, else by requests."""
+    """AttributionOptions (datasets/attribution/options.py: meaning, defaults, checks) as Dagster run config;
+    tests/pipelines/test_attribution_options.py checks that the two hold the same fields and defaults.
+    idle_power: "HOST:DEVICE_KIND=WATTS" per device, as on the command line (the options' idle_power_watts)."""
 
-    idle_policy: str = "requests"
-    split: str = "fitted"
-    share: str | None = None
-    window_seconds: float = 3600.0
-    skew_tolerance_seconds: float = 0.0
-    correct_skew: bool = False
-    # Configured idle power instead of the estimate from readings: "HOST:DEVICE_KIND=WATTS" (per device).
+    idle_policy: str = _DEFAULTS.idle_policy
+    split: str = _DEFAULTS.split
+    share: str | None = _DEFAULTS.share
+    window_seconds: float = _DEFAULTS.window_seconds
     idle_power: list[str] = []
+    skew_tolerance_seconds: float = _DEFAULTS.skew_tolerance_seconds
+    correct_skew: bool = _DEFAULTS.correct_skew
+    threads: int | None = _DEFAULTS.threads
 
-    def idle_power_watts(self) -> dict[tuple[str, str], float] | None:
-        return dict(parse_idle_power(item) for item in self.idle_power) if self.idle_power else None
+    def options(self) -> AttributionOptions:
+        values = {name: value for name, value in self.__dict__.items() if name != "idle_power"}
+        return AttributionOptions(**values, idle_power_watts=dict(map(parse_idle_power, self.idle_power)))
+
+    @classmethod
+    def from_options(cls, options: AttributionOptions) -> dict:
+        """The run config of task_energy that gives `options`."""
+        values = {name: getattr(options, name) for name in OPTION_NAMES if name != "idle_power_watts"}
+        idle = [f"{host}:{kind}={watts!r}" for (host, kind), watts in options.idle_power_watts.items()]
+        return {**values, "idle_power": idle}
 
 
 class TraceDatasetResource(dg.ConfigurableResource):
@@ -60,14 +71,8 @@ def task_energy(
         task_runs,
         power_samples,
         machines,
-        idle_policy=config.idle_policy,
-        split=config.split,
-        share=config.share,
+        config.options(),
         containers=container_samples if container_samples.num_rows else None,
-        window_seconds=config.window_seconds,
-        skew_tolerance_seconds=config.skew_tolerance_seconds,
-        correct_skew=config.correct_skew,
-        idle_power_watts=config.idle_power_watts(),
     )
     energy, balance = result.task_energy, result.node_energy_balance
     by_kind = joules_by_device_kind(energy)

@@ -103,7 +103,6 @@ the highest average power of any row of that device kind (the best-known bound).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -116,16 +115,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datasets import kernels
+from datasets.attribution.options import AttributionOptions
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform, empty, schema_of
 
 if TYPE_CHECKING:  # streaming reads datasets with pyarrow.dataset, imported only then (start-up time)
     import pyarrow.dataset as ds
 
-IDLE_POLICIES = ("none", "requests", "time")
-# "requests" is the first engine's name for plain + share "requests"; it stays accepted.
-SPLITS = ("fitted", "plain", "requests")
-SHARES = ("usage", "requests", "kepler")
 # Accelerator kinds and the tasks column naming the devices a task holds.
 ACCELERATOR_IDS = {"gpu": "gpu_ids", "fpga": "fpga_ids"}
 # A device id standing for one device of the node whose id was not read (collectors/task_resources.py):
@@ -2514,47 +2510,17 @@ def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:
     return conform(name, columns).sort_by([(key, "ascending") for key in sort_keys])
 
 
-def _settings(
-    idle_policy: str,
-    window_seconds: float,
-    split: str,
-    share: str | None,
-    idle_power_watts: dict | None,
-    skew_tolerance_seconds: float,
-    correct_skew: bool,
-) -> _Settings:
-    if idle_policy not in IDLE_POLICIES:
-        raise ValueError(f"idle_policy {idle_policy!r} is not one of {IDLE_POLICIES}")
-    if split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {SPLITS}")
-    if share is not None and share not in SHARES:
-        raise ValueError(f"share {share!r} is not one of {SHARES}")
-    if split == "requests":
-        if share not in (None, "requests"):
-            raise ValueError(f'split "requests" means share "requests", not {share!r}: use split "plain"')
-        share = "requests"
-    window_us = round(window_seconds * US_PER_SECOND)
-    if window_us <= 0:
-        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
-    if skew_tolerance_seconds < 0:
-        raise ValueError(f"skew_tolerance_seconds must not be negative, got {skew_tolerance_seconds}")
-    if correct_skew and skew_tolerance_seconds <= 0:
-        raise ValueError("correct_skew needs a positive skew_tolerance_seconds to search within")
-    configured = {}
-    for key, watts in (idle_power_watts or {}).items():
-        if not (isinstance(key, tuple) and len(key) == 2) or not watts >= 0:
-            raise ValueError(
-                f"idle_power_watts wants (host_node, device_kind) -> watts >= 0, got {key}: {watts}"
-            )
-        configured[key] = float(watts)
+def _settings(options: AttributionOptions) -> _Settings:
+    """The engine's settings from the user's options (checked when the options were made)."""
+    share = "requests" if options.split == "requests" else options.share
     return _Settings(
-        idle_policy=idle_policy,
-        window_us=window_us,
-        fitted=split == "fitted",
+        idle_policy=options.idle_policy,
+        window_us=options.window_us,
+        fitted=options.split == "fitted",
         share=share or "",
-        idle_power_watts=configured,
-        skew_tolerance_seconds=float(skew_tolerance_seconds),
-        correct_skew=correct_skew,
+        idle_power_watts=dict(options.idle_power_watts),
+        skew_tolerance_seconds=float(options.skew_tolerance_seconds),
+        correct_skew=options.correct_skew,
     )
 
 
@@ -2565,39 +2531,14 @@ def _resolve_share(settings: _Settings, usage: _Readings | None) -> _Settings:
     return _Settings(**{**settings.__dict__, "share": "usage" if usage is not None else "requests"})
 
 
-def _threads(threads: int | None) -> int:
-    if threads is None:
-        return max(1, len(os.sched_getaffinity(0)))
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, not {threads}")
-    return threads
-
-
-def parse_idle_power(text: str) -> tuple[tuple[str, str], float]:
-    """ "HOST:KIND=WATTS" (e.g. cpu-node-1:cpu_package=38.5, watts per device of that kind) -> an
-    `idle_power_watts` entry."""
-    try:
-        device, watts = text.rsplit("=", 1)
-        host, kind = device.rsplit(":", 1)
-        return (host, kind), float(watts)
-    except ValueError:
-        raise ValueError(f"{text!r} is not HOST:KIND=WATTS") from None
-
-
 def attribute(
     tasks: pa.Table,
     samples: pa.Table,
     machines: pa.Table | None = None,
+    options: AttributionOptions | None = None,
     *,
-    idle_policy: str = "requests",
-    window_seconds: float = 3600.0,
-    split: str = "fitted",
     containers: pa.Table | None = None,
-    share: str | None = None,
-    idle_power_watts: dict[tuple[str, str], float] | None = None,
-    skew_tolerance_seconds: float = 0.0,
-    correct_skew: bool = False,
-    threads: int | None = None,
+    **changes,
 ) -> Attribution:
     """Per-task, per-device energy, a per-window balance of every device series, and diagnostics.
 
@@ -2611,22 +2552,15 @@ def attribute(
     - samples = readings strictly inside the window; uncertainty_joules: the module doc;
     - method: reading rule; wraps-corrected / reset-estimated / gap; split=...; idle=...; idle_power=...
       (+ skew, mig); provenance: the readings' when they agree, else "estimated".
-    split: "fitted" weights each task's usage (or requests) by its template's fitted watts per unit,
-    "plain" by the common value; "requests" = "plain" with share "requests" (the first engine's rule).
-    share: "usage" (CPU-seconds counters of `containers`; tasks without one fall back to requests),
-    "requests", "kepler" (Kepler's per-pod joules of `containers`, no idle); default usage when any task has
-    a usage series. idle_policy: "none", "requests" (reserved share of the node's cores), "time" (equal among
-    the tasks running). idle_power_watts: {(host_node, device_kind): watts per device} from configuration.
-    skew_tolerance_seconds > 0 estimates each node's clock skew within +-tolerance (diagnostics, method);
-    correct_skew shifts the node's task times by it. threads: nodes attributed side by side (default: the
-    cores this process may use); the result does not depend on it.
+    options: AttributionOptions (split, share, idle_policy, idle power, skew, window, threads; defaults
+    there); keyword `changes` replace single fields of it (`attribute(t, s, split="plain")`). `containers`:
+    CPU-seconds counters (share "usage"), Kepler's per-pod joules (share "kepler"), GPU busy-seconds.
     Balance rows: per device and window [m * window_seconds, (m + 1) * window_seconds) clipped to the series'
     first and last reading; measured = sum e_s, attributed = sum given to tasks, unattributed = the rest.
     """
-    settings = _settings(
-        idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
-    )
-    workers = _threads(threads)
+    options = replace(options or AttributionOptions(), **changes)
+    settings = _settings(options)
+    workers = options.worker_threads
     ran = _ran_tasks(tasks, machines)
     series, notes = _device_series(samples, threads=workers)
     usage, usage_notes = _container_readings(containers, ran, CPU_SECONDS, USAGE_SOURCES)
@@ -2781,16 +2715,10 @@ def _without_partition(table: pa.Table, name: str) -> pa.Table:
 def attribute_dataset(
     root: str | Path,
     out_root: str | Path | None = None,
+    options: AttributionOptions | None = None,
     *,
-    idle_policy: str = "requests",
-    window_seconds: float = 3600.0,
-    split: str = "fitted",
-    share: str | None = None,
-    idle_power_watts: dict[tuple[str, str], float] | None = None,
-    skew_tolerance_seconds: float = 0.0,
-    correct_skew: bool = False,
     margin_seconds: float = STREAM_MARGIN_SECONDS,
-    threads: int | None = None,
+    **changes,
 ) -> Attribution:
     """`attribute` over a hive-partitioned trace dataset (datasets/traces.py), holding one node-day at a time.
 
@@ -2799,20 +2727,20 @@ def attribute_dataset(
     equations of the fit; pass 2 reads the same chunks again and attributes them with the pooled fit. The
     result equals the in-memory `attribute` on the same tables up to float rounding (the clock-skew pass,
     when asked, reads them once more). Balance windows must divide a day. With `out_root`, task_energy and
-    node_energy_balance are also written there. threads: nodes read and attributed side by side (default:
-    the cores this process may use).
+    node_energy_balance are also written there. options and `changes` as for `attribute`.
     """
     import pyarrow.dataset as ds
 
     from datasets.traces import read_table, write_dataset
 
     root = Path(root)
-    workers = _threads(threads)
-    settings = _settings(
-        idle_policy, window_seconds, split, share, idle_power_watts, skew_tolerance_seconds, correct_skew
-    )
+    options = replace(options or AttributionOptions(), **changes)
+    workers = options.worker_threads
+    settings = _settings(options)
     if DAY_US % settings.window_us:
-        raise ValueError(f"window_seconds {window_seconds} does not divide a day: streaming cuts at midnight")
+        raise ValueError(
+            f"window_seconds {options.window_seconds} does not divide a day: streaming cuts at midnight"
+        )
     machines = read_table(root, "machines") if (root / "machines").exists() else None
     ran = _ran_tasks(read_table(root, "tasks"), machines)
     # String columns stay dictionary-encoded as Parquet stores them: decoding every row costs more than
