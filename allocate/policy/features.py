@@ -1,0 +1,173 @@
+"""What the policy sees: the workflow graph with per-task features, the machines' state and, for every
+ready task, what each machine would give it.
+
+Times are divided by the reference makespan (HEFT's planned makespan on expected runtimes) and energies
+by the mean over tasks of their mean energy above idle, so the numbers are of order one on workflows of
+any size and length. Arrays are padded to ``max_tasks`` rows and ``max_edges`` edges (padding: zero
+rows, edge index -1), so Stable-Baselines3 sees fixed shapes; the network (network.py) drops the padding
+and reads graphs of any size.
+
+Task features (``TASK_FEATURES`` then, per machine, runtime and energy over the task's mean, 0 where the
+machine lacks its device); machine features (``MACHINE_FEATURES``); pair features for ready tasks on
+machines that have their device (``PAIR_FEATURES``); global features (``GLOBAL_FEATURES``; ``weight`` is
+the objective's w, so one policy serves every trade-off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from allocate.policy.online import COMMITTED, ENDED, OnlineRun
+from allocate.scheduling.engine import mean_runtime, upward_rank
+from allocate.scheduling.problem import Problem
+
+TASK_FEATURES = (
+    "waiting",
+    "ready",
+    "committed",
+    "ended",
+    "mean_runtime",
+    "min_runtime",
+    "upward_rank",
+    "work_below_share",
+    "input_transfer",
+    "output_transfer",
+    "min_energy",
+    "needs_accelerator",
+    "expected_end_from_now",
+)
+MACHINE_FEATURES = (
+    "speed",
+    "cores",
+    "idle_watts",
+    "busy_watts",
+    "watts_per_core",
+    "first_core_free_from_now",
+    "mean_core_free_from_now",
+    "release_from_now",
+    "powered",
+    "queued_per_core",
+)
+PAIR_FEATURES = ("start_from_now", "finish_from_now", "finish_over_best", "energy_over_best", "able")
+GLOBAL_FEATURES = ("weight", "now", "ended_share", "committed_share", "log_tasks")
+FEATURE_SET = "jouletrace.policy.features/1"
+
+
+@dataclass(frozen=True)
+class StaticFeatures:
+    """The parts of the observation that do not change during a run."""
+
+    tasks: np.ndarray  # [n, static task features]
+    edges: np.ndarray  # [2, edges]
+    machines: np.ndarray  # [machines, 5]
+    rank: np.ndarray  # upward rank, seconds
+    time_scale_seconds: float
+    energy_scale_joules: float
+
+
+def task_feature_count(machines: int) -> int:
+    return len(TASK_FEATURES) + 2 * machines
+
+
+def work_below(problem: Problem, work: np.ndarray) -> np.ndarray:
+    """Each task's work plus that of all its descendants (reachability over a boolean matrix)."""
+    n = len(problem)
+    below = np.zeros((n, n), dtype=bool)
+    for v in range(n - 1, -1, -1):  # children have larger indices
+        below[v, v] = True
+        for s in problem.children[v]:
+            below[v] |= below[s]
+    return below.astype(float) @ work
+
+
+def static_features(problem: Problem, reference_makespan_seconds: float) -> StaticFeatures:
+    feasible = problem.feasible
+    runtime = np.where(feasible, problem.runtime_seconds, np.nan)
+    energy = np.where(feasible, problem.energy_joules, np.nan)
+    mean_rt = mean_runtime(problem)
+    mean_energy = np.nanmean(energy, axis=1)
+    t_scale = max(reference_makespan_seconds, 1e-9)
+    e_scale = max(float(mean_energy.mean()), 1e-9)
+    per_byte = problem.mean_seconds_per_byte()
+    src, dst, data = problem.edges()
+    n_in = np.zeros(len(problem))
+    n_out = np.zeros(len(problem))
+    np.add.at(n_in, dst, data * per_byte)
+    np.add.at(n_out, src, data * per_byte)
+    rank = upward_rank(problem)
+    below = work_below(problem, mean_rt)
+    columns = [
+        mean_rt / t_scale,
+        np.nanmin(runtime, axis=1) / t_scale,
+        rank / t_scale,
+        below / max(float(mean_rt.sum()), 1e-9),
+        n_in / t_scale,
+        n_out / t_scale,
+        np.nanmin(energy, axis=1) / e_scale,
+        np.array([d != "cpu" for d in problem.devices], dtype=float),
+    ]
+    relative_runtime = np.nan_to_num(runtime / np.maximum(mean_rt, 1e-12)[:, None])
+    relative_energy = np.nan_to_num(energy / np.maximum(mean_energy, 1e-12)[:, None])
+    tasks = np.column_stack([*columns, relative_runtime, relative_energy])
+    ms = problem.platform.machines
+    busy_max = max(max(m.busy_watts for m in ms), 1e-9)
+    machines = np.array(
+        [
+            [
+                m.speed / max(x.speed for x in ms),
+                m.cores / max(x.cores for x in ms),
+                m.idle_watts / busy_max,
+                m.busy_watts / busy_max,
+                m.dynamic_watts_per_core / max(max(x.dynamic_watts_per_core for x in ms), 1e-9),
+            ]
+            for m in ms
+        ]
+    )
+    return StaticFeatures(tasks, np.vstack([src, dst]), machines, rank, t_scale, e_scale)
+
+
+def observation(
+    run: OnlineRun, static: StaticFeatures, weight: float, max_tasks: int, max_edges: int
+) -> dict[str, np.ndarray]:
+    """The observation dict of the run's current decision, padded to the given sizes."""
+    problem, view = run.problem, run.expected()
+    n, m = len(problem), problem.machines
+    t, now = static.time_scale_seconds, run.now
+    status = np.eye(4)[run.status]  # columns in the order WAITING, READY, COMMITTED, ENDED
+    expected_end = np.nan_to_num((view.end - now) / t) * (run.status == COMMITTED)
+    tasks = np.zeros((max_tasks, task_feature_count(m)), dtype=np.float32)
+    tasks[:n, :4] = status
+    tasks[:n, 4:12] = static.tasks[:, :8]
+    tasks[:n, 12] = expected_end
+    tasks[:n, 13:] = static.tasks[:, 8:]
+    edges = np.full((2, max_edges), -1, dtype=np.int64)
+    edges[:, : static.edges.shape[1]] = static.edges
+    core_free = np.where(np.isfinite(view.core_free), view.core_free - now, np.nan) / t
+    queued = np.bincount(run.machine[run.status == COMMITTED], minlength=m) / run.cores
+    machines = np.column_stack(
+        [
+            static.machines,
+            np.nanmin(core_free, axis=1),
+            np.nanmean(core_free, axis=1),
+            np.maximum(view.release - now, 0.0) / t,
+            (view.release > 0).astype(float),
+            queued,
+        ]
+    ).astype(np.float32)
+    pairs = np.zeros((max_tasks, m, len(PAIR_FEATURES)), dtype=np.float32)
+    for v in run.ready_tasks().tolist():
+        c = run.candidates(v)
+        able = np.isfinite(c["finish"])
+        best_finish = max(float(c["finish"][able].min() - now), 1e-9)
+        best_energy = max(float(c["energy_joules"][able].min()), 1e-9)
+        pairs[v, able, 0] = (c["start"][able] - now) / t
+        pairs[v, able, 1] = (c["finish"][able] - now) / t
+        pairs[v, able, 2] = (c["finish"][able] - now) / best_finish - 1.0
+        pairs[v, able, 3] = c["energy_joules"][able] / best_energy - 1.0
+        pairs[v, able, 4] = 1.0
+    ended = float((run.status == ENDED).mean())
+    committed = float((run.status >= COMMITTED).mean())
+    glob = np.array([weight, now / t, ended, committed, np.log(n) / 5.0], dtype=np.float32)
+    return {"tasks": tasks, "edges": edges, "machines": machines, "pairs": pairs, "global": glob}

@@ -1,0 +1,85 @@
+"""The graph policy: a message-passing network over the workflow DAG, in plain PyTorch.
+
+Tasks are embedded from their features, then ``layers`` rounds of message passing add, to each task,
+the mean of its children's and of its parents' embeddings (two directions, so a task learns of the work
+below and above it). Each (task, machine) pair is scored from its task's embedding, its machine's
+embedding, the pair's features and the global features (weight w, progress), plus a learned multiple of
+the weighted heuristic's score ``-(w * (finish / best finish - 1) + (1 - w) * (energy / least energy -
+1))`` and of the task's upward rank: the network learns corrections to a sensible rule rather than
+starting from noise. The value head reads pooled task and machine embeddings. Nothing depends on the
+number of tasks or edges: padded rows (all-zero status) and edges (index -1) are dropped, so the same
+weights score a 20-task or a 1,000-task workflow.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from allocate.policy.features import GLOBAL_FEATURES, MACHINE_FEATURES, PAIR_FEATURES, task_feature_count
+
+_RANK_COLUMN = 6  # upward_rank in TASK_FEATURES
+
+
+def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
+
+
+class GraphPolicyNetwork(nn.Module):
+    def __init__(self, machines: int, hidden: int = 64, layers: int = 3):
+        super().__init__()
+        self.machines, self.hidden, self.layers = machines, hidden, layers
+        self.task_in = _mlp(task_feature_count(machines), hidden, hidden)
+        self.rounds = nn.ModuleList([_mlp(3 * hidden, hidden, hidden) for _ in range(layers)])
+        self.machine_in = _mlp(len(MACHINE_FEATURES), hidden, hidden)
+        g = len(GLOBAL_FEATURES)
+        self.pair_task = nn.Linear(hidden, hidden)
+        self.pair_machine = nn.Linear(hidden, hidden, bias=False)
+        self.pair_features = nn.Linear(len(PAIR_FEATURES) + g, hidden, bias=False)
+        self.pair_out = nn.Linear(hidden, 1)
+        self.heuristic_scale = nn.Parameter(torch.tensor(10.0))
+        self.rank_scale = nn.Parameter(torch.tensor(5.0))
+        self.value = _mlp(3 * hidden + g, hidden, 1)
+
+    def embed(self, tasks: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Task embeddings [B, N, H] after message passing, and the valid-task mask [B, N]."""
+        b, n, _ = tasks.shape
+        valid = tasks[..., :4].sum(-1) > 0
+        h = self.task_in(tasks).reshape(b * n, self.hidden)
+        edges = edges.long()
+        keep = (edges[:, 0] >= 0) & (edges[:, 1] >= 0)
+        offset = (torch.arange(b, device=tasks.device) * n)[:, None]
+        src = (edges[:, 0] + offset)[keep]
+        dst = (edges[:, 1] + offset)[keep]
+        ones = torch.ones(len(src), device=tasks.device)
+        children = torch.zeros(b * n, device=tasks.device).index_add_(0, src, ones).clamp(min=1)[:, None]
+        parents = torch.zeros(b * n, device=tasks.device).index_add_(0, dst, ones).clamp(min=1)[:, None]
+        for layer in self.rounds:
+            from_children = torch.zeros_like(h).index_add_(0, src, h[dst]) / children
+            from_parents = torch.zeros_like(h).index_add_(0, dst, h[src]) / parents
+            h = h + layer(torch.cat([h, from_children, from_parents], dim=1))
+        return h.reshape(b, n, self.hidden), valid
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, N * machines] (task-major) and values [B]."""
+        tasks, pairs, glob = obs["tasks"], obs["pairs"], obs["global"]
+        h, valid = self.embed(tasks, obs["edges"])
+        machines = self.machine_in(obs["machines"])  # [B, M, H]
+        b, n, m = pairs.shape[0], pairs.shape[1], pairs.shape[2]
+        pair_inputs = torch.cat([pairs, glob[:, None, None, :].expand(b, n, m, glob.shape[-1])], dim=-1)
+        hidden = (
+            self.pair_task(h)[:, :, None, :]
+            + self.pair_machine(machines)[:, None, :, :]
+            + self.pair_features(pair_inputs)
+        )
+        learned = self.pair_out(torch.relu(hidden)).squeeze(-1)  # [B, N, M]
+        w = glob[:, 0][:, None, None]
+        heuristic = -(w * pairs[..., 2] + (1.0 - w) * pairs[..., 3])
+        rank = tasks[..., _RANK_COLUMN][:, :, None]
+        logits = learned + self.heuristic_scale * heuristic + self.rank_scale * rank
+        weights = valid.float()[..., None]
+        pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1)
+        ready = tasks[..., 1:2]
+        pooled_ready = (h * ready).sum(1) / ready.sum(1).clamp(min=1)
+        value = self.value(torch.cat([pooled, pooled_ready, machines.mean(1), glob], dim=-1)).squeeze(-1)
+        return logits.reshape(b, n * m), value
