@@ -13,6 +13,7 @@ from pipelines.argo_commands import add_argo_workflow_command
 from pipelines.build_commands import add_build_commands
 from pipelines.cli_support import Parser, run_command, version_text
 from pipelines.model_commands import add_model_commands
+from pipelines.policy_commands import add_policy_commands
 from pipelines.scheduling_commands import add_scheduling_commands
 from pipelines.settings import DEFAULT_SEED, DEFAULT_WORKFLOWS
 from pipelines.ui_commands import add_ui_commands
@@ -629,6 +630,7 @@ def parser() -> argparse.ArgumentParser:
     add_build_commands(sub)
     add_argo_workflow_command(sub)
     add_scheduling_commands(sub)
+    add_policy_commands(sub)
     add_ui_commands(sub)
     return p
 

@@ -61,13 +61,17 @@ def cmd_schedule(args) -> int:
     from allocate.scheduling.schedule import schedule_to_json
     from allocate.scheduling.schedulers import run
 
-    options = options_from_args(args)  # checks the options before any file is read
-    problem = load_problem(args.workflow, args.platform)
-    result = run(problem, options)
+    if args.algorithm == "policy":  # the learned policy (pipelines/policy_commands.py, docs/policy.md)
+        from pipelines.policy_commands import policy_result
+
+        result = policy_result(load_problem(args.workflow, args.platform), args.policy, args.weight)
+    else:
+        options = options_from_args(args)  # checks the options before any file is read
+        result = run(load_problem(args.workflow, args.platform), options)
     figures = result.simulation.figures()
     write_json(schedule_to_json(result.schedule, figures), args.out)
     print(
-        f"wrote {args.out}: {options.algorithm} on {len(problem)} tasks, {describe(figures)}, "
+        f"wrote {args.out}: {args.algorithm} on {len(result.schedule.assignments)} tasks, {describe(figures)}, "
         f"scheduled in {result.schedule.seconds_to_schedule:.3f} s"
     )
     for note in result.notes:
@@ -124,7 +128,8 @@ def add_scheduling_commands(sub) -> None:
     s = sub.add_parser("schedule", help="schedule a workflow (WF.json) on a platform (P.json)")
     s.add_argument("--workflow", required=True, help="WF.json")
     s.add_argument("--platform", required=True, help="P.json")
-    s.add_argument("--algorithm", choices=ALGORITHMS, default="heft")
+    s.add_argument("--algorithm", choices=(*ALGORITHMS, "policy"), default="heft")
+    s.add_argument("--policy", help="policy: a train-policy directory (default: the shipped policy)")
     s.add_argument(
         "--energy-budget",
         type=float,
@@ -135,7 +140,9 @@ def add_scheduling_commands(sub) -> None:
         type=float,
         help="money for one run, >= 0 (required by budget-heft; no default)",
     )
-    s.add_argument("--weight", type=float, default=0.5, help="weighted: 1 = makespan only, 0 = energy only")
+    s.add_argument(
+        "--weight", type=float, default=0.5, help="weighted, policy: 1 = makespan only, 0 = energy only"
+    )
     s.add_argument("--slack", type=float, default=0.0, help="merge: makespan allowed over HEFT's, 0.05 = 5%%")
     s.add_argument("--out", required=True, help="S.json to write")
     s.set_defaults(run=cmd_schedule)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allocate.policy.online import COMMITTED, ENDED, OnlineRun
+from allocate.policy.online import COMMITTED, ENDED, READY, OnlineRun
 from allocate.scheduling.engine import mean_runtime, upward_rank
 from allocate.scheduling.problem import Problem
 
@@ -132,18 +132,36 @@ def observation(
     run: OnlineRun, static: StaticFeatures, weight: float, max_tasks: int, max_edges: int
 ) -> dict[str, np.ndarray]:
     """The observation dict of the run's current decision, padded to the given sizes."""
+    n = len(run.problem)
+    part = decision_features(run, static, weight, np.arange(n))
+    tasks = np.zeros((max_tasks, part["tasks"].shape[1]), dtype=np.float32)
+    tasks[:n] = part["tasks"]
+    pairs = np.zeros((max_tasks, *part["pairs"].shape[1:]), dtype=np.float32)
+    pairs[:n] = part["pairs"]
+    edges = np.full((2, max_edges), -1, dtype=np.int64)
+    edges[:, : static.edges.shape[1]] = static.edges
+    return {
+        "tasks": tasks,
+        "edges": edges,
+        "machines": part["machines"],
+        "pairs": pairs,
+        "global": part["global"],
+    }
+
+
+def decision_features(
+    run: OnlineRun, static: StaticFeatures, weight: float, rows: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Task and pair features of the tasks ``rows`` (unpadded), machine and global features."""
     problem, view = run.problem, run.expected()
     n, m = len(problem), problem.machines
     t, now = static.time_scale_seconds, run.now
-    status = np.eye(4)[run.status]  # columns in the order WAITING, READY, COMMITTED, ENDED
-    expected_end = np.nan_to_num((view.end - now) / t) * (run.status == COMMITTED)
-    tasks = np.zeros((max_tasks, task_feature_count(m)), dtype=np.float32)
-    tasks[:n, :4] = status
-    tasks[:n, 4:12] = static.tasks[:, :8]
-    tasks[:n, 12] = expected_end
-    tasks[:n, 13:] = static.tasks[:, 8:]
-    edges = np.full((2, max_edges), -1, dtype=np.int64)
-    edges[:, : static.edges.shape[1]] = static.edges
+    status = run.status[rows]
+    tasks = np.zeros((len(rows), task_feature_count(m)), dtype=np.float32)
+    tasks[:, :4] = np.eye(4)[status]  # columns in the order WAITING, READY, COMMITTED, ENDED
+    tasks[:, 4:12] = static.tasks[rows, :8]
+    tasks[:, 12] = np.nan_to_num((view.end[rows] - now) / t) * (status == COMMITTED)
+    tasks[:, 13:] = static.tasks[rows, 8:]
     core_free = np.where(np.isfinite(view.core_free), view.core_free - now, np.nan) / t
     queued = np.bincount(run.machine[run.status == COMMITTED], minlength=m) / run.cores
     machines = np.column_stack(
@@ -156,18 +174,18 @@ def observation(
             queued,
         ]
     ).astype(np.float32)
-    pairs = np.zeros((max_tasks, m, len(PAIR_FEATURES)), dtype=np.float32)
-    for v in run.ready_tasks().tolist():
-        c = run.candidates(v)
+    pairs = np.zeros((len(rows), m, len(PAIR_FEATURES)), dtype=np.float32)
+    for k in np.flatnonzero(status == READY).tolist():
+        c = run.candidates(int(rows[k]))
         able = np.isfinite(c["finish"])
         best_finish = max(float(c["finish"][able].min() - now), 1e-9)
         best_energy = max(float(c["energy_joules"][able].min()), 1e-9)
-        pairs[v, able, 0] = (c["start"][able] - now) / t
-        pairs[v, able, 1] = (c["finish"][able] - now) / t
-        pairs[v, able, 2] = (c["finish"][able] - now) / best_finish - 1.0
-        pairs[v, able, 3] = c["energy_joules"][able] / best_energy - 1.0
-        pairs[v, able, 4] = 1.0
+        pairs[k, able, 0] = (c["start"][able] - now) / t
+        pairs[k, able, 1] = (c["finish"][able] - now) / t
+        pairs[k, able, 2] = (c["finish"][able] - now) / best_finish - 1.0
+        pairs[k, able, 3] = c["energy_joules"][able] / best_energy - 1.0
+        pairs[k, able, 4] = 1.0
     ended = float((run.status == ENDED).mean())
     committed = float((run.status >= COMMITTED).mean())
     glob = np.array([weight, now / t, ended, committed, np.log(n) / 5.0], dtype=np.float32)
-    return {"tasks": tasks, "edges": edges, "machines": machines, "pairs": pairs, "global": glob}
+    return {"tasks": tasks, "machines": machines, "pairs": pairs, "global": glob}

@@ -1,8 +1,11 @@
 """The graph policy: a message-passing network over the workflow DAG, in plain PyTorch.
 
-Tasks are embedded from their features, then ``layers`` rounds of message passing add, to each task,
+Tasks are embedded from the features that do not change during a run (runtimes and energies per
+machine, upward rank, work below, data), then ``layers`` rounds of message passing add, to each task,
 the mean of its children's and of its parents' embeddings (two directions, so a task learns of the work
-below and above it). Each (task, machine) pair is scored from its task's embedding, its machine's
+below and above it). These graph embeddings are computed once per workflow when scheduling; at each
+decision only the ready tasks are scored: their graph embedding plus an embedding of their state
+(status, expected end). Each (task, machine) pair is scored from its task's embedding, its machine's
 embedding, the pair's features and the global features (weight w, progress), plus a learned multiple of
 the weighted heuristic's score ``-(w * (finish / best finish - 1) + (1 - w) * (energy / least energy -
 1))`` and of the task's upward rank: the network learns corrections to a sensible rule rather than
@@ -19,6 +22,7 @@ from torch import nn
 from allocate.policy.features import GLOBAL_FEATURES, MACHINE_FEATURES, PAIR_FEATURES, task_feature_count
 
 _RANK_COLUMN = 6  # upward_rank in TASK_FEATURES
+DYNAMIC_COLUMNS = [0, 1, 2, 3, 12]  # status one-hot and expected end: they change at every decision
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -29,8 +33,11 @@ class GraphPolicyNetwork(nn.Module):
     def __init__(self, machines: int, hidden: int = 64, layers: int = 3):
         super().__init__()
         self.machines, self.hidden, self.layers = machines, hidden, layers
-        self.task_in = _mlp(task_feature_count(machines), hidden, hidden)
+        columns = task_feature_count(machines)
+        self.static_columns = [c for c in range(columns) if c not in DYNAMIC_COLUMNS]
+        self.task_in = _mlp(len(self.static_columns), hidden, hidden)
         self.rounds = nn.ModuleList([_mlp(3 * hidden, hidden, hidden) for _ in range(layers)])
+        self.dynamic_in = _mlp(len(DYNAMIC_COLUMNS), hidden, hidden)
         self.machine_in = _mlp(len(MACHINE_FEATURES), hidden, hidden)
         g = len(GLOBAL_FEATURES)
         self.pair_task = nn.Linear(hidden, hidden)
@@ -41,11 +48,10 @@ class GraphPolicyNetwork(nn.Module):
         self.rank_scale = nn.Parameter(torch.tensor(5.0))
         self.value = _mlp(3 * hidden + g, hidden, 1)
 
-    def embed(self, tasks: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Task embeddings [B, N, H] after message passing, and the valid-task mask [B, N]."""
+    def embed(self, tasks: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """Graph embeddings [B, N, H] of the tasks from their static features (message passing)."""
         b, n, _ = tasks.shape
-        valid = tasks[..., :4].sum(-1) > 0
-        h = self.task_in(tasks).reshape(b * n, self.hidden)
+        h = self.task_in(tasks[..., self.static_columns]).reshape(b * n, self.hidden)
         edges = edges.long()
         keep = (edges[:, 0] >= 0) & (edges[:, 1] >= 0)
         offset = (torch.arange(b, device=tasks.device) * n)[:, None]
@@ -58,13 +64,14 @@ class GraphPolicyNetwork(nn.Module):
             from_children = torch.zeros_like(h).index_add_(0, src, h[dst]) / children
             from_parents = torch.zeros_like(h).index_add_(0, dst, h[src]) / parents
             h = h + layer(torch.cat([h, from_children, from_parents], dim=1))
-        return h.reshape(b, n, self.hidden), valid
+        return h.reshape(b, n, self.hidden)
 
-    def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits [B, N * machines] (task-major) and values [B]."""
-        tasks, pairs, glob = obs["tasks"], obs["pairs"], obs["global"]
-        h, valid = self.embed(tasks, obs["edges"])
-        machines = self.machine_in(obs["machines"])  # [B, M, H]
+    def score(
+        self, graph: torch.Tensor, tasks: torch.Tensor, pairs: torch.Tensor, machines: torch.Tensor, glob
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits [B, N, M] of the given task rows, their full embeddings, and the machine embeddings."""
+        h = graph + self.dynamic_in(tasks[..., DYNAMIC_COLUMNS])
+        machines = self.machine_in(machines)  # [B, M, H]
         b, n, m = pairs.shape[0], pairs.shape[1], pairs.shape[2]
         pair_inputs = torch.cat([pairs, glob[:, None, None, :].expand(b, n, m, glob.shape[-1])], dim=-1)
         hidden = (
@@ -72,14 +79,20 @@ class GraphPolicyNetwork(nn.Module):
             + self.pair_machine(machines)[:, None, :, :]
             + self.pair_features(pair_inputs)
         )
-        learned = self.pair_out(torch.relu(hidden)).squeeze(-1)  # [B, N, M]
+        learned = self.pair_out(torch.relu(hidden)).squeeze(-1)
         w = glob[:, 0][:, None, None]
         heuristic = -(w * pairs[..., 2] + (1.0 - w) * pairs[..., 3])
         rank = tasks[..., _RANK_COLUMN][:, :, None]
-        logits = learned + self.heuristic_scale * heuristic + self.rank_scale * rank
-        weights = valid.float()[..., None]
-        pooled = (h * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return learned + self.heuristic_scale * heuristic + self.rank_scale * rank, h, machines
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, N * machines] (task-major) and values [B] of padded observations."""
+        tasks, glob = obs["tasks"], obs["global"]
+        graph = self.embed(tasks, obs["edges"])
+        logits, h, machines = self.score(graph, tasks, obs["pairs"], obs["machines"], glob)
+        valid = (tasks[..., :4].sum(-1) > 0).float()[..., None]
+        pooled = (h * valid).sum(1) / valid.sum(1).clamp(min=1)
         ready = tasks[..., 1:2]
         pooled_ready = (h * ready).sum(1) / ready.sum(1).clamp(min=1)
         value = self.value(torch.cat([pooled, pooled_ready, machines.mean(1), glob], dim=-1)).squeeze(-1)
-        return logits.reshape(b, n * m), value
+        return logits.reshape(logits.shape[0], -1), value

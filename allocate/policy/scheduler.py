@@ -15,7 +15,7 @@ import torch
 
 from allocate.policy.baselines import Chooser, run_online
 from allocate.policy.env import reference
-from allocate.policy.features import observation, static_features
+from allocate.policy.features import decision_features, observation, static_features
 from allocate.policy.network import GraphPolicyNetwork
 from allocate.policy.online import OnlineRun
 from allocate.scheduling.problem import Problem
@@ -26,16 +26,24 @@ from allocate.scheduling.simulator import simulate
 def policy_chooser(network: GraphPolicyNetwork, problem: Problem, weight: float) -> Chooser:
     torch.set_num_threads(1)
     static = static_features(problem, reference(problem)[0])
-    edges = max(static.edges.shape[1], 1)
+    graph: list[torch.Tensor] = []  # the graph embeddings, computed at the first decision
 
     def choose(run: OnlineRun) -> tuple[int, int]:
-        obs = observation(run, static, weight, len(problem), edges)
-        with torch.no_grad():
-            logits, _ = network({k: torch.as_tensor(v)[None] for k, v in obs.items()})
-        scores = logits[0].numpy().reshape(len(problem), problem.machines)
-        scores = np.where(run.action_mask(), scores, -np.inf)
-        task, machine = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        return int(task), int(machine)
+        with torch.inference_mode():
+            if not graph:
+                obs = observation(run, static, weight, len(problem), max(static.edges.shape[1], 1))
+                tensors = {k: torch.as_tensor(v)[None] for k, v in obs.items()}
+                graph.append(network.embed(tensors["tasks"], tensors["edges"]))
+            ready = run.ready_tasks()
+            part = {
+                k: torch.as_tensor(v)[None] for k, v in decision_features(run, static, weight, ready).items()
+            }
+            logits, _, _ = network.score(
+                graph[0][:, ready], part["tasks"], part["pairs"], part["machines"], part["global"]
+            )
+        scores = np.where(run.action_mask()[ready], logits[0].numpy(), -np.inf)
+        k, machine = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        return int(ready[k]), int(machine)
 
     return choose
 

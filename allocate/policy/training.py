@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 
 import numpy as np
@@ -28,6 +28,7 @@ from allocate.policy.env import SchedulingEnv
 from allocate.policy.network import GraphPolicyNetwork
 from allocate.policy.online import NoiseOptions
 from allocate.scheduling.problem import Problem
+from allocate.scheduling.workloads import WORKLOADS
 
 TRAINING_WORKLOADS = ("fft", "strassen", "random", "montage", "epigenomics")
 
@@ -53,7 +54,6 @@ class TrainingOptions:
     learning_rate: float = 3e-4
     entropy_coefficient: float = 0.003
     evaluate_every_seconds: float = 120.0
-    held_out: tuple[str, ...] = field(default=("random", "cycles"))
 
     def __post_init__(self):
         if self.workers < 1:
@@ -64,6 +64,9 @@ class TrainingOptions:
             raise ValueError("tasks per training workflow: need 2 <= min <= max")
         if not self.workloads:
             raise ValueError("--workloads: give at least one workload (or a --dataset)")
+        unknown = [w for w in self.workloads if w not in WORKLOADS]
+        if unknown:
+            raise ValueError(f"--workloads: unknown {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
 
     def card(self) -> dict:
         return asdict(self)

@@ -1,0 +1,148 @@
+"""The learned policy against the online baselines on the same workflows, noise draws and weights.
+
+Every scheduler runs each workflow once per seed (the seed draws the actual runtimes, the same draw for
+every scheduler); ``weighted`` and the policy run once per weight, the others once (their choice does not
+depend on w). Each row has the replayed makespan and energy and, per weight, the objective
+``w * makespan / makespan_ref + (1 - w) * energy / energy_ref`` (HEFT's plan as reference). The summary
+gives, per set, noise and weight, the geometric means of makespan and energy relative to dynamic HEFT's
+on the same run, and their spread over seeds (standard deviation of the per-seed geometric means).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from allocate.policy.baselines import (
+    ONLINE_BASELINES,
+    baseline_chooser,
+    noise_factors,
+    replayed,
+    run_online,
+)
+from allocate.policy.env import objective, reference
+from allocate.policy.network import GraphPolicyNetwork
+from allocate.policy.online import NoiseOptions
+from allocate.policy.scheduler import policy_chooser
+from allocate.scheduling.problem import Problem
+
+REFERENCE = "heft-dynamic"
+
+
+@dataclass(frozen=True)
+class PolicyEvaluationOptions:
+    weights: tuple[float, ...] = (0.0, 0.5, 1.0)
+    seeds: int = 3
+    noise_spread: float = 0.3
+    baselines: tuple[str, ...] = ONLINE_BASELINES
+
+    def __post_init__(self):
+        if self.seeds < 1 or not self.weights:
+            raise ValueError("evaluation needs at least one seed and one weight")
+        if any(not 0 <= w <= 1 for w in self.weights):
+            raise ValueError("weights must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class EvaluationCase:
+    set_name: str  # e.g. in-distribution, out-of-distribution, wfinstances
+    family: str
+    problem: Problem
+
+
+def _runs(network, problem: Problem, options: PolicyEvaluationOptions, seed: int) -> Iterable[tuple]:
+    factors = noise_factors(problem, NoiseOptions(options.noise_spread), seed)
+    for name in options.baselines:
+        for weight in options.weights if name == "weighted" else (None,):
+            choose = baseline_chooser(problem, name, 0.5 if weight is None else weight, seed)
+            yield name, weight, replayed(run_online(problem, factors, choose), name)
+    if network is not None:
+        for weight in options.weights:
+            run = run_online(problem, factors, policy_chooser(network, problem, weight))
+            yield "policy", weight, replayed(run, "policy")
+
+
+def evaluate(
+    network: GraphPolicyNetwork | None, cases: Sequence[EvaluationCase], options: PolicyEvaluationOptions
+) -> pd.DataFrame:
+    """One row per (case, seed, scheduler, weight the scheduler ran with): replayed figures."""
+    rows = []
+    for case in cases:
+        ref = reference(case.problem)
+        for seed in range(options.seeds):
+            for name, weight, simulation in _runs(network, case.problem, options, seed):
+                row = {
+                    "set": case.set_name,
+                    "family": case.family,
+                    "workflow": case.problem.name,
+                    "tasks": len(case.problem),
+                    "noise": options.noise_spread,
+                    "seed": seed,
+                    "scheduler": name,
+                    "weight": np.nan if weight is None else weight,
+                    "makespan_seconds": simulation.makespan_seconds,
+                    "energy_joules": simulation.energy_joules,
+                    "reference_makespan_seconds": ref[0],
+                    "reference_energy_joules": ref[1],
+                }
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _geomean(values: pd.Series) -> float:
+    return float(np.exp(np.log(values.to_numpy(dtype=float)).mean()))
+
+
+def summary(results: pd.DataFrame, weights: Sequence[float]) -> pd.DataFrame:
+    """Per set, noise, weight and scheduler: geometric-mean makespan and energy relative to dynamic HEFT
+    on the same run, the weighted objective (HEFT's plan = 1 on each term), spread over seeds."""
+    keys = ["workflow", "seed", "noise"]
+    base = results[results["scheduler"] == REFERENCE].set_index(keys)[["makespan_seconds", "energy_joules"]]
+    out = []
+    for weight in weights:
+        # schedulers that ignore w count at every weight; weighted and the policy at their own
+        chosen = results[results["weight"].isna() | np.isclose(results["weight"].fillna(-1), weight)]
+        joined = chosen.join(base, on=keys, rsuffix="_reference")
+        joined = joined.assign(
+            makespan_ratio=joined["makespan_seconds"] / joined["makespan_seconds_reference"],
+            energy_ratio=joined["energy_joules"] / joined["energy_joules_reference"],
+            objective=objective(
+                weight,
+                joined["makespan_seconds"],
+                joined["energy_joules"],
+                (joined["reference_makespan_seconds"], joined["reference_energy_joules"]),
+            ),
+        )
+        for (set_name, noise, scheduler), group in joined.groupby(["set", "noise", "scheduler"]):
+            per_seed = group.groupby("seed")
+            out.append(
+                {
+                    "set": set_name,
+                    "noise": noise,
+                    "weight": weight,
+                    "scheduler": scheduler,
+                    "workflows": group["workflow"].nunique(),
+                    "makespan_vs_dynamic_heft": _geomean(group["makespan_ratio"]),
+                    "energy_vs_dynamic_heft": _geomean(group["energy_ratio"]),
+                    "objective_vs_heft_plan": _geomean(group["objective"]),
+                    "makespan_spread_over_seeds": float(
+                        per_seed["makespan_ratio"].apply(_geomean).std(ddof=0)
+                    ),
+                    "energy_spread_over_seeds": float(per_seed["energy_ratio"].apply(_geomean).std(ddof=0)),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def held_out_ratio(network: GraphPolicyNetwork, problems: Sequence[Problem], noise_spread: float) -> float:
+    """Geometric-mean makespan of the policy at w = 1 over dynamic HEFT's, one noise draw per workflow:
+    the number train-policy shows while it trains."""
+    options = PolicyEvaluationOptions(
+        weights=(1.0,), seeds=1, noise_spread=noise_spread, baselines=(REFERENCE,)
+    )
+    results = evaluate(network, [EvaluationCase("held-out", "", p) for p in problems], options)
+    table = summary(results, (1.0,))
+    return float(table.loc[table["scheduler"] == "policy", "makespan_vs_dynamic_heft"].iloc[0])

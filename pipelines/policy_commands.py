@@ -1,0 +1,273 @@
+"""`jouletrace train-policy`, `evaluate-policy` and `schedule --algorithm policy` (docs/policy.md).
+
+torch, stable-baselines3, sb3-contrib and gymnasium are the optional extra `policy`; without them these
+commands say how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+MISSING = "the learned policy needs torch, stable-baselines3, sb3-contrib and gymnasium: pip install 'jouletrace[policy]'"
+
+
+def _require_policy_extra() -> None:
+    try:
+        import gymnasium  # noqa: F401
+        import sb3_contrib  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise ValueError(MISSING) from None
+
+
+def _platform(path: str | None):
+    from allocate.io import read_json
+    from allocate.scheduling.platform import platform_from_json
+    from allocate.scheduling.workloads import reference_platform
+
+    if not path:
+        return reference_platform()
+    try:
+        return platform_from_json(read_json(path, "--platform"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def training_problems(options, platform, dataset: str | None) -> tuple[list, list[str]]:
+    """The training workflows as problems on ``platform`` (generated, plus a dataset's traced runs), and
+    notes on what was left out. A workflow with a task no machine can run stops here, before training."""
+    import numpy as np
+
+    from allocate.scheduling.evaluate import dataset_cases
+    from allocate.scheduling.problem import build_problem
+    from allocate.scheduling.workloads import generated_workflow
+
+    rng = np.random.default_rng(options.seed)
+    workflows = []
+    for family in options.workloads:
+        for r in range(options.workflows_per_workload):
+            size = int(rng.integers(options.min_tasks, options.max_tasks + 1))
+            workflows.append(generated_workflow(family, size, options.seed + r))
+    if dataset:
+        workflows += [case.workflow for case in dataset_cases(dataset, platform)]
+    problems, notes = [], []
+    for workflow in workflows:
+        try:
+            problem = build_problem(workflow, platform)
+        except ValueError as exc:
+            raise ValueError(f"training set: {exc}") from exc
+        if len(problem) > options.max_tasks:
+            notes.append(f"{problem.name}: {len(problem)} tasks, more than --max-tasks; left out")
+            continue
+        problems.append(problem)
+    if not problems:
+        raise ValueError("training set: no workflow within --max-tasks; raise it or change --workloads")
+    return problems, notes
+
+
+def held_out_problems(platform, seed: int) -> list:
+    """Held-out workflows for the progress bar: a larger random DAG and an FFT with seeds not trained on."""
+    from allocate.scheduling.problem import build_problem
+    from allocate.scheduling.workloads import generated_workflow
+
+    return [
+        build_problem(generated_workflow(f, n, 10_000 + seed), platform)
+        for f, n in (("random", 150), ("fft", 64))
+    ]
+
+
+def learning_curve_png(curve: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    episodes = [c for c in curve if "reward" in c]
+    held = [c for c in curve if "held_out_ratio" in c]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if episodes:
+        steps = np.array([c["timesteps"] for c in episodes])
+        reward = np.array([c["reward"] for c in episodes])
+        window = max(1, len(reward) // 30)
+        smooth = np.convolve(reward, np.ones(window) / window, mode="valid")
+        left.plot(steps, reward, ".", alpha=0.2, label="episode")
+        left.plot(steps[window - 1 :], smooth, label=f"mean of {window}")
+        left.legend()
+    left.set(xlabel="environment steps", ylabel="episode reward (-objective)", title="training reward")
+    if held:
+        right.plot([c["timesteps"] for c in held], [c["held_out_ratio"] for c in held], "o-")
+    right.axhline(1.0, color="grey", lw=0.8)
+    right.set(xlabel="environment steps", ylabel="makespan / dynamic HEFT (w=1)", title="held-out")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# TrainingOptions field <- command-line option
+_TRAINING_ARGUMENTS = {
+    "workflows_per_workload": "workflows_per_workload",
+    "min_tasks": "min_tasks",
+    "max_tasks": "max_tasks",
+    "minutes": "minutes",
+    "timesteps": "timesteps",
+    "workers": "workers",
+    "seed": "seed",
+    "noise_spread": "noise",
+}
+
+
+def training_options_from_args(args):
+    from allocate.policy.training import TRAINING_WORKLOADS, TrainingOptions
+
+    workloads = tuple(w.strip() for w in (args.workloads or "").split(",") if w.strip()) or TRAINING_WORKLOADS
+    return TrainingOptions(
+        workloads=workloads, **{f: getattr(args, a) for f, a in _TRAINING_ARGUMENTS.items()}
+    )
+
+
+def cmd_train_policy(args) -> int:
+    _require_policy_extra()
+    options = training_options_from_args(args)
+    platform = _platform(args.platform)
+    problems, notes = training_problems(options, platform, args.dataset)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    from tqdm import tqdm
+
+    from allocate.policy.evaluate import held_out_ratio
+    from allocate.policy.store import library_versions, save_policy
+    from allocate.policy.training import train
+
+    held_out = held_out_problems(platform, options.seed)
+    total = options.timesteps or int(options.minutes * 60)
+    bar = tqdm(total=total, desc="train-policy", unit="step" if options.timesteps else "s", file=sys.stderr)
+
+    def report(seconds, timesteps, episodes, reward, held_out_ratio):
+        bar.set_postfix(
+            episodes=episodes,
+            reward=f"{reward:.3f}",
+            held_out_vs_dynamic_heft=f"{held_out_ratio:.3f}",
+            refresh=False,
+        )
+        bar.update(
+            min(timesteps if options.timesteps else int(seconds), total) - bar.n
+        )  # at most 10 redraws/s
+
+    started = time.perf_counter()
+    network, record = train(
+        problems, options, lambda net: held_out_ratio(net, held_out, options.noise_spread), report
+    )
+    final_ratio = held_out_ratio(network, held_out, options.noise_spread)
+    bar.close()
+    card = {
+        "what": "graph policy for online workflow scheduling, trained with MaskablePPO (docs/policy.md)",
+        "command": "jouletrace " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("jouletrace") else None,
+        "platform": platform.name,
+        "seed": options.seed,
+        "options": options.card(),
+        "training_set": [{"workflow": p.name, "tasks": len(p)} for p in problems],
+        "training_set_dataset": args.dataset,
+        "held_out": [{"workflow": p.name, "tasks": len(p)} for p in held_out],
+        "held_out_makespan_vs_dynamic_heft_at_w1": final_ratio,
+        "library_versions": library_versions(),
+        "wall_minutes": (time.perf_counter() - started) / 60.0,
+        **record,
+    }
+    out = save_policy(network, platform, card, Path(args.out))
+    learning_curve_png(record["curve"], out / "learning_curve.png")
+    print(
+        f"wrote {out}: {record['episodes']} episodes, {record['timesteps']} steps in "
+        f"{record['training_minutes']:.1f} min on {len(problems)} workflows; held-out makespan "
+        f"{final_ratio:.3f}x dynamic HEFT's at w=1 ({len(held_out)} workflows, one noise draw)"
+    )
+    return 0
+
+
+def policy_result(problem, policy_dir: str | None, weight: float):
+    """`schedule --algorithm policy`: the policy's plan on expected runtimes (default: the shipped one)."""
+    _require_policy_extra()
+    from allocate.policy.scheduler import schedule_with_policy
+    from allocate.policy.store import DEFAULT_POLICY, load_policy
+
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"--weight must be in [0, 1], not {weight}")
+    network = load_policy(Path(policy_dir) if policy_dir else DEFAULT_POLICY, problem.platform)
+    return schedule_with_policy(network, problem, weight)
+
+
+def cmd_evaluate_policy(args) -> int:
+    _require_policy_extra()
+    from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary
+    from allocate.policy.store import DEFAULT_POLICY, load_policy
+    from allocate.scheduling.evaluate import EvaluationOptions, family_of, gather_cases
+    from allocate.scheduling.problem import build_problem
+
+    weights = tuple(float(w) for w in args.weights.split(","))
+    options = PolicyEvaluationOptions(weights=weights, seeds=args.seeds, noise_spread=args.noise)
+    workloads = tuple(w.strip() for w in (args.workloads or "").split(",") if w.strip())
+    cases = gather_cases(
+        EvaluationOptions(workloads, args.repetitions, args.tasks, args.seed),
+        dataset=args.dataset,
+        wfformat=args.wfformat,
+        platform_path=args.platform,
+    )
+    problems = [
+        EvaluationCase(
+            args.set_name, c.family or family_of(c.workflow.name), build_problem(c.workflow, c.platform)
+        )
+        for c in cases
+    ]
+    network = load_policy(Path(args.policy) if args.policy else DEFAULT_POLICY, problems[0].problem.platform)
+    results = evaluate(network, problems, options)
+    table = summary(results, weights)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_parquet(out / "policy_results.parquet", index=False)
+    (out / "policy_summary.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {out / 'policy_results.parquet'}, {out / 'policy_summary.json'}")
+    return 0
+
+
+def add_policy_commands(sub) -> None:
+    t = sub.add_parser(
+        "train-policy", help="train the learned scheduling policy (MaskablePPO, graph network)"
+    )
+    t.add_argument("--platform", help="P.json (default: the reference platform)")
+    t.add_argument(
+        "--workloads",
+        help="comma list of generated workloads (default: fft,strassen,random,montage,epigenomics)",
+    )
+    t.add_argument("--dataset", help="trace dataset whose workflows join the training set")
+    t.add_argument("--workflows-per-workload", type=int, default=6)
+    t.add_argument("--min-tasks", type=int, default=20)
+    t.add_argument("--max-tasks", type=int, default=100, help="larger training workflows are left out")
+    t.add_argument("--minutes", type=float, default=10.0, help="training time budget")
+    t.add_argument("--timesteps", type=int, help="a step budget instead of --minutes")
+    t.add_argument("--workers", type=int, default=1, help="rollout processes (SubprocVecEnv)")
+    t.add_argument("--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="policy directory to write")
+    t.set_defaults(run=cmd_train_policy)
+
+    e = sub.add_parser("evaluate-policy", help="the policy against online baselines under runtime noise")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="trace dataset")
+    source.add_argument("--wfformat", nargs="+", help="WfFormat files")
+    source.add_argument("--workloads", help="comma list of generated workloads")
+    e.add_argument("--platform", help="P.json (default: the dataset's machines, else the reference platform)")
+    e.add_argument("--policy", help="policy directory (default: the shipped policy)")
+    e.add_argument("--repetitions", type=int, default=2)
+    e.add_argument("--tasks", type=int, default=100)
+    e.add_argument("--seed", type=int, default=1000, help="workflow seed (training uses 0..)")
+    e.add_argument("--seeds", type=int, default=3, help="noise draws per workflow")
+    e.add_argument("--noise", type=float, default=0.3)
+    e.add_argument("--weights", default="0,0.5,1")
+    e.add_argument("--set-name", default="evaluation")
+    e.add_argument("--out", required=True, help="folder for policy_results.parquet and policy_summary.json")
+    e.set_defaults(run=cmd_evaluate_policy)
