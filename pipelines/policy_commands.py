@@ -36,11 +36,13 @@ def _platform(path: str | None):
         raise ValueError(f"{path}: {exc}") from exc
 
 
-def training_problems(options, platform, dataset: str | None) -> tuple[list, list[str]]:
-    """The training workflows as problems on ``platform`` (generated, plus a dataset's traced runs), and
-    notes on what was left out. A workflow with a task no machine can run stops here, before training."""
+def training_problems(options, platform, dataset: str | None, files=()) -> tuple[list, list[str]]:
+    """The training workflows as problems on ``platform`` (generated, plus a dataset's traced runs and
+    WF.json files), and notes on what was left out. A workflow with a task no machine can run stops here,
+    before training."""
     import numpy as np
 
+    from allocate.io import read_json, workflow_from_json
     from allocate.scheduling.evaluate import dataset_cases
     from allocate.scheduling.problem import build_problem
     from allocate.scheduling.workloads import generated_workflow
@@ -53,6 +55,11 @@ def training_problems(options, platform, dataset: str | None) -> tuple[list, lis
             workflows.append(generated_workflow(family, size, options.seed + r))
     if dataset:
         workflows += [case.workflow for case in dataset_cases(dataset, platform)]
+    for path in files or ():
+        try:
+            workflows.append(workflow_from_json(read_json(path, "--workflows")))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a WF.json ({exc})") from exc
     problems, notes = [], []
     for workflow in workflows:
         try:
@@ -134,7 +141,7 @@ def cmd_train_policy(args) -> int:
     _require_policy_extra()
     options = training_options_from_args(args)
     platform = _platform(args.platform)
-    problems, notes = training_problems(options, platform, args.dataset)
+    problems, notes = training_problems(options, platform, args.dataset, args.workflows)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     from tqdm import tqdm
@@ -172,6 +179,7 @@ def cmd_train_policy(args) -> int:
         "options": options.card(),
         "training_set": [{"workflow": p.name, "tasks": len(p)} for p in problems],
         "training_set_dataset": args.dataset,
+        "training_set_files": args.workflows,
         "held_out": [{"workflow": p.name, "tasks": len(p)} for p in held_out],
         "held_out_makespan_vs_dynamic_heft_at_w1": final_ratio,
         "library_versions": library_versions(),
@@ -244,6 +252,9 @@ def add_policy_commands(sub) -> None:
         help="comma list of generated workloads (default: fft,strassen,random,montage,epigenomics)",
     )
     t.add_argument("--dataset", help="trace dataset whose workflows join the training set")
+    t.add_argument(
+        "--workflows", nargs="+", help="WF.json files (e.g. from jouletrace workflow) that join it"
+    )
     t.add_argument("--workflows-per-workload", type=int, default=6)
     t.add_argument("--min-tasks", type=int, default=20)
     t.add_argument("--max-tasks", type=int, default=100, help="larger training workflows are left out")
