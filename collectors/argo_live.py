@@ -160,6 +160,73 @@ def finished_workflows(
     return sorted(found.values(), key=_finish_order)
 
 
+# What a summary page asks for: enough to know which runs finished and which days they belong to.
+SUMMARY_FIELDS = (
+    "metadata.continue,items.metadata.uid,items.metadata.name,items.metadata.namespace,"
+    "items.status.startedAt,items.status.finishedAt"
+)
+# A page token names the listing it continues: the live workflows first, then the archive.
+LIVE, ARCHIVED = "live", "archived"
+
+
+def finished_summary_page(
+    service: WorkflowsService, namespace: str | None, token: str | None, page_size: int = 200
+) -> tuple[list[dict], str | None]:
+    """One page of the finished workflows (live, labelled completed, then archived), as small dicts
+    (uid, namespace, name, started_at, finished_at; times RFC 3339), and the token of the next page
+    (None after the last). A finished-run sensor walks these a few pages per tick."""
+    if namespace is None:
+        namespace = service.namespace or ""
+    listing, _, inner = (token or f"{LIVE}:").partition(":")
+    if listing == LIVE:
+        path = f"/api/v1/workflows/{namespace}"
+        page = _read(
+            path,
+            lambda: service.list_workflows(
+                namespace=namespace,
+                label_selector=COMPLETED_SELECTOR,
+                limit=str(page_size),
+                continue_=inner or None,
+                fields=SUMMARY_FIELDS,
+            ),
+        )
+    elif listing == ARCHIVED:
+        path = "/api/v1/archived-workflows"
+        page = _read(
+            path,
+            lambda: service.list_archived_workflows(
+                namespace=namespace or None, limit=str(page_size), continue_=inner or None
+            ),
+        )
+    else:
+        raise ValueError(f"page token {token!r} names no listing (expected {LIVE}:... or {ARCHIVED}:...)")
+    items = [_summary(_as_json(item), path) for item in page.items or []]
+    following = page.metadata.continue_ if page.metadata is not None else None
+    if following:
+        return [i for i in items if i], f"{listing}:{following}"
+    return [i for i in items if i], (f"{ARCHIVED}:" if listing == LIVE else None)
+
+
+def _summary(obj: dict, path: str) -> dict | None:
+    if (obj.get("status") or {}).get("finishedAt"):
+        _finished_at(obj, path)
+    return workflow_summary(obj)
+
+
+def workflow_summary(obj: dict) -> dict | None:
+    """A Workflow object as the summary of a finished run (None if it has not finished)."""
+    metadata, status = obj.get("metadata") or {}, obj.get("status") or {}
+    if not status.get("finishedAt"):
+        return None
+    return {
+        "uid": metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}",
+        "namespace": metadata.get("namespace"),
+        "name": metadata.get("name"),
+        "started_at": status.get("startedAt"),
+        "finished_at": status["finishedAt"],
+    }
+
+
 def _pages(path: str, list_page: Callable[[str | None], object]) -> Iterator[dict]:
     """Items of every page of a list call, following continue tokens."""
     token, seen = None, set()

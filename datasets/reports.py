@@ -115,3 +115,37 @@ def accuracy_plot_png(errors: pd.DataFrame) -> bytes:
     median = float(np.median(errors["relative_error"]))
     ax.set_title(f"Attribution vs ground truth (median rel. error {median:.2%})")
     return _png(fig)
+
+
+def coverage_by_device_kind(task_energy: pa.Table, tasks: pa.Table) -> dict[str, float]:
+    """Per device kind, the fraction of the tasks that ran whose energy comes from readings (rows made
+    with no readings, method "no-readings...", do not count); "any" is the fraction with at least one."""
+    ran = tasks.filter(pc.is_valid(tasks["host_node"]))
+    total = len(set(zip(ran["workflow_uid"].to_pylist(), ran["task_id"].to_pylist(), strict=True)))
+    if total == 0:
+        return {}
+    read = task_energy.filter(pc.invert(pc.starts_with(task_energy["method"], "no-readings")))
+    frame = read.select(["workflow_uid", "task_id", "device_kind"]).to_pandas().drop_duplicates()
+    result = {
+        kind: len(group[["workflow_uid", "task_id"]].drop_duplicates()) / total
+        for kind, group in frame.groupby("device_kind")
+    }
+    result["any"] = len(frame[["workflow_uid", "task_id"]].drop_duplicates()) / total
+    return {kind: round(share, 4) for kind, share in sorted(result.items())}
+
+
+def balance_plot_png(balance: pa.Table) -> bytes:
+    """Per node: measured energy as attributed (to tasks) + unattributed, stacked; what was not
+    attributed is idle power nobody reserved, gaps or readings outside any task."""
+    frame = balance.select(["host_node", "attributed_joules", "unattributed_joules"]).to_pandas()
+    per_node = frame.groupby("host_node")[["attributed_joules", "unattributed_joules"]].sum() / 1e3
+    per_node = per_node.sort_index()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(per_node) + 2), 4.5))
+    names = per_node.index.astype(str)
+    ax.bar(names, per_node["attributed_joules"], label="attributed to tasks")
+    ax.bar(names, per_node["unattributed_joules"], bottom=per_node["attributed_joules"], label="unattributed")
+    ax.set_ylabel("energy (kJ)")
+    ax.set_title("Node energy balance: measured = attributed + unattributed")
+    ax.legend()
+    ax.tick_params(axis="x", rotation=45)
+    return _png(fig)

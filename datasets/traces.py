@@ -130,9 +130,39 @@ def partition_dates(name: str, table: pa.Table, dates_of_workflows: dict[str, st
     raise ValueError(f"table {name!r} is not partitioned by date")
 
 
+def restrict_to_days(tables: dict[str, pa.Table], days: set[str]) -> dict[str, pa.Table]:
+    """The rows of `tables` that belong to the date partitions `days` (machines, not partitioned, whole).
+
+    A collection of some days also reads the workflows that ran into them, as context for the split;
+    those rows belong to the days they started on and are left for those days to write."""
+    workflows = tables.get("workflows")
+    dates_of_workflows = workflow_dates(workflows) if workflows is not None else {}
+    kept = {}
+    for name, table in tables.items():
+        if name in UNPARTITIONED:
+            kept[name] = table
+            continue
+        dates = partition_dates(name, table, dates_of_workflows)
+        kept[name] = table.filter(pc.is_in(dates, pa.array(sorted(days), pa.string())))
+    return kept
+
+
+def merged_machines(root: StoragePath, machines: pa.Table) -> pa.Table:
+    """The stored machines with `machines` replacing the rows of the same nodes: a collection of some
+    days describes only the nodes used then, and must not drop the others."""
+    if not (root / "machines").exists():
+        return machines
+    stored = read_table(root, "machines")
+    new_nodes = pa.array(sorted(set(machines["host_node"].to_pylist())), pa.string())
+    kept = stored.filter(pc.invert(pc.is_in(stored["host_node"], new_nodes)))
+    if kept.num_rows == 0:
+        return machines
+    return pa.concat_tables([kept.cast(machines.schema), machines])
+
+
 def write_dataset(root: Location, tables: dict[str, pa.Table]) -> dict[str, list[StoragePath]]:
     """Validate and write `tables` under `root` (a folder or an fsspec URL), replacing the partitions
-    they cover.
+    they cover; machines are merged with the stored ones by node.
 
     `tables` may hold any of the model's tables; tasks and task energy need `workflows`
     (given here or already stored) to find their partition.
@@ -147,7 +177,8 @@ def write_dataset(root: Location, tables: dict[str, pa.Table]) -> dict[str, list
     written: dict[str, list[StoragePath]] = {}
     for name, table in tables.items():
         if name in UNPARTITIONED:
-            written[name] = [write_parquet_atomic(table, root / name / "part-0.parquet")]
+            merged = merged_machines(root, table)
+            written[name] = [write_parquet_atomic(merged, root / name / "part-0.parquet")]
             continue
         dates = partition_dates(name, table, dates_of_workflows)
         written[name] = []

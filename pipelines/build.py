@@ -1,11 +1,13 @@
 """Assemble the Dagster definitions for a given set of sources and paths."""
 
 import os
+from datetime import date
 
 import dagster as dg
 
 from pipelines.allocate.assets import allocation_evaluation
 from pipelines.collect.assets import container_samples, machines, power_samples, task_runs
+from pipelines.collect.partitions import collection_backfill_policy, collection_days
 from pipelines.collect.resources import (
     ArgoServerRuns,
     KubernetesApi,
@@ -14,6 +16,7 @@ from pipelines.collect.resources import (
     RecordedKubernetes,
     RecordedPowerReadings,
 )
+from pipelines.collect.sensors import collection_job, collection_schedule, finished_runs_sensor
 from pipelines.export.assets import export_assets
 from pipelines.io import ParquetTableIOManager
 from pipelines.models.assets import ModelStoreResource, model_assets
@@ -38,6 +41,31 @@ ASSETS = [
 CHECKS = [*checks, *model_checks]
 # What `jouletrace collect` materializes: the trace dataset, not the publication bundles nor the models.
 TRACE_GROUPS = ("collect", "traces")
+# Everything after the dataset (exports, training, evaluations) updates when the dataset does: when any
+# day of it is written again and nothing it reads is missing, running or failed a blocking check. The
+# dataset is only written after the blocking checks of its tables passed in the same run (schema,
+# non-negative energy, closed balance), so a bad day never reaches training.
+DOWNSTREAM_AUTOMATION = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+)
+
+
+def _partitioned_by_day(asset: dg.AssetsDefinition, days: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    by_day = asset.map_asset_specs(lambda spec: spec.replace_attributes(partitions_def=days))
+    return by_day.with_attributes(backfill_policy=collection_backfill_policy())
+
+
+def pipeline_assets(days: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The collection and trace assets by day; the rest unpartitioned and automated."""
+    assets = []
+    for asset in ASSETS:
+        groups = {asset.group_names_by_key[key] for key in asset.keys}
+        if groups <= set(TRACE_GROUPS):
+            assets.append(_partitioned_by_day(asset, days))
+        else:
+            assets.append(asset.with_attributes(automation_condition=DOWNSTREAM_AUTOMATION))
+    return assets
 
 
 def _secret(name: str) -> dg.EnvVar | None:
@@ -81,9 +109,23 @@ EXECUTOR = dg.in_process_executor
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    days = collection_days(settings.collection_start)
+    job = collection_job()
+    first_day = date.fromisoformat(settings.collection_start)
     return dg.Definitions(
-        assets=ASSETS,
+        assets=pipeline_assets(days),
         asset_checks=CHECKS,
+        jobs=[job],
+        schedules=[collection_schedule(job, settings.collection_cron, first_day)],
+        sensors=[
+            finished_runs_sensor(job, first_day),
+            dg.AutomationConditionSensorDefinition(
+                "downstream_automation",
+                target=dg.AssetSelection.all() - dg.AssetSelection.groups(*TRACE_GROUPS),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                description="Exports, training and evaluations follow the dataset (DOWNSTREAM_AUTOMATION).",
+            ),
+        ],
         executor=EXECUTOR,
         resources={
             **source_resources(settings),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import schemas
@@ -122,8 +123,9 @@ def cmd_collect(args) -> int:
     import dagster as dg
 
     from pipelines.build import TRACE_GROUPS
+    from pipelines.collect.partitions import days_of_window
     from pipelines.collect.summary import missing_line
-    from pipelines.run import materialize_everything, run_config
+    from pipelines.run import materialize_everything, recorded_days, run_config
     from pipelines.settings import LiveSources, Settings
     from pipelines.traces.assets import AttributionConfig
 
@@ -149,14 +151,28 @@ def cmd_collect(args) -> int:
             usage_dialects=tuple(args.usage_dialect or ()),
         ),
     )
-    config = run_config(args.since, args.until)
+    days = days_of_window(args.since, args.until)
+    if days is None:
+        if not args.argo_recorded or args.argo:
+            raise ValueError("reading a live Argo Server needs a time window: give --since and --until")
+        days = recorded_days(settings)
+    # The days are the collection partitions; they must not start before the first one.
+    settings = replace(settings, collection_start=min(settings.collection_start, days.start))
+    config = run_config()
     config["ops"]["task_energy"]["config"] = AttributionConfig.from_options(_attribution_options(args))
     instance = dg.DagsterInstance.ephemeral()
-    outcome = materialize_everything(settings, config, instance, TRACE_GROUPS)
+    outcome = materialize_everything(settings, config, instance, days, TRACE_GROUPS)
     if outcome.step_errors:
         for error in outcome.step_errors:
             print(f"jouletrace collect: {error}", file=sys.stderr)
         print(f"jouletrace collect: the dataset in {out} was left as it was", file=sys.stderr)
+        return 1
+    if not outcome.dataset_written:
+        print(
+            f"jouletrace collect: no workflow started on {days.start}..{days.end} and finished by the "
+            f"lookback; the dataset in {out} was left as it was",
+            file=sys.stderr,
+        )
         return 1
     checked = schemas.validate_path(out)
     print(f"wrote {out}: " + ", ".join(f"{table} {rows} rows" for table, rows in checked.items()))
@@ -611,8 +627,12 @@ def parser() -> argparse.ArgumentParser:
         choices=["agent", "cadvisor", "kepler", "kepler-legacy"],
         help="per-container CPU usage (or Kepler pod joules) for splitting co-located tasks (repeatable)",
     )
-    c.add_argument("--since", help="workflows finished at or after this time (ISO 8601 with zone)")
-    c.add_argument("--until", help="workflows finished before this time (ISO 8601 with zone)")
+    c.add_argument(
+        "--since",
+        help="collect the UTC days from this time's day (ISO 8601 with zone): the workflows that started "
+        "on them, and those that ran into them as context (default with --argo-recorded: every day)",
+    )
+    c.add_argument("--until", help="... to the day of this time (exclusive of the instant itself)")
     c.add_argument(
         "--out", required=True, help="trace dataset folder (partitions are replaced, not duplicated)"
     )

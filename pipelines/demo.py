@@ -18,7 +18,7 @@ from datasets.reports import accuracy_plot_png, joules_by_device_kind
 from datasets.sample_world import generate
 from datasets.traces import read_table, write_bytes_atomic
 from pipelines.instance import prepare_dagster_home
-from pipelines.run import materialize_everything, run_config
+from pipelines.run import materialize_everything, recorded_days, run_config
 from pipelines.settings import Settings
 
 # Sub-folders of --out that the demo owns and rebuilds on every run.
@@ -65,7 +65,7 @@ def run_demo(
 
     echo("[2/3] materializing every asset and running every check in process")
     with dagster_instance(out_dir) as instance:
-        outcome = materialize_everything(settings, run_config(), instance)
+        outcome = materialize_everything(settings, run_config(), instance, recorded_days(settings))
     if outcome.step_errors:
         raise RuntimeError("the demo run failed:\n" + "\n".join(outcome.step_errors))
 

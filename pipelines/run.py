@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from pipelines.build import build_definitions
+from pipelines.build import build_definitions, source_resources
 from pipelines.cli_support import debugging
+from pipelines.collect.partitions import DEFAULT_LOOKBACK_HOURS, days_between, days_of_workflows, range_tags
 from pipelines.settings import Settings
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
@@ -27,19 +28,20 @@ class RunOutcome:
     checks_passed: int
     checks_failed: list[str]
     step_errors: list[str]
+    # Whether the trace dataset was written (not when no workflow finished in the days).
+    dataset_written: bool
 
 
 def run_config(
-    since: str | None = None,
-    until: str | None = None,
     idle_policy: str = "requests",
     split: str = "fitted",
     share: str | None = None,
     log_level: str = "INFO",
+    lookback_hours: float = DEFAULT_LOOKBACK_HOURS,
 ) -> dict:
     return {
         "ops": {
-            "task_runs": {"config": {"since": since, "until": until}},
+            "task_runs": {"config": {"lookback_hours": lookback_hours}},
             "task_energy": {"config": {"idle_policy": idle_policy, "split": split, "share": share}},
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -71,9 +73,14 @@ def one_line_console(init_context) -> logging.Logger:
 
 
 def materialize_everything(
-    settings: Settings, config: dict, instance: dg.DagsterInstance, groups: tuple[str, ...] | None = None
+    settings: Settings,
+    config: dict,
+    instance: dg.DagsterInstance,
+    days: dg.PartitionKeyRange,
+    groups: tuple[str, ...] | None = None,
 ) -> RunOutcome:
-    """Every asset and check in one in-process run, or only those of `groups`."""
+    """Every asset and check in one in-process run over `days` (the collection partitions), or only
+    those of `groups`."""
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     selection = None
@@ -83,7 +90,11 @@ def materialize_everything(
     if not debugging():
         job = job.with_logger_defs({"console": one_line_console})
     result = job.execute_in_process(
-        instance=instance, run_config=config, raise_on_error=False, asset_selection=selection
+        instance=instance,
+        run_config=config,
+        raise_on_error=False,
+        asset_selection=selection,
+        tags=range_tags(days),
     )
     evaluations = result.get_asset_check_evaluations()
     failed = [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed]
@@ -91,7 +102,19 @@ def materialize_everything(
         f"step {event.step_key} failed: {_root_message(event.event_specific_data.error)}"
         for event in result.get_step_failure_events()
     ]
-    return RunOutcome(result.success, len(evaluations) - len(failed), failed, errors)
+    written = any(
+        event.asset_key == dg.AssetKey("energy_traces") for event in result.get_asset_materialization_events()
+    )
+    return RunOutcome(result.success, len(evaluations) - len(failed), failed, errors, written)
+
+
+def recorded_days(settings: Settings) -> dg.PartitionKeyRange:
+    """The days the recorded runs started on (the sample world's, by default)."""
+    argo = source_resources(settings)["argo"]
+    span = days_of_workflows(argo.workflow_objects(None, None))
+    if span is None:
+        raise ValueError(f"{settings.recorded_dir}: no recorded workflow has started")
+    return days_between(*span)
 
 
 def _root_message(error) -> str:

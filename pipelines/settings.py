@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from datasets.storage import Location, StoragePath, local_path, storage_path
@@ -13,6 +14,9 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_SEED = 7
 DEFAULT_WORKFLOWS = 24
 DEFAULT_DIALECTS = ("agent",)
+# First day collection partitions start from, and when the nightly collection runs (UTC).
+DEFAULT_COLLECTION_START = "2024-01-01"
+DEFAULT_COLLECTION_CRON = "30 1 * * *"
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,18 @@ class Settings:
     sample_world_workflows: int = DEFAULT_WORKFLOWS
     live: LiveSources = field(default_factory=LiveSources)
     models_dir: StoragePath | None = None
+    # First day that can be collected (YYYY-MM-DD, UTC) and when the nightly collection runs (cron, UTC).
+    collection_start: str = DEFAULT_COLLECTION_START
+    collection_cron: str = DEFAULT_COLLECTION_CRON
 
     def __post_init__(self) -> None:
+        try:
+            date.fromisoformat(self.collection_start)
+        except ValueError:
+            raise ValueError(
+                f"collection start {self.collection_start!r} is not a day; write it as YYYY-MM-DD "
+                "(JOULETRACE_COLLECTION_START)"
+            ) from None
         object.__setattr__(self, "asset_dir", storage_path(self.asset_dir))
         object.__setattr__(self, "dataset_dir", storage_path(self.dataset_dir))
         if self.models_dir is None:
@@ -69,6 +83,8 @@ class Settings:
         seed: int | None = DEFAULT_SEED,
         workflows: int = DEFAULT_WORKFLOWS,
         live: LiveSources | None = None,
+        collection_start: str = DEFAULT_COLLECTION_START,
+        collection_cron: str = DEFAULT_COLLECTION_CRON,
     ) -> Settings:
         """Default layout of one data folder or object-store prefix: assets/, dataset/, models/ and,
         unless a recorded folder is given, the sample world in sample-world/ (generated there on first
@@ -95,6 +111,8 @@ class Settings:
             sample_world_workflows=workflows,
             live=live or LiveSources(),
             models_dir=data_dir / "models",
+            collection_start=collection_start,
+            collection_cron=collection_cron,
         )
 
     @classmethod
@@ -103,7 +121,8 @@ class Settings:
         credentials the filesystem reads from its own variables), JOULETRACE_RECORDED (default: the sample
         world) and, for live collection, JOULETRACE_ARGO_URL, JOULETRACE_NAMESPACE,
         JOULETRACE_KUBERNETES_URL, KUBECONFIG, JOULETRACE_PROMETHEUS_URL, JOULETRACE_DIALECTS and
-        JOULETRACE_USAGE_DIALECTS (comma-separated). Tokens are read by the clients from ARGO_TOKEN /
+        JOULETRACE_USAGE_DIALECTS (comma-separated); JOULETRACE_COLLECTION_START (first day, YYYY-MM-DD)
+        and JOULETRACE_COLLECTION_CRON (the nightly collection, UTC). Tokens are read by the clients from ARGO_TOKEN /
         KUBERNETES_TOKEN and never stored here."""
         env = os.environ
         dialects = _names(env.get("JOULETRACE_DIALECTS", ""))
@@ -117,7 +136,11 @@ class Settings:
             usage_dialects=_names(env.get("JOULETRACE_USAGE_DIALECTS", "")),
         )
         return cls.under(
-            env.get("JOULETRACE_DATA", DEFAULT_DATA_DIR), env.get("JOULETRACE_RECORDED") or None, live=live
+            env.get("JOULETRACE_DATA", DEFAULT_DATA_DIR),
+            env.get("JOULETRACE_RECORDED") or None,
+            live=live,
+            collection_start=env.get("JOULETRACE_COLLECTION_START") or DEFAULT_COLLECTION_START,
+            collection_cron=env.get("JOULETRACE_COLLECTION_CRON") or DEFAULT_COLLECTION_CRON,
         )
 
 

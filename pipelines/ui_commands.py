@@ -210,9 +210,11 @@ def launch_materialization(
     location: CodeLocation,
     asset_keys: list[list[str]] | None = None,
     run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
 ) -> str:
     """Launch a run of the assets (all by default) and their checks, as the UI's Materialize button does
-    (with ``run_config`` as the launchpad would give it)."""
+    (with ``run_config`` as the launchpad would give it, and ``tags`` naming the days of the collection
+    partitions, as the partition picker does)."""
     keys = location.asset_keys if asset_keys is None else asset_keys
     selected = {tuple(key) for key in keys}
     params = {
@@ -229,7 +231,7 @@ def launch_materialization(
         },
         "mode": "default",
         "runConfigData": run_config or {},
-        "executionMetadata": {"tags": []},
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
     }
     result = graphql(url, _LAUNCH, {"executionParams": params})["launchRun"]
     if result["__typename"] != "LaunchRunSuccess":

@@ -64,8 +64,11 @@ class SampleWorldSummary:
     counter_reset: tuple[str, str, datetime] | None = None
 
 
-def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> SampleWorldSummary:
-    """Write the sample world into `out_dir`, replacing a previous sample world's files there."""
+def generate(
+    out_dir: str | Path, n_workflows: int = 24, seed: int = 7, start: datetime = WORLD_START
+) -> SampleWorldSummary:
+    """Write the sample world into `out_dir`, replacing a previous sample world's files there. `start`
+    (UTC) moves the whole world in time, e.g. across midnight to exercise collection by day."""
     if n_workflows < 1:
         raise ValueError(f"n_workflows must be at least 1, got {n_workflows}")
     out = Path(out_dir)
@@ -84,7 +87,7 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
     for index, plan in enumerate(plans):
         members = [i for i, pod in enumerate(pods) if pod.workflow == index]
         workflow, pod_list = WorkflowRenderer(
-            render_rng, plan, [pods[i] for i in members], [outcomes[i] for i in members], cluster, WORLD_START
+            render_rng, plan, [pods[i] for i in members], [outcomes[i] for i in members], cluster, start
         ).render()
         files[f"argo/workflows/{NAMESPACE}/{plan.name}.json"] = _json(workflow)
         files[f"kubernetes/pods/{NAMESPACE}/{plan.name}.json"] = _json(pod_list)
@@ -113,7 +116,7 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
     gap = choose_gap(power_rng, cluster, end_seconds)
     gpu_node = next(node for node in cluster if node.gpu_ids)
     reset = choose_reset(power_rng, gpu_node, attempts, gap, end_seconds)
-    start_us = int(WORLD_START.timestamp()) * 1_000_000
+    start_us = int(start.timestamp()) * 1_000_000
     n_samples = n_container_samples = 0
     for node in cluster:
         traces = device_traces(node, loads_by_host[node.name], end_seconds)
@@ -130,7 +133,7 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
         schemas.validate("task_energy", schemas.conform("task_energy", truth))
     )
 
-    end = WORLD_START + timedelta(seconds=end_seconds)
+    end = start + timedelta(seconds=end_seconds)
     manifest = {
         "cluster": "sample",
         "provenance": "synthetic",
@@ -149,16 +152,16 @@ def generate(out_dir: str | Path, n_workflows: int = 24, seed: int = 7) -> Sampl
         n_power_samples=n_samples,
         n_container_samples=n_container_samples,
         nodes=[node.name for node in cluster],
-        start=WORLD_START,
+        start=start,
         end=end,
         idle_power_watts={node.name: node.idle_power_watts() for node in cluster},
-        agent_gap=(gap.host_node, _moment(gap.start_seconds), _moment(gap.end_seconds)),
-        counter_reset=(reset.host_node, reset.device_id, _moment(reset.at_seconds)),
+        agent_gap=(gap.host_node, _moment(start, gap.start_seconds), _moment(start, gap.end_seconds)),
+        counter_reset=(reset.host_node, reset.device_id, _moment(start, reset.at_seconds)),
     )
 
 
-def _moment(seconds: float) -> datetime:
-    return WORLD_START + timedelta(seconds=seconds)
+def _moment(start: datetime, seconds: float) -> datetime:
+    return start + timedelta(seconds=seconds)
 
 
 def _json(obj: dict) -> bytes:

@@ -1,13 +1,14 @@
 """The allocation evaluation asset: Eager, Deferred and refine against the budget limit, plots in the UI."""
 
-import base64
-
 import dagster as dg
 import pyarrow as pa
 
 from allocate.catalog import default_catalog
 from allocate.evaluate import Case, evaluate, parse_budgets, plot_png, summary, synthetic_cases
 from allocate.generators import trace_workflows
+from datasets.traces import read_table
+from pipelines.metadata import png_markdown
+from pipelines.traces.assets import TraceDatasetResource
 
 
 class AllocationEvaluationConfig(dg.Config):
@@ -24,23 +25,22 @@ class AllocationEvaluationConfig(dg.Config):
     include_traces: bool = True
 
 
-def trace_cases(task_runs: pa.Table, machines: pa.Table) -> list[Case]:
-    """Every traced workflow that has a task that ran, as workload ``traces`` (one repetition each)."""
-    workflows = trace_workflows(task_runs.to_pandas(), machines.to_pandas())
+def trace_cases(dataset_root: str) -> list[Case]:
+    """Every traced workflow of the dataset that has a task that ran, as workload ``traces`` (one
+    repetition each)."""
+    tasks, machines = (read_table(dataset_root, name).to_pandas() for name in ("tasks", "machines"))
+    workflows = trace_workflows(tasks, machines)
     return [Case("traces", i, w) for i, w in enumerate(w for w in workflows if w.tasks)]
 
 
-@dg.asset(group_name="allocate", kinds={"parquet"})
+@dg.asset(group_name="allocate", kinds={"parquet"}, deps=["energy_traces"])
 def allocation_evaluation(
-    context: dg.AssetExecutionContext,
-    config: AllocationEvaluationConfig,
-    task_runs: pa.Table,
-    machines: pa.Table,
+    context: dg.AssetExecutionContext, config: AllocationEvaluationConfig, dataset: TraceDatasetResource
 ) -> dg.Output:
     """Makespan and cost of each allocator per workload and budget, relative to Deferred."""
     cases = list(synthetic_cases(config.workloads, config.repetitions, config.seed))
     if config.include_traces:
-        cases += trace_cases(task_runs, machines)
+        cases += trace_cases(dataset.root)
     results = evaluate(
         cases,
         parse_budgets(config.budgets),
@@ -55,8 +55,7 @@ def allocation_evaluation(
     )
     plots = {}
     for workload in results["workload"].unique():
-        image = base64.b64encode(plot_png(results, workload)).decode()
-        plots[f"plot_{workload}"] = dg.MetadataValue.md(f"![{workload}](data:image/png;base64,{image})")
+        plots[f"plot_{workload}"] = png_markdown(plot_png(results, workload), workload)
     return dg.Output(
         pa.Table.from_pandas(results, preserve_index=False),
         metadata={

@@ -17,6 +17,7 @@ from collectors.argo import workflows_to_tables
 from collectors.kubernetes import fill_gpu_ids, nodes_to_machines, pods_to_table_rows
 from collectors.prometheus_machines import complete_machines
 from collectors.task_resources import complete_tasks, mark_unmapped
+from pipelines.collect.partitions import DEFAULT_LOOKBACK_HOURS, window_of
 from pipelines.collect.resources import (
     ArgoRunsResource,
     KubernetesResource,
@@ -35,24 +36,11 @@ def _why(exc: Exception) -> str:
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
 
-class CollectWindowConfig(dg.Config):
-    """Workflows that finished in [since, until) (ISO 8601 with a time zone); empty: all recorded runs.
-    A live Argo Server needs both."""
+class CollectionConfig(dg.Config):
+    """How long after the end of the collected days a workflow may finish and still be read
+    (pipelines/collect/partitions.py). Unpartitioned runs read every recorded run."""
 
-    since: str | None = None
-    until: str | None = None
-
-    def bounds(self) -> tuple[datetime | None, datetime | None]:
-        return tuple(_utc(value, name) for value, name in ((self.since, "since"), (self.until, "until")))
-
-
-def _utc(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    at = datetime.fromisoformat(value)
-    if at.tzinfo is None:
-        raise ValueError(f"{name}={value!r} has no time zone; write it as UTC, e.g. 2026-11-02T08:00:00Z")
-    return at
+    lookback_hours: float = DEFAULT_LOOKBACK_HOURS
 
 
 def reading_window(tasks: pa.Table) -> tuple[datetime, datetime]:
@@ -66,26 +54,35 @@ def reading_window(tasks: pa.Table) -> tuple[datetime, datetime]:
 @dg.multi_asset(
     outs={
         "workflow_runs": dg.AssetOut(
-            description="One row per Argo workflow run (`workflows` table).", kinds={"parquet"}
+            description="One row per Argo workflow run (`workflows` table).",
+            kinds={"parquet"},
+            is_required=False,
         ),
         "task_runs": dg.AssetOut(
             description="One row per task attempt (`tasks` table): Argo nodes joined with their pods.",
             kinds={"parquet"},
+            is_required=False,
         ),
     },
     group_name="collect",
 )
 def task_runs(
     context: dg.AssetExecutionContext,
-    config: CollectWindowConfig,
+    config: CollectionConfig,
     argo: ArgoRunsResource,
     kubernetes: KubernetesResource,
     power: PowerReadingsResource,
 ):
-    since, until = config.bounds()
-    objects = argo.workflow_objects(since, until)
+    """The workflows of the run's days and those that ran into them (context for the split); a day with
+    no finished workflow materializes nothing, and the steps after it are skipped."""
+    window = window_of(context, config.lookback_hours)
+    if window is None:
+        objects = argo.workflow_objects(None, None)
+    else:
+        objects = argo.workflow_objects(window.finished_since, window.finished_until)
     if not objects:
-        raise ValueError(f"no finished workflow between {since} and {until}")
+        context.log.info(f"no workflow finished in {window or 'the recorded runs'}: nothing to collect")
+        return
     workflows, tasks = workflows_to_tables(objects, cluster=argo.cluster(), provenance=argo.provenance())
     listed = list(
         zip(workflows["namespace"].to_pylist(), workflows["workflow_name"].to_pylist(), strict=True)

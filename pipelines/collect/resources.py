@@ -15,7 +15,7 @@ import dagster as dg
 import pyarrow as pa
 
 import schemas
-from collectors.argo_live import argo_service, finished_workflows
+from collectors.argo_live import argo_service, finished_summary_page, finished_workflows, workflow_summary
 from collectors.kubernetes_live import KubernetesReadError, core_v1, node_list, workflow_pod_list
 from collectors.prometheus import connect, gpu_ids_by_pod, read_container_samples, read_power_samples
 from collectors.prometheus_machines import read_machines
@@ -52,6 +52,11 @@ class ArgoRunsResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def workflow_objects(self, since: datetime | None, until: datetime | None) -> list[dict]: ...
+
+    @abstractmethod
+    def finished_page(self, token: str | None, page_size: int) -> tuple[list[dict], str | None]:
+        """One page of finished runs as (uid, namespace, name, started_at, finished_at) dicts and the
+        token of the next page (None after the last): what the finished-run sensor walks."""
 
     @abstractmethod
     def cluster(self) -> str: ...
@@ -115,6 +120,14 @@ class RecordedArgoRuns(RecordedFolder, ArgoRunsResource):
     def workflow_objects(self, since: datetime | None, until: datetime | None) -> list[dict]:
         return [obj for obj in self.sources().workflow_objects() if finished_between(obj, since, until)]
 
+    def finished_page(self, token: str | None, page_size: int) -> tuple[list[dict], str | None]:
+        """Pages of the recorded runs in path order; the token is the offset of the next page."""
+        start = int(token or 0)
+        objects = self.sources().workflow_objects()
+        page = [workflow_summary(obj) for obj in objects[start : start + page_size]]
+        following = start + page_size
+        return [p for p in page if p], (str(following) if following < len(objects) else None)
+
     def cluster(self) -> str:
         return self.sources().manifest["cluster"]
 
@@ -160,6 +173,10 @@ class ArgoServerRuns(ArgoRunsResource):
             raise ValueError("reading a live Argo Server needs a time window: set `since` and `until`")
         service = argo_service(self.url, self.namespace, self.token, self.verify_ssl)
         return finished_workflows(service, self.namespace, since, until)
+
+    def finished_page(self, token: str | None, page_size: int) -> tuple[list[dict], str | None]:
+        service = argo_service(self.url, self.namespace, self.token, self.verify_ssl)
+        return finished_summary_page(service, self.namespace, token, page_size)
 
     def cluster(self) -> str:
         return self.cluster_name

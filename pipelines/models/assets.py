@@ -4,7 +4,6 @@ The regressors learn from the same upstream tables as the trace dataset (models.
 writes its model folder (model, card, metrics.json, report.md, plots) to ``<models root>/<target>/``.
 """
 
-import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +16,13 @@ from datasets.traces import write_bytes_atomic
 from models.api import train_dataset_tables
 from models.features import build_training_table
 from models.options import TrainOptions
+from models.tables import read_trace_dataset
+from pipelines.metadata import png_markdown
+from pipelines.traces.assets import TraceDatasetResource
 
 GROUP = "models"
+# The dataset asset the models learn from: they read the store, every day collected so far.
+TRACES = "energy_traces"
 # regressor asset -> the target it learns (also the name of its model folder)
 TARGET_OF_ASSET = {
     "energy_regressor": "energy_joules",
@@ -90,26 +94,13 @@ class EnergyRegressorConfig(RegressorConfig):
     evaluate: bool = True
 
 
-def dataset_tables(
-    workflow_runs: pa.Table,
-    task_runs: pa.Table,
-    machines: pa.Table,
-    task_energy: pa.Table,
-    container_samples: pa.Table,
-) -> dict[str, pd.DataFrame]:
-    """The asset values as the trace dataset's tables that models read."""
-    return {
-        "workflows": workflow_runs.to_pandas(),
-        "tasks": task_runs.to_pandas(),
-        "machines": machines.to_pandas(),
-        "task_energy": task_energy.to_pandas(),
-        "container_samples": container_samples.to_pandas(),
-    }
+def dataset_tables(dataset: TraceDatasetResource) -> dict[str, pd.DataFrame]:
+    """The trace dataset's tables that models read (every day collected so far, not one run's days)."""
+    return read_trace_dataset(dataset.root)
 
 
 def image_markdown(path: Path) -> dg.MetadataValue:
-    image = base64.b64encode(path.read_bytes()).decode()
-    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{image})")
+    return png_markdown(path.read_bytes(), path.stem)
 
 
 def plot_metadata(folder: Path, prefix: str = "") -> dict[str, dg.MetadataValue]:
@@ -129,19 +120,13 @@ def _log_progress(context: dg.AssetExecutionContext, target: str) -> Callable[[s
     return lambda message: context.log.debug(f"{target}: {message}")
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"})
+@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[TRACES])
 def training_set(
-    context: dg.AssetExecutionContext,
-    config: TrainingSetConfig,
-    workflow_runs: pa.Table,
-    task_runs: pa.Table,
-    machines: pa.Table,
-    task_energy: pa.Table,
-    container_samples: pa.Table,
+    context: dg.AssetExecutionContext, config: TrainingSetConfig, dataset: TraceDatasetResource
 ) -> dg.Output:
     """What the regressors learn from: one row per succeeded task and device kind, with the features a
     scheduler knows before the task runs (models/features.py)."""
-    tables = dataset_tables(workflow_runs, task_runs, machines, task_energy, container_samples)
+    tables = dataset_tables(dataset)
     table = build_training_table(tables, config.target, config.mode, config.device_kind)
     frame = table.frame
     by_kind = frame["device_kind"].value_counts().to_dict() if "device_kind" in frame else {}
@@ -168,6 +153,7 @@ def train_regressor(
     store: ModelStoreResource,
     target: str,
     tables: dict[str, pd.DataFrame],
+    source: str,
 ) -> dg.MaterializeResult:
     """Train on the tables, write the model folder, and show its scores and plots."""
     folder = store.folder(target)
@@ -175,7 +161,7 @@ def train_regressor(
         tables,
         config.options(target),
         folder,
-        source=f"the trace assets of run {context.run.run_id[:8]}",
+        source=source,
         progress=_log_progress(context, target),
         evaluate=config.evaluate,
     )
@@ -219,19 +205,17 @@ def regressor_asset(name: str, config_type: type[RegressorConfig], description: 
     """One regressor asset: trains its target on the trace tables and writes `<models>/<target>/`."""
     target = TARGET_OF_ASSET[name]
 
-    @dg.asset(name=name, group_name=GROUP, kinds={"python"}, description=description)
+    @dg.asset(name=name, group_name=GROUP, kinds={"python"}, description=description, deps=[TRACES])
     def _regressor(
         context: dg.AssetExecutionContext,
         config: config_type,
         model_store: ModelStoreResource,
-        workflow_runs: pa.Table,
-        task_runs: pa.Table,
-        machines: pa.Table,
-        task_energy: pa.Table,
-        container_samples: pa.Table,
+        dataset: TraceDatasetResource,
     ) -> dg.MaterializeResult:
-        tables = dataset_tables(workflow_runs, task_runs, machines, task_energy, container_samples)
-        return train_regressor(context, config, model_store, target, tables)
+        tables = dataset_tables(dataset)
+        return train_regressor(
+            context, config, model_store, target, tables, source=f"the trace dataset {dataset.root}"
+        )
 
     return _regressor
 

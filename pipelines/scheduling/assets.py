@@ -1,6 +1,5 @@
 """The scheduling evaluation asset: every scheduler on the trace dataset's workflows, plots in the UI."""
 
-import base64
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from allocate.scheduling.evaluate import (
     summary_text,
     write_outputs,
 )
+from pipelines.metadata import png_markdown
 from pipelines.traces.assets import TraceDatasetResource
 
 PLOTS = {
@@ -51,10 +51,7 @@ def scheduling_evaluation(
     with tempfile.TemporaryDirectory() as folder:
         written = write_outputs(results, Path(folder))
         plots = {
-            key.removesuffix("_png"): dg.MetadataValue.md(
-                f"**{title}**\n\n![{key}](data:image/png;base64,"
-                f"{base64.b64encode(written[key].read_bytes()).decode()})"
-            )
+            key.removesuffix("_png"): png_markdown(written[key].read_bytes(), key, caption=title)
             for key, title in PLOTS.items()
         }
     families = summary(results)

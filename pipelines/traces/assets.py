@@ -1,6 +1,5 @@
 """Trace assets: task energy and node energy balance -> the energy-trace dataset."""
 
-import base64
 from pathlib import Path
 
 import dagster as dg
@@ -9,8 +8,16 @@ import pyarrow.compute as pc
 
 import schemas
 from datasets.attribution import OPTION_NAMES, AttributionOptions, attribute, parse_idle_power
-from datasets.reports import energy_plot_png, joules_by_device_kind, rows_by_split, top_task_types_markdown
-from datasets.traces import write_bytes_atomic, write_dataset
+from datasets.reports import (
+    balance_plot_png,
+    coverage_by_device_kind,
+    energy_plot_png,
+    joules_by_device_kind,
+    rows_by_split,
+    top_task_types_markdown,
+)
+from datasets.traces import restrict_to_days, write_bytes_atomic, write_dataset
+from pipelines.metadata import png_markdown
 
 _DEFAULTS = AttributionOptions()
 
@@ -87,6 +94,7 @@ def task_energy(
             "dagster/row_count": energy.num_rows,
             "joules_by_device_kind": dg.MetadataValue.json(by_kind),
             "rows_by_split": dg.MetadataValue.json(rows_by_split(energy)),
+            "coverage_by_device_kind": dg.MetadataValue.json(coverage_by_device_kind(energy, task_runs)),
             "top_task_types": dg.MetadataValue.md(top_task_types_markdown(energy, task_runs)),
             "idle_policy": config.idle_policy,
             "split": config.split,
@@ -103,6 +111,7 @@ def task_energy(
             "measured_joules": measured,
             "attributed_joules": attributed,
             "attributed_fraction": attributed / measured if measured else 0.0,
+            "node_balance": png_markdown(balance_plot_png(balance), "node energy balance"),
         },
     )
 
@@ -129,7 +138,8 @@ def energy_traces(
     task_energy: pa.Table,
     node_energy_balance: pa.Table,
 ) -> dg.MaterializeResult:
-    """The energy-trace dataset: every table, hive-partitioned by date, raw readings kept."""
+    """The energy-trace dataset: every table, hive-partitioned by date, raw readings kept. A run of some
+    days writes those days' partitions only (the workflows that ran into them were read as context)."""
     tables = {
         "workflows": with_workflow_energy(workflow_runs, task_energy),
         "tasks": task_runs,
@@ -139,23 +149,26 @@ def energy_traces(
         "task_energy": task_energy,
         "node_energy_balance": node_energy_balance,
     }
+    days = context.partition_keys if context.has_partition_key_range else None
+    if days is not None:
+        tables = restrict_to_days(tables, set(days))
     written = write_dataset(dataset.root, tables)
     checked = schemas.validate_path(dataset.root)
-    plot = energy_plot_png(task_energy, task_runs)
+    plot = energy_plot_png(tables["task_energy"], tables["tasks"])
     plot_path = write_bytes_atomic(plot, Path(dataset.root) / "plots" / "energy_by_task_type.png")
     context.log.info(
         f"wrote dataset {dataset.root}: " + ", ".join(f"{k} {v} rows" for k, v in checked.items())
     )
-    image = base64.b64encode(plot).decode()
     return dg.MaterializeResult(
         metadata={
             "root": dg.MetadataValue.path(str(Path(dataset.root).resolve())),
             "rows": dg.MetadataValue.json(checked),
             "files": sum(len(v) for v in written.values()),
-            "joules_by_device_kind": dg.MetadataValue.json(joules_by_device_kind(task_energy)),
+            "joules_by_device_kind": dg.MetadataValue.json(joules_by_device_kind(tables["task_energy"])),
             "plot": dg.MetadataValue.path(str(plot_path.resolve())),
-            "energy_by_task_type": dg.MetadataValue.md(
-                f"![energy by task type](data:image/png;base64,{image})"
+            "coverage_by_device_kind": dg.MetadataValue.json(
+                coverage_by_device_kind(tables["task_energy"], tables["tasks"])
             ),
+            "energy_by_task_type": png_markdown(plot, "energy by task type"),
         }
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from datasets.sample_world import generate
+from datasets.sample_world.world import WORLD_START
 from pipelines.build import ASSETS as BUILT_ASSETS
 from pipelines.ui_commands import (
     free_port,
@@ -111,7 +112,8 @@ def test_asset_graph_in_chromium_and_a_materialization_through_graphql(browser, 
         # First-visit dialogs are off in the instance the project sets up (nux: enabled: false).
         assert page.locator("[role=dialog]").count() == 0
 
-        run_id = launch_materialization(url, location, location.groups["collect"])
+        day = {"dagster/partition": WORLD_START.date().isoformat()}  # the sample world's day
+        run_id = launch_materialization(url, location, location.groups["collect"], tags=day)
         run = wait_for_run(url, run_id, timeout=300)
         assert run["status"] == "SUCCESS", run_failure(url, run_id)
 

@@ -11,8 +11,9 @@ import pytest
 from models.features import build_training_table
 from models.tables import read_trace_dataset
 from pipelines.build import TRACE_GROUPS, build_definitions
+from pipelines.collect.partitions import range_tags
 from pipelines.models.assets import TARGET_OF_ASSET
-from pipelines.run import run_config
+from pipelines.run import recorded_days, run_config
 from pipelines.settings import Settings
 
 METRIC_KEYS = {"mae", "mape", "r2", "model", "n_train", "n_test", "interval_coverage", "baselines"}
@@ -34,6 +35,7 @@ def models_run(tmp_path_factory):
         run_config=run_config(log_level="WARNING"),
         asset_selection=selection,
         raise_on_error=False,
+        tags=range_tags(recorded_days(settings)),
     )
     return settings, result
 
