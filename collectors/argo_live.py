@@ -160,9 +160,10 @@ def finished_workflows(
     return sorted(found.values(), key=_finish_order)
 
 
-# What a summary page asks for: enough to know which runs finished and which days they belong to.
+# What a summary page asks for: enough to know which runs finished and which days they belong to, without
+# status.nodes (the bulk of a workflow). Hera's WorkflowList model requires each item's spec.
 SUMMARY_FIELDS = (
-    "metadata.continue,items.metadata.uid,items.metadata.name,items.metadata.namespace,"
+    "metadata.continue,items.metadata.uid,items.metadata.name,items.metadata.namespace,items.spec,"
     "items.status.startedAt,items.status.finishedAt"
 )
 # A page token names the listing it continues: the live workflows first, then the archive.

@@ -17,6 +17,7 @@ from collectors.argo_live import (
     WITHOUT_NODES,
     ArgoReadError,
     argo_service,
+    finished_summary_page,
     finished_workflows,
 )
 from collectors.replay import ReplayServer
@@ -107,6 +108,26 @@ def test_page_size_one_returns_everything_once(server, real):
     assert paths(server).count("/api/v1/workflows/argo") == 3  # three live workflows, one per page
     assert paths(server).count("/api/v1/archived-workflows") == 2
     assert sum("listOptions.continue" in r.query for r in lists) == 3
+
+
+def test_summary_pages_walk_the_live_list_then_the_archive_asking_only_for_times(server, real):
+    """What the finished-run sensor reads: one page per call, live then archived, small items."""
+    service, token, pages, summaries = argo_service(server.url), None, 0, []
+    while True:
+        page, token = finished_summary_page(service, "argo", token, page_size=1)
+        pages, summaries = pages + 1, summaries + page
+        if token is None:
+            break
+    assert pages == 5  # three live workflows, then two archived, one per page
+    assert sorted({s["uid"] for s in summaries}) == sorted(real)
+    assert [s["uid"] for s in summaries].count(NESTED_UID) == 2  # live and archived: the sensor dedupes
+    for summary in summaries:
+        status = real[summary["uid"]]["status"]
+        assert (summary["started_at"], summary["finished_at"]) == (status["startedAt"], status["finishedAt"])
+    live = [r for r in server.requests if r.path == "/api/v1/workflows/argo"]
+    assert all(r.query["listOptions.labelSelector"] == COMPLETED_SELECTOR for r in live)
+    assert all("items.status.nodes" not in r.query["fields"] for r in live)
+    assert not any(p.startswith("/api/v1/archived-workflows/") for p in paths(server))
 
 
 def test_window_filters_by_finished_at_since_inclusive_until_exclusive(server):
