@@ -11,7 +11,10 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
+	# torch's CPU build through pip, which finds it where pip is configured to look (uv would fetch the
+	# multi-GB CUDA build from the index; elsewhere set PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev,policy]'
 	touch $@
 
 demo: $(INSTALLED)
