@@ -27,7 +27,9 @@ peak RSS.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from attribution_baselines import (  # noqa: E402
     duckdb_task_joules,
@@ -47,6 +50,7 @@ from attribution_baselines import (  # noqa: E402
     max_difference_joules,
     pandas_task_joules,
 )
+from attribution_scripts import as_frame, compute_pandas  # noqa: E402
 
 import schemas  # noqa: E402
 from datasets.attribution import attribute, attribute_dataset  # noqa: E402
@@ -67,6 +71,7 @@ TEMPLATES = [f"template-{i:02d}" for i in range(20)]
 TASKS_PER_WORKFLOW = 50
 WORLD_START_US = 1_793_000_000 * 1_000_000  # 2026-10-26T07:33:20Z
 AGREEMENT_JOULES = 1e-6
+GNU_TIME = "/usr/bin/time"  # peak RSS of a whole process (apt package `time`)
 DEFAULT = {"samples": 10_000_000, "tasks": 100_000}
 LARGE = {"samples": 100_000_000, "tasks": 1_000_000}
 
@@ -277,7 +282,8 @@ def peak_rss_gib() -> float:
 
 
 def check_same_quantity(duckdb_thread_count: int | None) -> float:
-    """On the exclusive case, pandas, DuckDB and jouletrace give the same joules; the largest difference."""
+    """On the exclusive case (one task at a time holding its node), pandas, DuckDB, the pandas script and
+    jouletrace give the same joules; the largest difference."""
     tasks, samples, machines = cluster_tables(
         seed=1, nodes=3, samples=3 * SOCKETS * 2000, tasks=30, exclusive=True
     )
@@ -295,14 +301,140 @@ def check_same_quantity(duckdb_thread_count: int | None) -> float:
         "jouletrace gave joules to an unread zone"
     )
     engine_joules = read[read["_merge"] == "both"]
+    script_joules = compute_pandas(as_frame(tasks), as_frame(samples)).rename(
+        columns={"energy_joules": "joules"}
+    )
     difference = max(
         max_difference_joules(pandas_joules, duckdb_joules),
         max_difference_joules(pandas_joules, engine_joules),
+        max_difference_joules(pandas_joules, script_joules),
     )
     assert difference <= AGREEMENT_JOULES, (
         f"baselines and jouletrace differ by {difference} J on the exclusive case"
     )
     return difference
+
+
+def process(command: list[str]) -> tuple[float, float, float]:
+    """Run `command` as its own process: (wall seconds, CPU seconds of all its threads, peak RSS GiB).
+
+    The peak RSS is GNU time's: a child's own ru_maxrss also counts this process's pages it was forked
+    with, which GNU time's small process does not have."""
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as rss:
+        started = time.perf_counter()
+        measured = [GNU_TIME, "-f", "%M", "-o", rss.name, *command]
+        child = subprocess.Popen(measured, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed: {errors.read().decode()[-2000:]}")
+        peak_kib = int(rss.read().split()[-1])
+    return wall, usage.ru_utime + usage.ru_stime, peak_kib / 2**20
+
+
+def write_inputs(folder: Path, tasks: pa.Table, samples: pa.Table, machines: pa.Table) -> dict[str, Path]:
+    """The tables as one Parquet file each, as a user hands them to `jouletrace attribute`."""
+    files = {name: folder / f"{name}.parquet" for name in ("tasks", "samples", "machines")}
+    for name, table in (("tasks", tasks), ("samples", samples), ("machines", machines)):
+        pq.write_table(table, files[name])
+    return files
+
+
+def commands(files: dict[str, Path], folder: Path, threads: int) -> dict[str, list[str]]:
+    """The whole commands timed against each other, on the same files."""
+    python, scripts = sys.executable, str(Path(__file__).resolve().parent / "attribution_scripts.py")
+    inputs = [str(files["tasks"]), str(files["samples"])]
+    return {
+        "jouletrace attribute": [
+            *(python, "-m", "pipelines.cli", "attribute", "--tasks", inputs[0], "--samples", inputs[1]),
+            *("--machines", str(files["machines"]), "--out", str(folder / "jouletrace.parquet")),
+        ],
+        "pandas script (split by requests)": [
+            python,
+            scripts,
+            "pandas",
+            *inputs,
+            str(folder / "pandas.parquet"),
+        ],
+        "DuckDB ASOF (counter energy)": [
+            *(python, scripts, "duckdb", *inputs, str(folder / "duckdb.parquet"), "--threads", str(threads))
+        ],
+    }
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def time_commands(files: dict[str, Path], folder: Path, threads: int, repeats: int) -> dict[str, list[tuple]]:
+    """Each command `repeats` times, interleaved (the machine's load falls on all of them alike)."""
+    runs: dict[str, list[tuple]] = {}
+    for _ in range(repeats):
+        for name, command in commands(files, folder, threads).items():
+            runs.setdefault(name, []).append(process(command))
+    return runs
+
+
+def print_commands(runs: dict[str, list[tuple]], n: int) -> None:
+    print("whole processes on the same Parquet files (wall s, CPU s, peak RSS GiB; min-max over the runs):")
+    for name, measured in runs.items():
+        walls, cpus, rss = zip(*measured, strict=True)
+        print(
+            f"  {name:<36} {spread(list(walls)):>12} s wall  {spread(list(cpus)):>12} s CPU  "
+            f"{max(rss):5.2f} GiB  {n / min(walls) / 1e6:5.2f} M samples/s"
+        )
+    ours = [wall for wall, _, _ in runs["jouletrace attribute"]]
+    for name in list(runs)[1:]:
+        ratios = [theirs / mine for (theirs, _, _), mine in zip(runs[name], ours, strict=True)]
+        print(f"  {name} / jouletrace attribute, run by run: " + ", ".join(f"{r:.2f}x" for r in ratios))
+
+
+def command_stages(files: dict[str, Path], folder: Path) -> dict[str, float]:
+    """Where the whole command's time goes: its steps in this process (the rest of the process's wall clock
+    is start-up: the interpreter and imports)."""
+    from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
+    from datasets.traces import write_parquet_atomic
+    from schemas.loading import coerce, read_file
+
+    stages = {"read Parquet": 0.0, "validate": 0.0}
+    tables = {}
+    for name, table in (("tasks", "tasks"), ("samples", "power_samples"), ("machines", "machines")):
+        keep = table in DICTIONARY_TABLES
+        raw, wall, _ = timed(
+            read_file, files[name], name, table, columns=COLUMNS_READ[table], dictionaries=keep
+        )
+        stages["read Parquet"] += wall
+        loaded, wall, _ = timed(coerce, table, raw, name, columns=COLUMNS_READ[table], keep_dictionaries=keep)
+        stages["validate"] += wall
+        tables[name] = loaded.table
+    result, stages["attribute (engine)"], _ = timed(
+        attribute, tables["tasks"], tables["samples"], tables["machines"]
+    )
+    _, stages["write task_energy"], _ = timed(
+        write_parquet_atomic, result.task_energy, folder / "stages.parquet"
+    )
+    return stages
+
+
+def compute_alone(files: dict[str, Path], repeats: int, threads: int) -> list[tuple[str, float, float]]:
+    """The computations alone on tables in memory, best of `repeats`: pandas' and the engine's."""
+    from attribution_scripts import read_pandas
+
+    from schemas.loading import load_table
+
+    frames = read_pandas(str(files["tasks"]), str(files["samples"]))
+    tasks = load_table("tasks", files["tasks"]).table
+    samples = load_table("power_samples", files["samples"], dictionaries=True).table
+    machines = load_table("machines", files["machines"]).table
+    _, pandas_s, pandas_cpu_s = best_of(repeats, compute_pandas, *frames)
+    _, one_s, one_cpu_s = best_of(repeats, attribute, tasks, samples, machines, threads=1)
+    _, all_s, all_cpu_s = best_of(repeats, attribute, tasks, samples, machines, threads=threads)
+    return [
+        ("pandas compute_pandas (1 thread)", pandas_s, pandas_cpu_s),
+        ("jouletrace attribute() (1 thread)", one_s, one_cpu_s),
+        (f"jouletrace attribute() ({threads} threads)", all_s, all_cpu_s),
+    ]
 
 
 def run_default(args: argparse.Namespace) -> None:
@@ -317,46 +449,38 @@ def run_default(args: argparse.Namespace) -> None:
     )
     threads = duckdb_threads(args.duckdb_threads)
     check = check_same_quantity(args.duckdb_threads)
-    print(f"check: on the exclusive case pandas, DuckDB and jouletrace agree within {check:.1e} J")
-
-    repeats = args.repeats
-    pandas_joules, pandas_s, pandas_cpu_s = best_of(repeats, pandas_task_joules, tasks, samples)
-    duckdb_joules, duckdb_s, duckdb_cpu_s = best_of(
-        repeats, duckdb_task_joules, tasks, samples, args.duckdb_threads
+    print(
+        f"check: on the exclusive case pandas, DuckDB, the pandas script and jouletrace agree within {check:.1e} J"
     )
-    one, one_s, one_cpu_s = best_of(repeats, attribute, tasks, samples, machines, threads=1)
-    result, engine_s, engine_cpu_s = best_of(repeats, attribute, tasks, samples, machines, threads=threads)
-    difference = max_difference_joules(pandas_joules, duckdb_joules)
-    assert difference <= AGREEMENT_JOULES, f"pandas and DuckDB differ by {difference} J"
-    assert one.task_energy.equals(result.task_energy), "jouletrace on 1 and on all threads differ"
-
-    rows = [
-        ("pandas merge_asof + groupby (1 thread)", pandas_s, pandas_cpu_s),
-        (f"DuckDB ASOF join ({threads} threads)", duckdb_s, duckdb_cpu_s),
-        ("jouletrace attribute() (1 thread)", one_s, one_cpu_s),
-        (f"jouletrace attribute() ({threads} threads)", engine_s, engine_cpu_s),
-    ]
-    print(f"best of {repeats} runs each:")
-    for name, seconds, cpu_seconds in rows:
+    with tempfile.TemporaryDirectory(prefix="jouletrace-bench-") as name:
+        folder = Path(name)
+        files = write_inputs(folder, tasks, samples, machines)
+        del tasks, samples, machines
+        runs = time_commands(files, folder, threads, args.repeats)
+        print_commands(runs, n)
+        stages = command_stages(files, folder)
+        alone = compute_alone(files, args.repeats, threads)
+    whole = min(wall for wall, _, _ in runs["jouletrace attribute"])
+    print(f"where the time of jouletrace attribute goes (this process; fastest whole run {whole:.2f} s):")
+    for stage, seconds in stages.items():
+        print(f"  {stage:<22} {seconds:6.2f} s")
+    print(f"  {'start-up and the rest':<22} {max(0.0, whole - sum(stages.values())):6.2f} s")
+    print(f"computation alone, best of {args.repeats} (wall s, CPU s):")
+    for label, seconds, cpu_seconds in alone:
         print(
-            f"  {name:<42} {seconds:7.2f} s wall ({cpu_seconds:6.2f} s CPU)  {n / seconds / 1e6:6.2f} M samples/s"
+            f"  {label:<42} {seconds:7.2f} s wall ({cpu_seconds:6.2f} s CPU)  {n / seconds / 1e6:6.2f} M samples/s"
         )
+    pandas_s, engine_s = alone[0][1], alone[2][1]
     print(
-        f"pandas and DuckDB: {len(pandas_joules):,} (task, device) energies agree within {difference:.1e} J; "
-        f"jouletrace wrote {result.task_energy.num_rows:,} task_energy and "
-        f"{result.node_energy_balance.num_rows:,} node_energy_balance rows (the same on 1 and {threads} threads)"
+        f"engine / pandas compute: {pandas_s / engine_s:.2f}x wall; on one core "
+        f"{alone[0][2] / alone[1][2]:.2f}x pandas' CPU time"
     )
     print(
-        f"speed ratios (jouletrace on {threads} threads): jouletrace/pandas = {pandas_s / engine_s:.1f}x, "
-        f"jouletrace/duckdb = {duckdb_s / engine_s:.1f}x; on one core jouletrace does "
-        f"{n / one_cpu_s / 1e6:.1f} M samples/s of CPU time ({pandas_cpu_s / one_cpu_s:.1f}x pandas' CPU time)"
+        "note: the pandas script splits each node's counter energy among its tasks by requested cores (idle "
+        "included); DuckDB computes only each task's counter energy over its window; jouletrace also fits "
+        "watts per core by task type, separates idle from dynamic energy, ramps truncated edges, states "
+        "uncertainty and coverage, and closes the per-window node balance."
     )
-    print(
-        "note: the baselines compute only the counter energy over each task window (no split, no idle, no "
-        "balance); jouletrace also splits co-located tasks (fitted W/core), separates idle from dynamic energy, "
-        "states uncertainty and coverage, and closes the per-window node balance."
-    )
-    print(f"peak RSS {peak_rss_gib():.2f} GiB (all three, plus the data)")
 
 
 def write_node(root: Path, host: str, tables: dict[str, pa.Table]) -> None:

@@ -24,13 +24,22 @@ def _read(*inputs: tuple[str, str | None, str]) -> list:
     """Tables given on the command line as (table, path or None, option), read as every command reads one
     (schemas.load_table): the notes of safe coercions and defaults, and the problems of every input at once,
     name the file and the option."""
+    from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
+
     tables, problems = [], []
     for table, path, option in inputs:
         if path is None:
             tables.append(None)
             continue
         try:
-            loaded = schemas.load_table(table, path, argument=option, command="attribute")
+            loaded = schemas.load_table(
+                table,
+                path,
+                argument=option,
+                command="attribute",
+                columns=COLUMNS_READ[table],
+                dictionaries=table in DICTIONARY_TABLES,
+            )
         except schemas.SchemaError as exc:
             problems.extend(exc.problems)
             tables.append(None)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.tables import ID_LIST, UTC_TIMESTAMP
-from schemas.validation import MAX_BAD_ROWS, Problem, SchemaError, check, schema_of
+from schemas.validation import MAX_BAD_ROWS, Problem, SchemaError, _encoded_string, check, schema_of
 
 MAX_EXACT_INTEGER = 2**53
 UTC_NAMES = frozenset({"UTC", "utc", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT"})
@@ -204,12 +204,29 @@ def table_files(folder: Path) -> list[Path]:
     )
 
 
-def read_file(path: Path, label: str, table: str | None = None) -> pa.Table:
-    """The raw columns of one Parquet or CSV file; errors name `label` and say what the file is instead."""
+def read_file(
+    path: Path,
+    label: str,
+    table: str | None = None,
+    *,
+    columns: Collection[str] | None = None,
+    dictionaries: bool = False,
+) -> pa.Table:
+    """The raw columns of one Parquet or CSV file; errors name `label` and say what the file is instead.
+
+    columns: read only these of the model's columns (and any the model does not know, so that they are still
+    reported); dictionaries: the model's text columns of a Parquet file stay dictionary-encoded as Parquet
+    stores them (decoding every row costs more than a reader that works on the codes does with them)."""
     if is_csv(path):
         return _read_csv(path, label, schema_of(table) if table else None)
     try:
-        return pq.ParquetFile(path).read()
+        if columns is None and not dictionaries:
+            return pq.ParquetFile(path).read()
+        names = pq.read_schema(path).names
+        model = schema_of(table) if table else pa.schema([])
+        wanted = [n for n in names if columns is None or n in columns or n not in model.names]
+        text = [f.name for f in model if pa.types.is_string(f.type) and f.name in wanted]
+        return pq.ParquetFile(path, read_dictionary=text if dictionaries else None).read(columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{label}: {_not_parquet(path, exc)}") from None
 
@@ -493,19 +510,25 @@ def coerce(
     origin: str = "parquet",
     strict: bool = False,
     needs: dict[str, str] | None = None,
+    columns: Collection[str] | None = None,
+    keep_dictionaries: bool = False,
 ) -> Loaded:
     """`data` in the exact schema of `table`, with the notes of what was done; SchemaError naming `source`,
     the column and the first bad rows for everything that cannot safely be done. strict: every coercion and
     default is an error too (the data must already be in the model's schema). needs: {nullable column: the
-    command that cannot do without it}, an error when absent."""
+    command that cannot do without it}, an error when absent. columns: the result holds only these (a
+    command that reads what it uses), checked by their rules. keep_dictionaries: dictionary-encoded text
+    columns stay so (same values, type dictionary<string>)."""
     schema = schema_of(table)
+    if columns is not None:
+        schema = pa.schema([f for f in schema if f.name in columns], metadata=schema.metadata)
     problems: list[Problem] = []
     notes: list[Note] = []
     present = data.column_names
     duplicated = sorted({name for name in present if present.count(name) > 1})
     if duplicated:
         problems.append(Problem(source, table, None, f"columns {duplicated} appear more than once"))
-    unknown = [name for name in present if name not in schema.names]
+    unknown = [name for name in present if name not in schema_of(table).names]
     if unknown:
         problems.append(
             Problem(
@@ -515,15 +538,18 @@ def coerce(
                 f"columns {unknown} are not in the model: remove or rename them (docs/data-model.md)",
             )
         )
-    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    columns_out: dict[str, pa.ChunkedArray | pa.Array] = {}
     for f in schema:
         if f.name not in present or f.name in duplicated:
             continue
         raw = data[f.name]
+        if keep_dictionaries and _encoded_string(raw.type) and pa.types.is_string(f.type):
+            columns_out[f.name] = raw
+            continue
         try:
             if origin == "csv" and _is_text(raw.type) and not pa.types.is_string(f.type):
                 raw = _parse_text(raw, f.type)
-            columns[f.name], action, changed = coerce_column(raw, f.type, origin)
+            columns_out[f.name], action, changed = coerce_column(raw, f.type, origin)
         except _Refused as refused:
             problems.append(_bad_rows(source, table, f.name, refused.message, refused.mask, data[f.name]))
             continue
@@ -532,9 +558,9 @@ def coerce(
     if problems:
         raise SchemaError(problems)
     for name, command in (needs or {}).items():
-        if name not in columns:
+        if name not in columns_out:
             problems.append(Problem(source, table, name, f"column is missing: {command} needs it; add it"))
-    filled, nulls = _fill_absent(table, schema, columns, data.num_rows, source, problems)
+    filled, nulls = _fill_absent(table, schema, columns_out, data.num_rows, source, problems)
     if problems:
         raise SchemaError(problems)
     if filled:
@@ -548,8 +574,11 @@ def coerce(
                 for n in notes
             ]
         )
-    result = pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
-    problems = check(table, result, source)
+    fields = [pa.field(f.name, columns_out[f.name].type, f.nullable, f.metadata) for f in schema]
+    result = pa.Table.from_arrays(
+        [columns_out[f.name] for f in schema], schema=pa.schema(fields, metadata=schema.metadata)
+    )
+    problems = check(table, result, source, columns=columns)
     if problems:
         raise SchemaError(problems)
     return Loaded(result, notes)
@@ -610,8 +639,11 @@ def each_file(
     argument: str | None = None,
     strict: bool = False,
     needs: dict[str, str] | None = None,
+    columns: Collection[str] | None = None,
+    dictionaries: bool = False,
 ) -> Iterator[tuple[Path, Loaded | SchemaError]]:
-    """(file, its table or the problems found) for a file or every Parquet file of a folder."""
+    """(file, its table or the problems found) for a file or every Parquet file of a folder; columns and
+    dictionaries as for `load_table`."""
     path = Path(path)
     schema_of(table)
     if not path.exists():
@@ -621,10 +653,22 @@ def each_file(
         raise ValueError(f"{_labelled(path, argument)}: holds no .parquet files of table {table}")
     for file in files:
         label = _labelled(file, argument)
-        raw = read_file(file, label, table)
+        raw = read_file(file, label, table, columns=columns, dictionaries=dictionaries)
         try:
             origin = "csv" if is_csv(file) else "parquet"
-            yield file, coerce(table, raw, label, origin=origin, strict=strict, needs=needs)
+            yield (
+                file,
+                coerce(
+                    table,
+                    raw,
+                    label,
+                    origin=origin,
+                    strict=strict,
+                    needs=needs,
+                    columns=columns,
+                    keep_dictionaries=dictionaries,
+                ),
+            )
         except SchemaError as exc:
             yield file, exc
 
@@ -636,11 +680,15 @@ def load_table(
     argument: str | None = None,
     strict: bool = False,
     command: str | None = None,
+    columns: Collection[str] | None = None,
+    dictionaries: bool = False,
 ) -> Loaded:
     """Read `table` from a Parquet file, a folder of them or a CSV file, in the model's exact schema.
 
     argument: the command-line option the path came from (`--tasks`), named in every error and note.
     command: the command reading it, whose NEEDED_BY columns must be there.
+    columns: read, check and return only these columns (what the command uses); dictionaries: the text
+    columns of Parquet files stay dictionary-encoded (dictionary<string>), as Parquet stores them.
     Raises FileNotFoundError, ValueError (a file that is not Parquet/CSV/UTF-8) or SchemaError (every
     problem of every file)."""
     parts: list[pa.Table] = []
@@ -648,7 +696,10 @@ def load_table(
     problems: list[Problem] = []
     files = 0
     needs = dict.fromkeys(needed(command, table), command) if command else None
-    for _, loaded in each_file(table, path, argument=argument, strict=strict, needs=needs):
+    files_read = each_file(
+        table, path, argument=argument, strict=strict, needs=needs, columns=columns, dictionaries=dictionaries
+    )
+    for _, loaded in files_read:
         files += 1
         if isinstance(loaded, SchemaError):
             problems.extend(loaded.problems)
@@ -659,7 +710,7 @@ def load_table(
         raise SchemaError(problems)
     table_data = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     if len(parts) > 1:
-        problems = check(table, table_data, _labelled(Path(path), argument))
+        problems = check(table, table_data, _labelled(Path(path), argument), columns=columns)
         if problems:
             raise SchemaError(problems)
     return Loaded(table_data, merge_notes(notes, _labelled(Path(path), argument), files))

@@ -155,9 +155,17 @@ def _cast(table: str, f: pa.Field, arr, source: str = "<memory>") -> pa.Array | 
         ) from None
 
 
-def check(table: str, data: pa.Table, source: str = "<memory>") -> list[Problem]:
-    """All problems of `data` against the schema and value rules of `table` (empty if valid)."""
+def check(
+    table: str, data: pa.Table, source: str = "<memory>", columns: Iterable[str] | None = None
+) -> list[Problem]:
+    """All problems of `data` against the schema and value rules of `table` (empty if valid).
+
+    columns: the only columns `data` is meant to hold (a reader that reads what it uses); the rules of the
+    others are not checked."""
     schema = schema_of(table)
+    if columns is not None:
+        wanted = set(columns)
+        schema = pa.schema([f for f in schema if f.name in wanted], metadata=schema.metadata)
     problems: list[Problem] = []
     present = set(data.column_names)
     for f in schema:
@@ -177,12 +185,16 @@ def check(table: str, data: pa.Table, source: str = "<memory>") -> list[Problem]
     if problems:
         return problems
     for name, allowed in ENUMS.get(table, {}).items():
+        if name not in present or _all_allowed(data[name], allowed):
+            continue
         col = data[name]
         bad = pc.invert(pc.is_in(col, value_set=pa.array(allowed)))
         bad = pc.and_(bad, pc.is_valid(col))
         if pc.any(bad).as_py():
             problems.append(_rows(source, table, name, f"value not one of {list(allowed)}", bad, col))
     for name in NON_NEGATIVE.get(table, ()):
+        if name not in present:
+            continue
         col = data[name]
         bad = pc.fill_null(pc.less(col, 0), False)
         if pa.types.is_floating(col.type):
@@ -190,16 +202,20 @@ def check(table: str, data: pa.Table, source: str = "<memory>") -> list[Problem]
         if pc.any(bad).as_py():
             problems.append(_rows(source, table, name, "negative or NaN value", bad, col))
     for name in UNIT_INTERVAL.get(table, ()):
+        if name not in present:
+            continue
         col = data[name]
         bad = pc.fill_null(pc.greater(col, 1.0), False)
         if pc.any(bad).as_py():
             problems.append(_rows(source, table, name, "value above 1", bad, col))
     for start, end in ORDERED_TIMES.get(table, ()):
+        if start not in present or end not in present:
+            continue
         bad = pc.fill_null(pc.less(data[end], data[start]), False)
         if pc.any(bad).as_py():
             problems.append(_rows(source, table, end, f"{end} before {start}", bad, data[end]))
     keys = KEYS.get(table)
-    if keys and data.num_rows > 1:
+    if keys and data.num_rows > 1 and present.issuperset(keys):
         duplicated, first = _duplicated_keys(data.select(list(keys)))
         if duplicated:
             problems.append(
@@ -208,22 +224,71 @@ def check(table: str, data: pa.Table, source: str = "<memory>") -> list[Problem]
     return problems
 
 
-def _duplicated_keys(keys: pa.Table) -> tuple[int, dict]:
-    """How many key values occur more than once (nulls equal to nulls), and the first of them in key order.
-
-    Sorted and compared with the next row, not grouped: Arrow's group_by loads its query engine and pandas,
-    which a command reading one file should not pay for."""
-    ordered = keys.take(pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names]))
-    same = np.ones(ordered.num_rows - 1, dtype=bool)
-    for name in ordered.column_names:
-        after, before = ordered[name][1:], ordered[name][:-1]
-        both_null = pc.and_(pc.is_null(after), pc.is_null(before))
-        same &= pc.or_(both_null, pc.fill_null(pc.equal(after, before), False)).to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(same & ~np.concatenate([[False], same[:-1]]))
-    first = (
-        {name: ordered[name][int(starts[0])].as_py() for name in ordered.column_names} if starts.size else {}
+def _all_allowed(column: pa.ChunkedArray, allowed) -> bool:
+    """True when a dictionary-encoded column holds only allowed values (or nulls): its dictionaries are
+    checked, not its rows. False when that cannot be told this way (then the rows are checked)."""
+    if not pa.types.is_dictionary(column.type):
+        return False
+    allowed_values = pa.array(allowed)
+    return all(
+        pc.all(pc.is_in(chunk.dictionary, value_set=allowed_values)).as_py() is not False
+        for chunk in column.chunks
     )
-    return int(starts.size), first
+
+
+def _duplicated_keys(keys: pa.Table) -> tuple[int, dict]:
+    """How many key values occur more than once (nulls equal to nulls), and the first duplicated row's key.
+
+    In time linear in the rows, without sorting strings: every key column becomes integer codes (values of
+    integer and time columns, dictionary indices of the others: a Parquet reader's dictionaries, else made by
+    hashing), the leading ones combined into one group code. When each group's rows are one run whose last
+    key column increases strictly (readings grouped by series in time order, as agents and the collectors
+    write them; the attribution engine finds its series as the same runs) there is no duplicate, found in a
+    few passes; otherwise the integer codes are sorted."""
+    names = keys.column_names
+    group = np.zeros(keys.num_rows, dtype=np.int64)
+    for name in names[:-1]:
+        codes, count = _integer_codes(keys[name], dense=True)
+        if count and group.max(initial=0) >= np.iinfo(np.int64).max // (count + 1):
+            group = _dense(group)
+        group = group * (count + 1) + codes
+    last, _ = _integer_codes(keys[names[-1]], dense=False)
+    boundary = group[1:] != group[:-1]
+    starts = np.concatenate([[0], np.flatnonzero(boundary) + 1])
+    if (boundary | (last[1:] > last[:-1])).all() and np.unique(group[starts]).size == starts.size:
+        return 0, {}
+    order = np.lexsort((last, group))
+    same = (group[order][1:] == group[order][:-1]) & (last[order][1:] == last[order][:-1])
+    duplicated = int((same & ~np.concatenate([[False], same[:-1]])).sum())
+    if not duplicated:
+        return 0, {}
+    first = int(min(order[1:][same].min(), order[:-1][same].min()))
+    return duplicated, {name: keys[name][first].as_py() for name in names}
+
+
+def _integer_codes(column: pa.ChunkedArray, dense: bool) -> tuple[np.ndarray, int]:
+    """Per row an int64 equal for equal values (nulls equal to nulls) and, when `dense` or the column is not
+    integer-like, how many codes there are (0: the values themselves)."""
+    data_type = column.type
+    integer_like = pa.types.is_integer(data_type) or pa.types.is_timestamp(data_type)
+    if integer_like and not dense and not column.null_count:
+        return column.cast(pa.int64()).to_numpy(), 0
+    if pa.types.is_dictionary(data_type):
+        unified = pa.Table.from_arrays([column], ["c"]).unify_dictionaries()["c"]
+        dictionary = (
+            unified.chunks[0].dictionary if unified.num_chunks else pa.array([], data_type.value_type)
+        )
+        indices = pa.chunked_array([chunk.indices for chunk in unified.chunks], data_type.index_type)
+        codes = pc.fill_null(indices.cast(pa.int64()), len(dictionary)).to_numpy()
+        return codes, len(dictionary) + 1
+    encoded = column.combine_chunks().dictionary_encode(null_encoding="encode")
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)
+
+
+def _dense(codes: np.ndarray) -> np.ndarray:
+    """The same grouping with codes 0..k-1 (by hashing), so more columns can be combined into it."""
+    encoded = pa.array(codes).dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _same_type(actual: pa.DataType, expected: pa.DataType) -> bool:

@@ -21,6 +21,28 @@ IDLE_POLICIES = ("none", "requests", "time")
 SPLITS = ("fitted", "plain", "requests")
 SHARES = ("usage", "requests", "kepler")
 DEFAULT_WINDOW_SECONDS = 3600.0
+# The columns the engine reads of each input table (None: all of them), so a command reads only these.
+COLUMNS_READ: dict[str, tuple[str, ...] | None] = {
+    "tasks": (
+        "workflow_uid",
+        "task_id",
+        "template_name",
+        "host_node",
+        "started_at",
+        "finished_at",
+        "time_resolution_seconds",
+        "cpu_request_cores",
+        "gpu_ids",
+        "fpga_ids",
+        "pod_uid",
+        "pod_name",
+    ),
+    "machines": ("host_node", "cpu_model", "sockets", "cores", "gpu_models", "labels"),
+    "power_samples": None,
+    "container_samples": None,
+}
+# Tables whose text columns the engine takes dictionary-encoded (it finds their series as runs of codes).
+DICTIONARY_TABLES = ("power_samples", "container_samples")
 
 
 def parse_idle_power(text: str) -> tuple[tuple[str, str], float]:
@@ -48,8 +70,8 @@ class AttributionOptions:
         default="requests",
         metadata=_option(
             "--idle-policy",
-            "idle power to tasks: none, by reserved share of the node's cores (requests), or equally among "
-            "the tasks running (time)",
+            "idle power to tasks: none, by reserved share of the node's cores (requests, the default), or "
+            "equally among the tasks running (time)",
             choices=IDLE_POLICIES,
         ),
     )
@@ -57,8 +79,8 @@ class AttributionOptions:
         default="fitted",
         metadata=_option(
             "--split",
-            "weight each task's usage or cores by its task type's fitted watts per unit (fitted), or by one "
-            "common value (plain); requests = plain with --share requests",
+            "weight each task's usage or cores by its task type's fitted watts per unit (fitted, the "
+            "default), or by one common value (plain); requests = plain with --share requests",
             choices=SPLITS,
         ),
     )
