@@ -36,8 +36,36 @@ __all__ = [
 ]
 
 
+# The stage modules in the order data flows through them (docs/attribution.md maps the rules to them).
+STAGES = (
+    "constants",
+    "common",
+    "series",
+    "tasks",
+    "pieces",
+    "segments",
+    "fit",
+    "skew",
+    "split",
+    "engine",
+    "streaming",
+)
+_HOMES = {
+    "attribute": "engine",
+    "attribute_dataset": "streaming",
+    "unwrap_counter": "series",
+    "Attribution": "common",
+    "DIAGNOSTICS": "common",
+}
+
+
 def __getattr__(name: str):
-    """The engine's names (and the private ones its tests use), loaded on first use."""
+    """The engine's names, loaded on first use: the public ones from their modules, any other (the
+    constants) from the first stage module defining it."""
     if name.startswith("__"):
         raise AttributeError(name)
-    return getattr(importlib.import_module("datasets.attribution.engine"), name)
+    for stage in (_HOMES[name],) if name in _HOMES else STAGES:
+        module = importlib.import_module(f"datasets.attribution.{stage}")
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module 'datasets.attribution' has no attribute {name!r}")

@@ -42,7 +42,8 @@ def test_run_starts_of_strings_match_arrow_run_end_encoding():
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from datasets.attribution import SCAN_BLOCK_ROWS, _run_starts
+    from datasets.attribution.constants import SCAN_BLOCK_ROWS
+    from datasets.attribution.series import _run_starts
 
     rng = np.random.default_rng(3)
     values = rng.choice(
