@@ -47,6 +47,8 @@ STAGES = (
     "fit",
     "skew",
     "split",
+    "uncertainty",
+    "rows",
     "engine",
     "streaming",
 )

@@ -46,6 +46,7 @@ from datasets.attribution.fit import (
 )
 from datasets.attribution.options import AttributionOptions
 from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _usage_edges
+from datasets.attribution.rows import _attribute_cut, _SeriesInputs
 from datasets.attribution.segments import _Cut, _cut
 from datasets.attribution.series import _device_series, _Series
 from datasets.attribution.skew import (
@@ -55,7 +56,7 @@ from datasets.attribution.skew import (
     _skew_gather,
     _SkewStats,
 )
-from datasets.attribution.split import _attribute_cut
+from datasets.attribution.split import _GridShares, grid_shares
 from datasets.attribution.tasks import (
     _capacities,
     _container_readings,
@@ -304,7 +305,8 @@ class _Engine:
         mig = self.machine_devices.get(node, ([], False))[1]
         capacity = self.capacities.get(node, (0.0, "peak-requests"))
         kind_energy = self._kind_energy(cuts) if self.settings.share == "kepler" else {}
-        memos: dict[tuple[int, str], dict] = {}
+        # What the zones read in one agent step share (their segments and pieces), made once per grid and kind.
+        grids: dict[tuple[int, str], _GridShares] = {}
         for cut in cuts:
             kind = cut.series.device_kind
             model, relative = self.models.get(kind, (None, 1.0 / math.sqrt(3.0)))
@@ -316,21 +318,24 @@ class _Engine:
                 node_kind_j = np.diff(kind_energy[kind](absolute))
                 own_j = np.diff(np.interp(cut.grid_s, cut.times_s, _cumulative(cut.interval_j)))
                 fraction = np.divide(own_j, node_kind_j, out=np.ones(own_j.size), where=node_kind_j > 0)
-            task_rows, balance_rows = _attribute_cut(
-                cut,
-                self.tasks,
-                model,
-                relative,
-                self.idle[cut.series.key],
-                capacity,
-                self.settings,
-                fraction,
-                self.noise[cut.series.key],
-                self.skews.get(node),
-                mig,
-                chunk.emit,
-                memos.setdefault((id(cut.grid_s), kind), {}),
+            key = (id(cut.grid_s), kind)
+            if key not in grids:
+                grids[key] = grid_shares(
+                    cut, self.tasks, model, self.settings, capacity, fraction is not None
+                )
+            given = _SeriesInputs(
+                model=model,
+                spread_error=relative,
+                idle=self.idle[cut.series.key],
+                capacity=capacity,
+                settings=self.settings,
+                kind_fraction=fraction,
+                noise=self.noise[cut.series.key],
+                skew=self.skews.get(node),
+                mig=mig,
+                emit=chunk.emit,
             )
+            task_rows, balance_rows = _attribute_cut(cut, self.tasks, grids[key], given)
             split.task_parts.append(task_rows)
             split.balance_parts.append(balance_rows)
             seen = task_rows["avg_power_watts"][task_rows["coverage"] > 0]

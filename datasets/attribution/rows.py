@@ -1,0 +1,177 @@
+"""Stage 7a, one series' rows: its split (split.py) and uncertainty (uncertainty.py) as task_energy rows with
+their method labels, and its node_energy_balance windows (measured = attributed + unattributed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from datasets import kernels
+from datasets.attribution.common import _cumulative, _Settings
+from datasets.attribution.constants import (
+    ACCELERATOR_IDS,
+    BASIS_EQUAL,
+    BASIS_KEPLER,
+    BASIS_NONE,
+    BASIS_REQUESTS,
+    BASIS_USAGE,
+    FLAG_RESET,
+    FLAG_WRAP,
+)
+from datasets.attribution.fit import _Idle, _Model
+from datasets.attribution.segments import _Cut
+from datasets.attribution.skew import _Skew
+from datasets.attribution.split import _GridShares, _SeriesSplit, peak_watts, split_series
+from datasets.attribution.tasks import _Tasks
+from datasets.attribution.uncertainty import uncertainty_joules
+
+READING_RULES = {
+    "counter": "counter-interpolated",
+    "trailing": "gauge-trailing-average-1s",
+    "trapezoid": "gauge-trapezoid",
+}
+
+
+@dataclass(frozen=True)
+class _SeriesInputs:
+    """What one series is attributed with besides its cut and the tasks: the kind's fitted model and its
+    relative spread, the series' idle power and gauge noise, the node's capacity, clock skew and MIG, the
+    Kepler fraction of the kind's energy (share "kepler"), and the emit range."""
+
+    model: _Model | None
+    spread_error: float
+    idle: _Idle
+    capacity: tuple[float, str]
+    settings: _Settings
+    kind_fraction: np.ndarray | None
+    noise: float
+    skew: _Skew | None
+    mig: bool
+    emit: tuple[int, int]
+
+
+def _attribute_cut(cut: _Cut, tasks: _Tasks, grid: _GridShares, given: _SeriesInputs) -> tuple[dict, dict]:
+    """Task rows and balance rows of one series (formulas in the modules' docs); `grid`: what the zones
+    sharing its segments share (split.grid_shares)."""
+    series, frame, count = cut.series, grid.frame, cut.pieces.rows.size
+    split = split_series(cut, grid, given.model, given.idle, given.kind_fraction)
+    uncertainty = uncertainty_joules(
+        split, given.model, given.spread_error, given.idle, given.noise, given.skew
+    )
+    average_w = np.divide(
+        split.energy_joules, frame.duration_s, out=np.zeros(count), where=frame.duration_s > 0
+    )
+    emit = given.emit
+    emitted = (tasks.start_us[cut.pieces.rows] >= emit[0]) & (tasks.start_us[cut.pieces.rows] < emit[1])
+    task_rows = {
+        "_task": cut.pieces.rows,
+        "energy_joules": split.energy_joules,
+        "dynamic_joules": split.dynamic_joules,
+        "idle_joules": split.idle_joules,
+        "avg_power_watts": np.where(frame.duration_s > 0, average_w, np.nan),
+        "peak_power_watts": peak_watts(split),
+        "coverage": np.where(frame.outside, 0.0, frame.coverage),
+        "samples": frame.samples.astype(np.int64),
+        "method": _methods(split, given),
+        "uncertainty_joules": uncertainty,
+        # Seconds of which nothing was read: their bound comes from other rows of the kind (Engine.result).
+        "_unread_s": np.where(frame.outside, np.maximum(frame.duration_s, 0.0), 0.0),
+    }
+    task_rows = {name: values[emitted] for name, values in task_rows.items()} | {
+        "device_kind": series.device_kind,
+        "device_id": series.device_id,
+        "provenance": series.provenance,
+    }
+    return task_rows, _balance_rows(split, emit)
+
+
+def _balance_rows(split: _SeriesSplit, emit: tuple[int, int]) -> dict:
+    cut, series, windows = split.cut, split.cut.series, split.grid.window_edges.size - 1
+    first_us, last_us = cut.origin_us, int(series.times_us[-1])
+    window_start = np.concatenate([[first_us], cut.bounds_us])
+    # Summed per window, not as differences of one running sum: a window stays exact beside large ones.
+    measured_joules = kernels.window_sums(
+        np.ascontiguousarray(split.segment_j, dtype=float), split.grid.window_edges
+    )
+    balance_rows = {
+        "host_node": np.full(windows, series.host_node, dtype=object),
+        "device_kind": np.full(windows, series.device_kind, dtype=object),
+        "device_id": np.full(windows, series.device_id, dtype=object),
+        "window_start": window_start,
+        "window_end": np.concatenate([cut.bounds_us, [last_us]]),
+        "measured_joules": measured_joules,
+        "attributed_joules": split.attributed_joules,
+        "unattributed_joules": measured_joules - split.attributed_joules,
+        "provenance": np.full(windows, series.provenance, dtype=object),
+    }
+    kept = (window_start >= emit[0]) & (window_start < emit[1])
+    return {name: values[kept] for name, values in balance_rows.items()}
+
+
+def _methods(split: _SeriesSplit, given: _SeriesInputs) -> np.ndarray:
+    """Each row's method: reading rule, flags, split, idle rule, idle power, skew, MIG. Each distinct
+    combination of the flags and the split label is spelt once, not once per row."""
+    cut, frame, count, pieces = split.cut, split.grid.frame, split.count, split.cut.pieces
+    series = cut.series
+    accelerator = series.device_kind in ACCELERATOR_IDS
+    flagged = cut.flags.any()
+    wraps, resets = (_cumulative(cut.flags == flag) if flagged else None for flag in (FLAG_WRAP, FLAG_RESET))
+    tail = f";{split.grid.idle.label};idle_power={given.idle.method}"
+    tail += given.skew.label() if given.skew is not None else ""
+    tail += ";mig" if given.mig and series.device_kind == "gpu" else ""
+    label_names, label_of = _split_labels(
+        pieces.basis, given.settings, accelerator, split.grid.holders, pieces.equal_task, count, pieces.pooled
+    )
+    first_interval, past_interval = frame.first_interval, frame.past_interval
+    wrapped = wraps[past_interval] != wraps[first_interval] if flagged else np.zeros(count, bool)
+    was_reset = resets[past_interval] != resets[first_interval] if flagged else np.zeros(count, bool)
+    gap = (frame.coverage < 1.0) & ~frame.outside
+    spelt, which = np.unique(
+        label_of * 16 + frame.outside * 8 + wrapped * 4 + was_reset * 2 + gap, return_inverse=True
+    )
+    texts = [
+        ("no-readings: outside readings;" if combination & 8 else "")
+        + READING_RULES[series.rule]
+        + (";wraps-corrected" if combination & 4 else "")
+        + (";reset-estimated" if combination & 2 else "")
+        + (";gap" if combination & 1 else "")
+        + f";split={label_names[combination // 16]}"
+        + tail
+        for combination in spelt.tolist()
+    ]
+    return np.asarray(texts, dtype=object)[which]
+
+
+def _split_labels(
+    basis: np.ndarray,
+    settings: _Settings,
+    accelerator: bool,
+    shared: np.ndarray | None,
+    equal_task: np.ndarray,
+    count: int,
+    pooled: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """The split part of each row's method, what its share was computed from: the names, and each row's
+    position among them. Holders of unmapped devices: `unmapped-sole-holder` where no other task held a
+    device of the kind on the node meanwhile (exact), else `unmapped-by-request`."""
+    if accelerator:
+        most = np.zeros(count)
+        kernels.group_fmax(most, equal_task, np.nan_to_num(shared))
+        sliced = np.where(basis == BASIS_USAGE, 1, 2)
+        names = ["exclusive", "time-sliced-usage", "time-sliced-equal"]
+        index = np.where(most > 1, sliced, 0)
+        if pooled is not None:
+            names += ["unmapped-sole-holder", "unmapped-by-request"]
+            index = np.where(pooled & (basis != BASIS_USAGE), np.where(most > 1, 4, 3), index)
+        return names, index
+    fitted = "-fitted" if settings.fitted else ""
+    fallback = "(no-usage-series)" if settings.share == "usage" else ""
+    names = {
+        BASIS_USAGE: f"usage{fitted}",
+        BASIS_REQUESTS: f"requests{fitted}{fallback}",
+        BASIS_EQUAL: f"equal{fallback}",
+        BASIS_KEPLER: "kepler",
+        BASIS_NONE: "kepler(no-series)",
+    }
+    return [names[b] for b in range(len(names))], basis
