@@ -21,11 +21,13 @@ IDLE_POLICIES = ("none", "requests", "time")
 SPLITS = ("fitted", "plain", "requests")
 SHARES = ("usage", "requests", "kepler")
 DEFAULT_WINDOW_SECONDS = 3600.0
-# The columns the engine reads of each input table (None: all of them), so a command reads only these.
+# The columns the engine reads of each input table (None: all of them), so a command reads only these;
+# tasks' attempt completes their key, so duplicated tasks are still refused.
 COLUMNS_READ: dict[str, tuple[str, ...] | None] = {
     "tasks": (
         "workflow_uid",
         "task_id",
+        "attempt",
         "template_name",
         "host_node",
         "started_at",

@@ -75,3 +75,22 @@ def test_attribute_reads_only_what_it_uses_with_text_encoded(tmp_path):
     pq.write_table(table.append_column("colour", pa.array(["red"] * 20)), path)
     with pytest.raises(schemas.SchemaError, match=r"columns \['colour'\] are not in the model"):
         load_table("power_samples", path, columns=("host_node",), dictionaries=True)
+
+
+def test_the_columns_attribute_reads_of_tasks_still_hold_their_key(tmp_path):
+    """attribute reads a few task columns; they include the whole key, so a repeated task is refused."""
+    from datasets.attribution.options import COLUMNS_READ
+
+    tasks = pa.table(
+        {
+            "workflow_uid": ["w", "w"],
+            "task_id": ["t", "t"],
+            "host_node": ["n1", "n1"],
+            "started_at": pa.array([0, 0], pa.timestamp("us", tz="UTC")),
+            "finished_at": pa.array([10, 10], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    path = tmp_path / "tasks.parquet"
+    pq.write_table(tasks, path)
+    with pytest.raises(schemas.SchemaError, match="1 duplicated keys"):
+        load_table("tasks", path, columns=COLUMNS_READ["tasks"])
