@@ -128,13 +128,55 @@ _TRAINING_ARGUMENTS = {
 }
 
 
+def traced_factors(args) -> tuple[float, ...]:
+    """--traced-noise DATASET: runtime factors measured in a trace (allocate/policy/traced.py)."""
+    if not args.traced_noise:
+        return ()
+    from allocate.policy.traced import traced_runtime_factors
+
+    return traced_runtime_factors(args.traced_noise)
+
+
 def training_options_from_args(args):
     from allocate.policy.training import TRAINING_WORKLOADS, TrainingOptions
 
     workloads = tuple(w.strip() for w in (args.workloads or "").split(",") if w.strip()) or TRAINING_WORKLOADS
-    return TrainingOptions(
-        workloads=workloads, **{f: getattr(args, a) for f, a in _TRAINING_ARGUMENTS.items()}
+    chosen = {f: getattr(args, a) for f, a in _TRAINING_ARGUMENTS.items()}
+    return TrainingOptions(workloads=workloads, traced_factors=traced_factors(args), **chosen)
+
+
+def train_and_save(options, platform, held_out, out: Path, problems=None, report=None, sources=None) -> dict:
+    """Train (on ``problems``, default: the generated training set), save the policy, its model card and
+    learning curve in ``out``; the card. Shared by train-policy and the Dagster asset."""
+    from allocate.policy.evaluate import held_out_ratio
+    from allocate.policy.store import library_versions, save_policy
+    from allocate.policy.training import train
+
+    if problems is None:
+        problems, _ = training_problems(options, platform, None)
+    started = time.perf_counter()
+    network, record = train(
+        problems,
+        options,
+        lambda net: held_out_ratio(net, held_out, options.noise),
+        report or (lambda **_: None),
     )
+    card = {
+        "what": "graph policy for online workflow scheduling, trained with MaskablePPO (docs/policy.md)",
+        "platform": platform.name,
+        "seed": options.seed,
+        "options": options.card(),
+        "training_set": [{"workflow": p.name, "tasks": len(p)} for p in problems],
+        "training_set_sources": sources or {},
+        "held_out": [{"workflow": p.name, "tasks": len(p)} for p in held_out],
+        "held_out_makespan_vs_dynamic_heft_at_w1": held_out_ratio(network, held_out, options.noise),
+        "library_versions": library_versions(),
+        **record,
+        "wall_minutes": (time.perf_counter() - started) / 60.0,
+    }
+    save_policy(network, platform, card, out)
+    learning_curve_png(record["curve"], Path(out) / "learning_curve.png")
+    return card
 
 
 def cmd_train_policy(args) -> int:
@@ -146,52 +188,29 @@ def cmd_train_policy(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     from tqdm import tqdm
 
-    from allocate.policy.evaluate import held_out_ratio
-    from allocate.policy.store import library_versions, save_policy
-    from allocate.policy.training import train
-
-    held_out = held_out_problems(platform, options.seed)
     total = options.timesteps or int(options.minutes * 60)
     bar = tqdm(total=total, desc="train-policy", unit="step" if options.timesteps else "s", file=sys.stderr)
 
     def report(seconds, timesteps, episodes, reward, held_out_ratio):
-        bar.set_postfix(
-            episodes=episodes,
-            reward=f"{reward:.3f}",
-            held_out_vs_dynamic_heft=f"{held_out_ratio:.3f}",
-            refresh=False,
-        )
+        postfix = {
+            "episodes": episodes,
+            "reward": f"{reward:.3f}",
+            "held_out_vs_dynamic_heft": f"{held_out_ratio:.3f}",
+        }
+        bar.set_postfix(postfix, refresh=False)
         bar.update(
             min(timesteps if options.timesteps else int(seconds), total) - bar.n
-        )  # at most 10 redraws/s
+        )  # redraws 10/s at most
 
-    started = time.perf_counter()
-    network, record = train(
-        problems, options, lambda net: held_out_ratio(net, held_out, options.noise_spread), report
-    )
-    final_ratio = held_out_ratio(network, held_out, options.noise_spread)
+    held_out = held_out_problems(platform, options.seed)
+    sources = {"dataset": args.dataset, "files": args.workflows, "platform": args.platform}
+    card = train_and_save(options, platform, held_out, Path(args.out), problems, report, sources)
     bar.close()
-    card = {
-        "what": "graph policy for online workflow scheduling, trained with MaskablePPO (docs/policy.md)",
-        "command": "jouletrace " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("jouletrace") else None,
-        "platform": platform.name,
-        "seed": options.seed,
-        "options": options.card(),
-        "training_set": [{"workflow": p.name, "tasks": len(p)} for p in problems],
-        "training_set_dataset": args.dataset,
-        "training_set_files": args.workflows,
-        "held_out": [{"workflow": p.name, "tasks": len(p)} for p in held_out],
-        "held_out_makespan_vs_dynamic_heft_at_w1": final_ratio,
-        "library_versions": library_versions(),
-        "wall_minutes": (time.perf_counter() - started) / 60.0,
-        **record,
-    }
-    out = save_policy(network, platform, card, Path(args.out))
-    learning_curve_png(record["curve"], out / "learning_curve.png")
     print(
-        f"wrote {out}: {record['episodes']} episodes, {record['timesteps']} steps in "
-        f"{record['training_minutes']:.1f} min on {len(problems)} workflows; held-out makespan "
-        f"{final_ratio:.3f}x dynamic HEFT's at w=1 ({len(held_out)} workflows, one noise draw)"
+        f"wrote {args.out}: {card['episodes']} episodes, {card['timesteps']} steps in "
+        f"{card['training_minutes']:.1f} min on {len(problems)} workflows; held-out makespan "
+        f"{card['held_out_makespan_vs_dynamic_heft_at_w1']:.3f}x dynamic HEFT's at w=1 ({len(held_out)} "
+        "workflows, one noise draw)"
     )
     return 0
 
@@ -216,7 +235,7 @@ def cmd_evaluate_policy(args) -> int:
     from allocate.scheduling.problem import build_problem
 
     weights = tuple(float(w) for w in args.weights.split(","))
-    options = PolicyEvaluationOptions(weights=weights, seeds=args.seeds, noise_spread=args.noise)
+    options = PolicyEvaluationOptions(weights, args.seeds, args.noise, traced_factors=traced_factors(args))
     workloads = tuple(w.strip() for w in (args.workloads or "").split(",") if w.strip())
     cases = gather_cases(
         EvaluationOptions(workloads, args.repetitions, args.tasks, args.seed),
@@ -262,6 +281,9 @@ def add_policy_commands(sub) -> None:
     t.add_argument("--timesteps", type=int, help="a step budget instead of --minutes")
     t.add_argument("--workers", type=int, default=1, help="rollout processes (SubprocVecEnv)")
     t.add_argument("--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)")
+    t.add_argument(
+        "--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead of --noise"
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="policy directory to write")
     t.set_defaults(run=cmd_train_policy)
@@ -277,7 +299,10 @@ def add_policy_commands(sub) -> None:
     e.add_argument("--tasks", type=int, default=100)
     e.add_argument("--seed", type=int, default=1000, help="workflow seed (training uses 0..)")
     e.add_argument("--seeds", type=int, default=3, help="noise draws per workflow")
-    e.add_argument("--noise", type=float, default=0.3)
+    e.add_argument("--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)")
+    e.add_argument(
+        "--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead of --noise"
+    )
     e.add_argument("--weights", default="0,0.5,1")
     e.add_argument("--set-name", default="evaluation")
     e.add_argument("--out", required=True, help="folder for policy_results.parquet and policy_summary.json")

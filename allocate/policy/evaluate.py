@@ -38,6 +38,15 @@ class PolicyEvaluationOptions:
     seeds: int = 3
     noise_spread: float = 0.3
     baselines: tuple[str, ...] = ONLINE_BASELINES
+    traced_factors: tuple[float, ...] = ()  # the traced noise mode (traced.py) when given
+
+    @property
+    def noise(self) -> NoiseOptions:
+        return NoiseOptions(self.noise_spread, self.traced_factors)
+
+    @property
+    def noise_label(self) -> str:
+        return "traced" if self.traced_factors else f"+-{self.noise_spread:.0%}"
 
     def __post_init__(self):
         if self.seeds < 1 or not self.weights:
@@ -54,7 +63,7 @@ class EvaluationCase:
 
 
 def _runs(network, problem: Problem, options: PolicyEvaluationOptions, seed: int) -> Iterable[tuple]:
-    factors = noise_factors(problem, NoiseOptions(options.noise_spread), seed)
+    factors = noise_factors(problem, options.noise, seed)
     for name in options.baselines:
         for weight in options.weights if name == "weighted" else (None,):
             choose = baseline_chooser(problem, name, 0.5 if weight is None else weight, seed)
@@ -79,7 +88,7 @@ def evaluate(
                     "family": case.family,
                     "workflow": case.problem.name,
                     "tasks": len(case.problem),
-                    "noise": options.noise_spread,
+                    "noise": options.noise_label,
                     "seed": seed,
                     "scheduler": name,
                     "weight": np.nan if weight is None else weight,
@@ -137,11 +146,15 @@ def summary(results: pd.DataFrame, weights: Sequence[float]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def held_out_ratio(network: GraphPolicyNetwork, problems: Sequence[Problem], noise_spread: float) -> float:
+def held_out_ratio(network: GraphPolicyNetwork, problems: Sequence[Problem], noise: NoiseOptions) -> float:
     """Geometric-mean makespan of the policy at w = 1 over dynamic HEFT's, one noise draw per workflow:
     the number train-policy shows while it trains."""
     options = PolicyEvaluationOptions(
-        weights=(1.0,), seeds=1, noise_spread=noise_spread, baselines=(REFERENCE,)
+        weights=(1.0,),
+        seeds=1,
+        noise_spread=noise.spread,
+        baselines=(REFERENCE,),
+        traced_factors=noise.traced_factors,
     )
     results = evaluate(network, [EvaluationCase("held-out", "", p) for p in problems], options)
     table = summary(results, (1.0,))

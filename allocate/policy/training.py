@@ -46,6 +46,7 @@ class TrainingOptions:
     workers: int = 1
     seed: int = 0
     noise_spread: float = 0.3
+    traced_factors: tuple[float, ...] = ()  # the traced noise mode (traced.py) when given
     hidden: int = 64
     layers: int = 3
     rollout_steps: int = 256  # per worker, between updates
@@ -68,8 +69,14 @@ class TrainingOptions:
         if unknown:
             raise ValueError(f"--workloads: unknown {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
 
+    @property
+    def noise(self) -> NoiseOptions:
+        return NoiseOptions(self.noise_spread, self.traced_factors)
+
     def card(self) -> dict:
-        return asdict(self)
+        card = asdict(self)
+        card["traced_factors"] = len(self.traced_factors)  # how many, not the list
+        return card
 
 
 class GraphExtractor(BaseFeaturesExtractor):
@@ -117,9 +124,9 @@ class GraphMaskablePolicy(MaskableActorCriticPolicy):
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
 
-def _make_env(problems: Sequence[Problem], max_tasks: int, max_edges: int, spread: float, seed: int):
+def _make_env(problems: Sequence[Problem], max_tasks: int, max_edges: int, noise: NoiseOptions, seed: int):
     torch.set_num_threads(1)
-    env = Monitor(SchedulingEnv(problems, max_tasks, max_edges, NoiseOptions(spread)))
+    env = Monitor(SchedulingEnv(problems, max_tasks, max_edges, noise))
     env.reset(seed=seed)
     return env
 
@@ -178,7 +185,7 @@ def train(
     max_tasks = max(len(p) for p in problems)
     max_edges = max(max(len(p.edges()[0]) for p in problems), 1)
     factories = [
-        partial(_make_env, problems, max_tasks, max_edges, options.noise_spread, options.seed + k)
+        partial(_make_env, problems, max_tasks, max_edges, options.noise, options.seed + k)
         for k in range(options.workers)
     ]
     vec = SubprocVecEnv(factories, start_method="fork") if options.workers > 1 else DummyVecEnv(factories)
