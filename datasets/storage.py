@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeAlias
 
@@ -52,3 +55,47 @@ def renames_atomically(path: Location) -> bool:
     """Whether files and folders at `path` can be swapped in with a rename (local disk) or not (object
     stores: datasets/traces.py says what its writers give there instead)."""
     return local_path(path) is not None
+
+
+def display_path(path: Location) -> str:
+    """How to show `path` to a person: the absolute local path, or the URL of an object store."""
+    local = local_path(path)
+    return str(local.resolve()) if local is not None else str(storage_path(path))
+
+
+@contextmanager
+def local_copy(location: Location) -> Iterator[Path]:
+    """A local folder holding what is at `location`, for code that reads local folders only: the folder
+    itself on local disk, else a temporary copy of its files (gone after the block)."""
+    local = local_path(location)
+    if local is not None:
+        yield local
+        return
+    path = storage_path(location)
+    with tempfile.TemporaryDirectory(prefix="jouletrace-copy-") as folder:
+        copy = Path(folder) / (path.name or "copy")
+        copy.mkdir()
+        if path.exists():
+            for remote in path.fs.find(path.path):
+                target = copy / os.path.relpath(remote, path.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.fs.get_file(remote, str(target))
+        yield copy
+
+
+@contextmanager
+def local_output(location: Location) -> Iterator[Path]:
+    """A local folder whose files end up at `location`, for code that writes local folders only: the
+    folder itself on local disk, else a temporary folder whose files are put there when the block ends
+    without error (each file replaced whole; files already there that the block did not write stay)."""
+    local = local_path(location)
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+        yield local
+        return
+    path = storage_path(location)
+    with tempfile.TemporaryDirectory(prefix="jouletrace-out-") as folder:
+        out = Path(folder)
+        yield out
+        for file in sorted(f for f in out.rglob("*") if f.is_file()):
+            path.fs.put_file(str(file), f"{path.path}/{file.relative_to(out).as_posix()}")

@@ -1,8 +1,6 @@
 """Export assets: the dataset as a WfInstances contribution folder and as a WTA trace folder, each checked by
 the format validators right after it is written (docs/formats.md)."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from datasets.publish import (
@@ -11,6 +9,7 @@ from datasets.publish import (
     export_wfinstances,
     export_wta_bundle,
 )
+from datasets.storage import StoragePath, display_path, local_copy, local_output, local_path, storage_path
 from pipelines.traces.assets import TraceDatasetResource
 
 FORMATS_VALID = "formats_valid"
@@ -25,18 +24,28 @@ class PublicationConfig(dg.Config):
     keep_identifiers: bool = False
 
 
-def export_dir(config: PublicationConfig, dataset_root: str, name: str) -> Path:
-    return Path(config.out_dir) if config.out_dir else Path(dataset_root).resolve().parent / "exports" / name
+def export_dir(config: PublicationConfig, dataset_root: str, name: str) -> StoragePath:
+    """A local folder or an object-store prefix (then the export is written locally and put there)."""
+    if config.out_dir:
+        return storage_path(config.out_dir)
+    root = storage_path(dataset_root)
+    return (root.resolve() if local_path(root) is not None else root).parent / "exports" / name
 
 
-def _result(bundle: Bundle, asset: str, config: PublicationConfig) -> dg.MaterializeResult:
+def _export(write, config: PublicationConfig, dataset_root: str, out: StoragePath) -> Bundle:
+    """Run an exporter (which reads and writes local folders) on the dataset wherever it is."""
+    with local_copy(dataset_root) as root, local_output(out) as folder:
+        return write(root, folder, keep_identifiers=config.keep_identifiers, licence=config.licence)
+
+
+def _result(bundle: Bundle, asset: str, config: PublicationConfig, out: StoragePath) -> dg.MaterializeResult:
     findings = bundle.findings
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     card = bundle.card
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(bundle.path)),
+            "path": dg.MetadataValue.path(display_path(out)),
             "folders": ", ".join(f.name for f in bundle.folders),
             "runtime_systems": dg.MetadataValue.json(card["origins"]["runtime_systems"]),
             "files": len(bundle.files),
@@ -78,10 +87,7 @@ def wfinstances_export(config: PublicationConfig, dataset: TraceDatasetResource)
     """The dataset as a WfInstances contribution: argo/<application>/<app>-<platform>-<N>t-<run>.json,
     READMEs and the dataset card."""
     out = export_dir(config, dataset.root, "wfinstances")
-    bundle = export_wfinstances(
-        dataset.root, out, keep_identifiers=config.keep_identifiers, licence=config.licence
-    )
-    return _result(bundle, "wfinstances_export", config)
+    return _result(_export(export_wfinstances, config, dataset.root, out), "wfinstances_export", config, out)
 
 
 @dg.asset(
@@ -99,10 +105,7 @@ def wfinstances_export(config: PublicationConfig, dataset: TraceDatasetResource)
 def wta_export(config: PublicationConfig, dataset: TraceDatasetResource) -> dg.MaterializeResult:
     """The dataset as a WTA schema-1.0 trace folder with energy columns and the dataset card."""
     out = export_dir(config, dataset.root, "wta")
-    bundle = export_wta_bundle(
-        dataset.root, out, keep_identifiers=config.keep_identifiers, licence=config.licence
-    )
-    return _result(bundle, "wta_export", config)
+    return _result(_export(export_wta_bundle, config, dataset.root, out), "wta_export", config, out)
 
 
 export_assets = [wfinstances_export, wta_export]

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from datasets.storage import StoragePath, display_path, local_copy, local_output, storage_path
 from datasets.traces import write_bytes_atomic
 from models.api import train_dataset_tables
 from models.features import build_training_table
@@ -39,8 +40,9 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     root: str
 
-    def folder(self, target: str) -> Path:
-        return Path(self.root) / target
+    def folder(self, target: str) -> StoragePath:
+        """A local folder or, with object storage, a UPath (runs in separate pods share the models)."""
+        return storage_path(self.root) / target
 
     def metrics(self, target: str) -> dict:
         path = self.folder(target) / METRICS_FILE
@@ -155,21 +157,25 @@ def train_regressor(
     tables: dict[str, pd.DataFrame],
     source: str,
 ) -> dg.MaterializeResult:
-    """Train on the tables, write the model folder, and show its scores and plots."""
-    folder = store.folder(target)
-    run = train_dataset_tables(
-        tables,
-        config.options(target),
-        folder,
-        source=source,
-        progress=_log_progress(context, target),
-        evaluate=config.evaluate,
-    )
+    """Train on the tables, write the model folder, and show its scores and plots. Training writes a local
+    folder; with object storage its files are put there afterwards."""
+    location = store.folder(target)
+    with local_output(location) as folder:
+        run = train_dataset_tables(
+            tables,
+            config.options(target),
+            folder,
+            source=source,
+            progress=_log_progress(context, target),
+            evaluate=config.evaluate,
+        )
+        report = _report_text(folder)
+        plots = {name: image_markdown(path) for name, path in run.files.items() if path.suffix == ".png"}
     m = run.metrics
     best = min(m["baselines"], key=lambda name: m["baselines"][name]["mae"])
     context.log.info(
         f"{target}: {m['model']} on {m['n_train']} rows, {m['n_test']} held out ({m['split']}): "
-        f"MAE {m['mae']:,.4g}, best baseline {best} MAE {m['baselines'][best]['mae']:,.4g}; wrote {folder}"
+        f"MAE {m['mae']:,.4g}, best baseline {best} MAE {m['baselines'][best]['mae']:,.4g}; wrote {location}"
     )
     evaluation = {
         name: {k: result.get(k) for k in ("model", "mae", "mape", "r2", "n_train", "n_test", "skipped")}
@@ -177,7 +183,7 @@ def train_regressor(
     }
     return dg.MaterializeResult(
         metadata={
-            "model_dir": dg.MetadataValue.path(str(folder.resolve())),
+            "model_dir": dg.MetadataValue.path(display_path(location)),
             "model": m["model"],
             "split": m["split"],
             "n_train": m["n_train"],
@@ -189,8 +195,8 @@ def train_regressor(
             "beats_every_baseline": m["beats_every_baseline"],
             "baselines": dg.MetadataValue.json(m["baselines"]),
             **({"evaluation": dg.MetadataValue.json(evaluation)} if evaluation else {}),
-            "report": dg.MetadataValue.md(_report_text(folder)),
-            **{name: image_markdown(path) for name, path in run.files.items() if path.suffix == ".png"},
+            "report": dg.MetadataValue.md(report),
+            **plots,
         }
     )
 
@@ -270,8 +276,9 @@ def model_evaluation(
     metrics = {target: model_store.metrics(target) for target in TARGET_OF_ASSET.values()}
     summary = summary_markdown(metrics)
     text = "# Regressors of the trace dataset\n\n" + summary + "\n"
-    path = write_bytes_atomic(text.encode(), Path(model_store.root) / "summary.md")
-    energy = model_store.folder(TARGET_OF_ASSET["energy_regressor"])
+    path = write_bytes_atomic(text.encode(), storage_path(model_store.root) / "summary.md")
+    with local_copy(model_store.folder(TARGET_OF_ASSET["energy_regressor"])) as energy:
+        report, plots = _report_text(energy), plot_metadata(energy, prefix="energy_")
     context.log.info(
         "regressors: "
         + ", ".join(f"{t} {m['model']} MAPE {_cell(m['mape'], True)}" for t, m in metrics.items())
@@ -279,9 +286,9 @@ def model_evaluation(
     return dg.MaterializeResult(
         metadata={
             "summary": dg.MetadataValue.md(summary),
-            "summary_path": dg.MetadataValue.path(str(path.resolve())),
-            "energy_report": dg.MetadataValue.md(_report_text(energy)),
-            **plot_metadata(energy, prefix="energy_"),
+            "summary_path": dg.MetadataValue.path(display_path(path)),
+            "energy_report": dg.MetadataValue.md(report),
+            **plots,
         }
     )
 

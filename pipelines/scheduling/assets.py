@@ -15,6 +15,7 @@ from allocate.scheduling.evaluate import (
     summary_text,
     write_outputs,
 )
+from datasets.storage import local_copy
 from pipelines.metadata import png_markdown
 from pipelines.traces.assets import TraceDatasetResource
 
@@ -42,7 +43,8 @@ def scheduling_evaluation(
 ) -> dg.Output:
     """Makespan, energy and cost of HEFT and the energy-aware schedulers on each traced and generated
     workflow; one row per schedule, with figures relative to HEFT's and the Pareto front marked."""
-    cases = dataset_cases(dataset.root, None)
+    with local_copy(dataset.root) as root:
+        cases = dataset_cases(root, None)
     options = EvaluationOptions(tuple(config.workloads), config.repetitions, config.tasks, config.seed)
     if config.workloads:
         cases += gather_cases(options)

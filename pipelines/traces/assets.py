@@ -1,7 +1,5 @@
 """Trace assets: task energy and node energy balance -> the energy-trace dataset."""
 
-from pathlib import Path
-
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +14,8 @@ from datasets.reports import (
     rows_by_split,
     top_task_types_markdown,
 )
-from datasets.traces import restrict_to_days, write_bytes_atomic, write_dataset
+from datasets.storage import display_path
+from datasets.traces import restrict_to_days, storage_path, write_bytes_atomic, write_dataset
 from pipelines.metadata import png_markdown
 
 _DEFAULTS = AttributionOptions()
@@ -153,19 +152,19 @@ def energy_traces(
     if days is not None:
         tables = restrict_to_days(tables, set(days))
     written = write_dataset(dataset.root, tables)
-    checked = schemas.validate_path(dataset.root)
+    root = storage_path(dataset.root)
     plot = energy_plot_png(tables["task_energy"], tables["tasks"])
-    plot_path = write_bytes_atomic(plot, Path(dataset.root) / "plots" / "energy_by_task_type.png")
-    context.log.info(
-        f"wrote dataset {dataset.root}: " + ", ".join(f"{k} {v} rows" for k, v in checked.items())
-    )
+    plot_path = write_bytes_atomic(plot, root / "plots" / "energy_by_task_type.png")
+    rows = {name: table.num_rows for name, table in tables.items()}
+    context.log.info(f"wrote dataset {root}: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     return dg.MaterializeResult(
         metadata={
-            "root": dg.MetadataValue.path(str(Path(dataset.root).resolve())),
-            "rows": dg.MetadataValue.json(checked),
+            "root": dg.MetadataValue.path(display_path(root)),
+            "days": dg.MetadataValue.json(days or "every recorded day"),
+            "rows_written": dg.MetadataValue.json(rows),
             "files": sum(len(v) for v in written.values()),
             "joules_by_device_kind": dg.MetadataValue.json(joules_by_device_kind(tables["task_energy"])),
-            "plot": dg.MetadataValue.path(str(plot_path.resolve())),
+            "plot": dg.MetadataValue.path(display_path(plot_path)),
             "coverage_by_device_kind": dg.MetadataValue.json(
                 coverage_by_device_kind(tables["task_energy"], tables["tasks"])
             ),

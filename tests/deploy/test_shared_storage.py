@@ -98,3 +98,69 @@ def test_local_settings_are_unchanged(tmp_path):
     assert Settings.under(tmp_path, recorded_dir=f"file://{tmp_path}/rec").recorded_dir == Path(
         tmp_path, "rec"
     )
+
+
+AFTER_THE_DATASET = [
+    "wfinstances_export",
+    "wta_export",
+    "training_set",
+    "energy_regressor",
+    "power_regressor",
+    "runtime_regressor",
+    "model_evaluation",
+    "allocation_evaluation",
+    "scheduling_evaluation",
+]
+
+
+def test_collection_and_everything_after_it_run_in_separate_pods_on_object_storage(bucket, monkeypatch):
+    """Two runs with nothing shared but the bucket (own instances, as two K8sRunLauncher pods): the first
+    collects the sample world's day into the dataset on the bucket, the second trains, exports and
+    evaluates from it and leaves its outputs there."""
+    from datasets.traces import read_table
+    from pipelines.collect.partitions import range_tags
+    from pipelines.collect.sensors import COLLECTION_JOB
+    from pipelines.models.assets import ModelStoreResource
+    from pipelines.run import recorded_days, run_config
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("no rename on an object store")
+
+    monkeypatch.setattr(MemoryFileSystem, "mv", refuse)
+    settings = Settings.under(bucket, seed=3, workflows=4)
+    defs = build_definitions(settings)
+    days = range_tags(recorded_days(settings))
+    collect = defs.resolve_job_def(COLLECTION_JOB).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=run_config(log_level="WARNING"), tags=days
+    )
+    assert collect.success
+    assert read_table(f"{bucket}/dataset", "workflows").num_rows == 4
+
+    cheap = {"config": {"model": "linear", "evaluate": False}}
+    config = {
+        "ops": {
+            **{name: cheap for name in ("energy_regressor", "power_regressor", "runtime_regressor")},
+            "allocation_evaluation": {"config": {"workloads": [], "budgets": "1,3"}},
+            "scheduling_evaluation": {"config": {"workloads": []}},
+        },
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    after = (
+        build_definitions(settings)
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            run_config=config,
+            asset_selection=[dg.AssetKey(name) for name in AFTER_THE_DATASET],
+            raise_on_error=False,
+        )
+    )
+    assert after.success, [e.event_specific_data.error.message for e in after.get_step_failure_events()]
+    store = ModelStoreResource(root=f"{bucket}/models")
+    assert store.metrics("energy_joules")["model"] == "linear"
+    assert UPath(f"{bucket}/models/summary.md").read_text().startswith("# Regressors")
+    wta = UPath(f"{bucket}/exports/wta")
+    assert any(p.name == "workflows" for p in wta.rglob("*")), "no WTA workflows table on the bucket"
+    assert any(p.suffix == ".json" for p in UPath(f"{bucket}/exports/wfinstances").rglob("*"))
+    (event,) = after.asset_materializations_for_node("energy_regressor")
+    assert event.metadata["model_dir"].value == f"{bucket}/models/energy_joules"
