@@ -24,6 +24,8 @@ from pipelines.collect.partitions import range_tags
 from pipelines.collect.resources import ArgoRunsResource
 
 COLLECTION_JOB = "collect_traces"
+# Runs that write days of the dataset carry this tag; deploy/dagster.yaml lets one run at a time.
+COLLECTION_TAGS = {"jouletrace/stage": "collection"}
 # The nightly run also collects this many days before yesterday again.
 SCHEDULE_LOOKBACK_DAYS = 1
 SENSOR_INTERVAL_SECONDS = 60
@@ -40,6 +42,7 @@ def collection_job() -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         COLLECTION_JOB,
         selection=dg.AssetSelection.groups("collect", "traces"),
+        tags=COLLECTION_TAGS,
         description="Collect the runs of some days from Argo and the power readings, attribute their "
         "energy and write those days of the trace dataset.",
     )
