@@ -38,6 +38,7 @@ from allocate import generators  # noqa: E402
 from allocate.policy.baselines import baseline_chooser, run_online  # noqa: E402
 from allocate.policy.env import SchedulingEnv  # noqa: E402
 from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary  # noqa: E402
+from allocate.policy.plots import tradeoffs_png  # noqa: E402
 from allocate.policy.scheduler import schedule_with_policy  # noqa: E402
 from allocate.policy.store import DEFAULT_POLICY, load_policy  # noqa: E402
 from allocate.scheduling.build_workflow import workflow_from_wfformat  # noqa: E402
@@ -137,6 +138,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     pd.concat(results, ignore_index=True).to_parquet(out / "policy_results.parquet", index=False)
     table.to_csv(out / "policy_summary.csv", index=False)
+    tradeoffs_png(table, out / "tradeoffs.png")
     (out / "policy_speed.json").write_text(json.dumps(timings, indent=1))
     pd.set_option("display.width", 200)
     columns = [

@@ -86,35 +86,6 @@ def held_out_problems(platform, seed: int) -> list:
     ]
 
 
-def learning_curve_png(curve: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    episodes = [c for c in curve if "reward" in c]
-    held = [c for c in curve if "held_out_ratio" in c]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    if episodes:
-        steps = np.array([c["timesteps"] for c in episodes])
-        reward = np.array([c["reward"] for c in episodes])
-        window = max(1, len(reward) // 30)
-        smooth = np.convolve(reward, np.ones(window) / window, mode="valid")
-        left.plot(steps, reward, ".", alpha=0.2, label="episode")
-        left.plot(steps[window - 1 :], smooth, label=f"mean of {window}")
-        left.legend()
-    left.set(xlabel="environment steps", ylabel="episode reward (-objective)", title="training reward")
-    if held:
-        right.plot([c["timesteps"] for c in held], [c["held_out_ratio"] for c in held], "o-")
-    right.axhline(1.0, color="grey", lw=0.8)
-    right.set(xlabel="environment steps", ylabel="makespan / dynamic HEFT (w=1)", title="held-out")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 # TrainingOptions field <- command-line option
 _TRAINING_ARGUMENTS = {
     "workflows_per_workload": "workflows_per_workload",
@@ -149,6 +120,7 @@ def train_and_save(options, platform, held_out, out: Path, problems=None, report
     """Train (on ``problems``, default: the generated training set), save the policy, its model card and
     learning curve in ``out``; the card. Shared by train-policy and the Dagster asset."""
     from allocate.policy.evaluate import held_out_ratio
+    from allocate.policy.plots import learning_curve_png
     from allocate.policy.store import library_versions, save_policy
     from allocate.policy.training import train
 
@@ -230,6 +202,7 @@ def policy_result(problem, policy_dir: str | None, weight: float):
 def cmd_evaluate_policy(args) -> int:
     _require_policy_extra()
     from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary
+    from allocate.policy.plots import tradeoffs_png
     from allocate.policy.store import DEFAULT_POLICY, load_policy
     from allocate.scheduling.evaluate import EvaluationOptions, family_of, gather_cases
     from allocate.scheduling.problem import build_problem
@@ -256,8 +229,9 @@ def cmd_evaluate_policy(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results.to_parquet(out / "policy_results.parquet", index=False)
     (out / "policy_summary.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+    tradeoffs_png(table, out / "tradeoffs.png")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"wrote {out / 'policy_results.parquet'}, {out / 'policy_summary.json'}")
+    print(f"wrote {out / 'policy_results.parquet'}, {out / 'policy_summary.json'}, {out / 'tradeoffs.png'}")
     return 0
 
 

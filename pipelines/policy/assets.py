@@ -42,10 +42,11 @@ def _folder(config: LearnedPolicyConfig) -> Path:
 @dg.asset(group_name="policy", kinds={"pytorch"})
 def learned_policy(context: dg.AssetExecutionContext, config: LearnedPolicyConfig) -> dg.Output:
     """The policy's learning curve (one row per training episode); the model card in metadata."""
+    from allocate.policy.plots import learning_curve_png
     from allocate.policy.store import load_policy
     from allocate.policy.training import TrainingOptions
     from allocate.scheduling.workloads import reference_platform
-    from pipelines.policy_commands import held_out_problems, learning_curve_png, train_and_save
+    from pipelines.policy_commands import held_out_problems, train_and_save
 
     platform, folder = reference_platform(), _folder(config)
     if config.train:
@@ -101,6 +102,7 @@ def policy_evaluation(
     """The policy and the online baselines on each traced workflow under runtime noise: one row per run;
     geometric-mean makespan and energy against dynamic HEFT in metadata."""
     from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary
+    from allocate.policy.plots import tradeoffs_png
     from allocate.policy.store import DEFAULT_POLICY, load_policy
     from allocate.scheduling.evaluate import dataset_cases
     from allocate.scheduling.problem import build_problem
@@ -121,6 +123,8 @@ def policy_evaluation(
     results = evaluate(network, cases, options)
     table = summary(results, options.weights)
     policy = table[table["scheduler"] == "policy"]
+    with tempfile.TemporaryDirectory() as tmp:
+        png = tradeoffs_png(table, Path(tmp) / "tradeoffs.png").read_bytes()
     return dg.Output(
         pa.Table.from_pandas(results, preserve_index=False),
         metadata={
@@ -128,6 +132,7 @@ def policy_evaluation(
             "workflows": len(cases),
             "left_out": dg.MetadataValue.md("\n".join(f"- {line}" for line in left_out) or "none"),
             "summary": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+            "tradeoffs": png_markdown(png, "trade-offs", "Makespan and energy against dynamic HEFT"),
             "policy_makespan_vs_dynamic_heft": {
                 str(w): float(v)
                 for w, v in zip(policy["weight"], policy["makespan_vs_dynamic_heft"], strict=True)

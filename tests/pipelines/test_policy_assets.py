@@ -34,7 +34,7 @@ def test_load_the_shipped_policy_then_evaluate_it_on_the_trace_dataset(sample_da
     assert (
         frame.groupby("scheduler")["workflow"].nunique().nunique() == 1
     )  # every scheduler ran every workflow
-    assert "policy" in output.metadata["summary"].value
+    assert "policy" in output.metadata["summary"].value and PNG in output.metadata["tradeoffs"].value
     assert output.metadata["policy_makespan_vs_dynamic_heft"].value["1.0"] > 0
     # the sample world's FPGA workflows cannot run on the reference platform: left out, and said so
     assert "needs a fpga" in output.metadata["left_out"].value
