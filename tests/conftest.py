@@ -96,10 +96,18 @@ def start_prometheus():
 
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory) -> Path:
-    """The demo's trace dataset of the sample world (6 workflows, seed 3), built once and shared by the
-    format and publication tests."""
-    from pipelines.demo import run_demo
+    """The trace dataset of the sample world (6 workflows, seed 3) as `jouletrace collect` makes it (the
+    demo's collection and attribution, not its models and evaluations), built once and shared by the format
+    and publication tests."""
+    import dagster as dg
 
-    out = tmp_path_factory.mktemp("sample-world-6-3")
-    run_demo(out, workflows=6, seed=3, echo=lambda s: None)
-    return out / "dataset"
+    from pipelines.build import TRACE_GROUPS
+    from pipelines.run import materialize_everything, recorded_days, run_config
+    from pipelines.settings import Settings
+
+    settings = Settings.under(tmp_path_factory.mktemp("sample-world-6-3"), seed=3, workflows=6)
+    instance = dg.DagsterInstance.ephemeral()
+    config = run_config(log_level="WARNING")
+    outcome = materialize_everything(settings, config, instance, recorded_days(settings), TRACE_GROUPS)
+    assert outcome.success and not outcome.checks_failed, outcome.step_errors
+    return settings.dataset_dir
