@@ -21,12 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collectors.accumulate import EnergyAccumulator  # noqa: E402
-from collectors.agent import Metrics, Sampler  # noqa: E402
-from collectors.cgroups import cgroup_root, scan_containers  # noqa: E402
-from collectors.fpga import HwmonFpgaSource  # noqa: E402
-from collectors.nvml import NvmlSource  # noqa: E402
-from collectors.rapl import RaplSource  # noqa: E402
+from collectors.agent.metrics import Metrics  # noqa: E402
+from collectors.agent.server import Sampler  # noqa: E402
+from collectors.meters.accumulate import EnergyAccumulator  # noqa: E402
+from collectors.meters.cgroups import cgroup_root, scan_containers  # noqa: E402
+from collectors.meters.fpga import HwmonFpgaSource  # noqa: E402
+from collectors.meters.nvml import NvmlSource  # noqa: E402
+from collectors.meters.rapl import RaplSource  # noqa: E402
 
 SOCKETS = 2
 GPUS = 4

@@ -455,7 +455,7 @@ def world_table(seeds: tuple[int, ...] = (7, 3, 11)) -> pd.DataFrame:
 
     import pyarrow.parquet as pq
 
-    from collectors.recorded import RecordedSources
+    from collectors.cluster.recorded import RecordedSources
     from datasets.attribution import attribute
     from datasets.sample_world import generate
 

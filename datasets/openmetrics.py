@@ -1,7 +1,7 @@
 """The sample world's meter readings as OpenMetrics text in one exporter's dialect, for a real Prometheus.
 
 ``promtool tsdb create-blocks-from openmetrics FILE DIR`` turns the file into TSDB blocks, so the
-Prometheus reader (collectors/prometheus.py) can be tested against the exporters' own metric names and
+Prometheus reader (collectors/cluster/prometheus.py) can be tested against the exporters' own metric names and
 labels (docs: shared/reference/energy-measurement.md §2.4, §4.1, §4.3) with the world as ground truth.
 
 Dialects; every series also has ``instance="<node InternalIP>:<exporter port>"``:
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import unwrap_counter
 
 DIALECTS = ("agent", "node-exporter", "dcgm", "kepler")

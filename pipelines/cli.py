@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import schemas
-from collectors.agent import add_agent_arguments, options_from_args, run_agent
+from collectors.agent.cli import add_agent_arguments, options_from_args
+from collectors.agent.server import run_agent
 from pipelines.argo_commands import add_argo_workflow_command
 from pipelines.build_commands import add_build_commands
 from pipelines.cli_support import Parser, run_command, version_text

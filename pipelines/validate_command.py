@@ -116,7 +116,7 @@ def validate_tables(path: Path, table: str | None, strict: bool) -> int:
 def validate_recorded(path: Path, strict: bool) -> int:
     """The Argo and Kubernetes JSON through the collectors' parsers, every Parquet file through the table
     reader (and the recorded-source rule: a file holds the readings of the node it is named after)."""
-    from collectors.recorded import RecordedSources
+    from collectors.cluster.recorded import RecordedSources
 
     sources = RecordedSources(path)
     errors: list[str] = []

@@ -8,7 +8,7 @@ import numpy as np
 ACCELERATOR_IDS = {"gpu": "gpu_ids", "fpga": "fpga_ids"}
 
 
-# A device id standing for one device of the node whose id was not read (collectors/task_resources.py):
+# A device id standing for one device of the node whose id was not read (collectors/cluster/task_resources.py):
 # the task requested it, but which of the node's devices it got is unknown.
 UNMAPPED_DEVICE = "unmapped"
 

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from collectors.argo import workflows_to_tables
-from collectors.kubernetes import fill_gpu_ids, nodes_to_machines, pods_to_table_rows
-from collectors.prometheus_machines import complete_machines
-from collectors.task_resources import complete_tasks, mark_unmapped
+from collectors.cluster.argo import workflows_to_tables
+from collectors.cluster.kubernetes import fill_gpu_ids, nodes_to_machines, pods_to_table_rows
+from collectors.cluster.prometheus_machines import complete_machines
+from collectors.cluster.task_resources import complete_tasks, mark_unmapped
 from pipelines.collect.partitions import DEFAULT_LOOKBACK_HOURS, window_of
 from pipelines.collect.resources import (
     ArgoRunsResource,

@@ -15,11 +15,16 @@ import dagster as dg
 import pyarrow as pa
 
 import schemas
-from collectors.argo_live import argo_service, finished_summary_page, finished_workflows, workflow_summary
-from collectors.kubernetes_live import KubernetesReadError, core_v1, node_list, workflow_pod_list
-from collectors.prometheus import connect, gpu_ids_by_pod, read_container_samples, read_power_samples
-from collectors.prometheus_machines import read_machines
-from collectors.recorded import RecordedSources
+from collectors.cluster.argo_live import (
+    argo_service,
+    finished_summary_page,
+    finished_workflows,
+    workflow_summary,
+)
+from collectors.cluster.kubernetes_live import KubernetesReadError, core_v1, node_list, workflow_pod_list
+from collectors.cluster.prometheus import connect, gpu_ids_by_pod, read_container_samples, read_power_samples
+from collectors.cluster.prometheus_machines import read_machines
+from collectors.cluster.recorded import RecordedSources
 from datasets.sample_world import generate
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.traces import write_dataset
 from pipelines.allocate.assets import AllocationEvaluationConfig, allocation_evaluation, trace_cases
 from pipelines.cli import main

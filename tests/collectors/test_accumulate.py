@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from collectors.accumulate import EnergyAccumulator, MeterCounts
-from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, Reading
+from collectors.meters.accumulate import EnergyAccumulator, MeterCounts
+from collectors.meters.source import ENERGY_COUNTER, POWER_GAUGE, Meter, Reading
 
 RAPL_MAX_JOULES = 262_143.328850
 

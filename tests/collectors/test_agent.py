@@ -20,28 +20,25 @@ import pyarrow.parquet as pq
 import pytest
 
 import schemas
-from collectors.accumulate import EnergyAccumulator
-from collectors.agent import (
-    DEFAULT_LISTEN,
-    EXPOSITION_CONTENT_TYPE,
-    Agent,
-    AgentOptions,
-    ContainerGpuBusy,
-    GpuBusyCounters,
-    Metrics,
-    Sampler,
-    Spool,
-    add_agent_arguments,
-    build_sources,
-    options_from_args,
-    parse_listen,
-    probe_report,
-    run_agent,
+from collectors.agent.cli import add_agent_arguments, options_from_args
+from collectors.agent.metrics import ContainerGpuBusy, GpuBusyCounters, Metrics
+from collectors.agent.options import DEFAULT_LISTEN, EXPOSITION_CONTENT_TYPE, AgentOptions, parse_listen
+from collectors.agent.probe import build_sources, probe_report
+from collectors.agent.server import Agent, Sampler, run_agent
+from collectors.agent.spool import Spool
+from collectors.meters.accumulate import EnergyAccumulator
+from collectors.meters.cgroups import PidContainers, cgroup_root
+from collectors.meters.nvml import GpuProcessBusy, NvmlSource
+from collectors.meters.rapl import RaplSource
+from collectors.meters.source import (
+    ENERGY_COUNTER,
+    POWER_GAUGE,
+    Meter,
+    ProbeLine,
+    ReadError,
+    Reading,
+    ReadResult,
 )
-from collectors.cgroups import PidContainers, cgroup_root
-from collectors.nvml import GpuProcessBusy, NvmlSource
-from collectors.rapl import RaplSource
-from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
 
 from .conftest import UUIDS, FakeNvml, four_gpus
 

@@ -24,10 +24,11 @@ import numpy as np
 import pytest
 
 import schemas
-from collectors.agent import Agent, AgentOptions
-from collectors.nvml import NvmlSource
-from collectors.prometheus import connect, read_container_samples
-from collectors.rapl import RaplSource
+from collectors.agent.options import AgentOptions
+from collectors.agent.server import Agent
+from collectors.cluster.prometheus import connect, read_container_samples
+from collectors.meters.nvml import NvmlSource
+from collectors.meters.rapl import RaplSource
 
 from .conftest import UUIDS, FakeNvml, four_gpus
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import schemas
-from collectors.argo import fnv1a_32, parse_workflow, workflows_to_tables
+from collectors.cluster.argo import fnv1a_32, parse_workflow, workflows_to_tables
 
 ARGO_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "argo"
 TASK_COUNTS = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hera.workflows import WorkflowsService
 
-from collectors.argo import workflows_to_tables
-from collectors.argo_live import (
+from collectors.cluster.argo import workflows_to_tables
+from collectors.cluster.argo_live import (
     COMPLETED_SELECTOR,
     WITHOUT_NODES,
     ArgoReadError,
@@ -20,7 +20,7 @@ from collectors.argo_live import (
     finished_summary_page,
     finished_workflows,
 )
-from collectors.replay import ReplayServer
+from tests.support.replay import ReplayServer
 
 ARGO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "argo"
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from collectors.argo_templates import template_requests
+from collectors.cluster.argo_templates import template_requests
 
 GIB = 2**30
 

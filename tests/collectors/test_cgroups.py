@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collectors.cgroups import (
+from collectors.meters.cgroups import (
     ContainerCpu,
     PidContainers,
     cgroup_ids,

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from collectors.fpga import (
+from collectors.meters.fpga import (
     XBUTIL_NOT_FOUND,
     HwmonFpgaSource,
     XrtFpgaSource,
     is_fpga_hwmon,
     parse_xbutil_electrical,
 )
-from collectors.sources import POWER_GAUGE
+from collectors.meters.source import POWER_GAUGE
 
 ALVEO = "0000:af:00.0"
 U55C_MGMT, U55C_USER = "0000:3b:00.0", "0000:3b:00.1"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import schemas
-from collectors.argo import workflows_to_tables
-from collectors.kubernetes import join_pods, nodes_to_machines, parse_quantity, pods_to_table_rows
+from collectors.cluster.argo import workflows_to_tables
+from collectors.cluster.kubernetes import join_pods, nodes_to_machines, parse_quantity, pods_to_table_rows
 
 ARGO_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "argo"
 DIAMOND = "dag-diamond-82q7s"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.kubernetes_live import KubernetesReadError, core_v1, node_list, workflow_pod_list
-from collectors.replay import ReplayServer
+from collectors.cluster.kubernetes_live import KubernetesReadError, core_v1, node_list, workflow_pod_list
 from datasets.sample_world import generate
+from tests.support.replay import ReplayServer
 
 TOKEN = "kube-s3cret"
 NAMESPACE = "science"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from collectors.nvml import NO_DRIVER, READY, GpuProcessBusy, NvmlSource
-from collectors.sources import ENERGY_COUNTER, POWER_GAUGE
+from collectors.meters.nvml import NO_DRIVER, READY, GpuProcessBusy, NvmlSource
+from collectors.meters.source import ENERGY_COUNTER, POWER_GAUGE
 
 from .conftest import (
     MESSAGES,

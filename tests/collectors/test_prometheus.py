@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from collectors.prometheus import (
+from collectors.cluster.prometheus import (
     PrometheusReadError,
     connect,
     gpu_ids_by_pod,
@@ -33,7 +33,7 @@ from collectors.prometheus import (
     read_container_samples,
     read_power_samples,
 )
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import attribute, unwrap_counter
 from datasets.openmetrics import DIALECTS, create_tsdb_blocks, world_readings, write_openmetrics
 from datasets.sample_world import SampleWorldSummary, generate
@@ -364,7 +364,7 @@ def test_first_dialect_meters_a_device_kind(env):
 
 def test_a_gap_in_a_series_is_reported_not_filled(env, caplog):
     gap_host, gap_start, gap_end = env.world.agent_gap
-    with caplog.at_level(logging.WARNING, logger="collectors.prometheus"):
+    with caplog.at_level(logging.WARNING, logger="collectors.cluster.prometheus"):
         samples = _read_world(env, ["agent"])
     reported = [r.getMessage() for r in caplog.records if gap_host in r.getMessage()]
     assert reported and all("no readings in" in message for message in reported)

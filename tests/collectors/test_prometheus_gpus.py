@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from collectors.prometheus import connect, gpu_ids_by_pod, read_power_samples
-from collectors.prometheus_machines import complete_machines, read_machines
+from collectors.cluster.prometheus import connect, gpu_ids_by_pod, read_power_samples
+from collectors.cluster.prometheus_machines import complete_machines, read_machines
 from datasets.openmetrics import create_tsdb_blocks
 from schemas.validation import conform
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors import rapl
-from collectors.accumulate import EnergyAccumulator
-from collectors.rapl import OVERLAPS, RaplSource, is_additive
+from collectors.meters import rapl
+from collectors.meters.accumulate import EnergyAccumulator
+from collectors.meters.rapl import OVERLAPS, RaplSource, is_additive
 from schemas.tables import ADDITIVE_DEVICE_KINDS, DEVICE_KINDS
 
 MAX_UJ = 262_143_328_850

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import schemas
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 
 ARGO_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "argo"
 WORKFLOW = "dag-diamond-82q7s"

@@ -11,13 +11,13 @@ import pytest
 import requests
 
 import schemas
-from collectors.argo import workflows_to_tables
-from collectors.argo_live import argo_service, finished_workflows
-from collectors.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
-from collectors.kubernetes_live import core_v1, node_list, workflow_pod_list
-from collectors.recorded import RecordedSources
-from collectors.replay import ReplayServer
+from collectors.cluster.argo import workflows_to_tables
+from collectors.cluster.argo_live import argo_service, finished_workflows
+from collectors.cluster.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
+from collectors.cluster.kubernetes_live import core_v1, node_list, workflow_pod_list
+from collectors.cluster.recorded import RecordedSources
 from datasets.sample_world import generate
+from tests.support.replay import ReplayServer
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 UNTIL = datetime(2100, 1, 1, tzinfo=UTC)

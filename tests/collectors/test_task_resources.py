@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors.argo import workflows_to_tables
-from collectors.kubernetes import GPU_IDS_ANNOTATION, pods_to_table_rows
-from collectors.recorded import RecordedSources
-from collectors.task_resources import POD_DELETED, UNMAPPED_DEVICE, complete_tasks, mark_unmapped
+from collectors.cluster.argo import workflows_to_tables
+from collectors.cluster.kubernetes import GPU_IDS_ANNOTATION, pods_to_table_rows
+from collectors.cluster.recorded import RecordedSources
+from collectors.cluster.task_resources import POD_DELETED, UNMAPPED_DEVICE, complete_tasks, mark_unmapped
 from datasets.sample_world import generate
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.accuracy import LENGTH_MULTIPLES, Scenario, edge_case_errors, row_errors
 from datasets.attribution import attribute, attribute_dataset
 from datasets.sample_world import generate

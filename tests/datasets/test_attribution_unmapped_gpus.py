@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from collectors.task_resources import UNMAPPED_DEVICE as COLLECTED_TOKEN
+from collectors.cluster.task_resources import UNMAPPED_DEVICE as COLLECTED_TOKEN
 from datasets.attribution import UNMAPPED_DEVICE, attribute
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform, validate

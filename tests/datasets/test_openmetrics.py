@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import unwrap_counter
 from datasets.openmetrics import DIALECTS, world_readings, write_openmetrics
 from datasets.sample_world import generate

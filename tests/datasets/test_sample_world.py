@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import schemas
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.sample_world import SampleWorldSummary, generate
 from datasets.sample_world import plan as plan_module
 from datasets.sample_world.argo import fnv1a32 as generator_fnv1a32

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import attribute
 from datasets.sample_world import generate
 from datasets.traces import write_dataset

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import schemas
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 from pipelines.cli import main
 
 

@@ -18,14 +18,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from collectors.kubernetes import GPU_IDS_ANNOTATION, parse_quantity
-from collectors.recorded import RecordedSources
-from collectors.replay import ReplayServer
+from collectors.cluster.kubernetes import GPU_IDS_ANNOTATION, parse_quantity
+from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import UNMAPPED_DEVICE, attribute
 from datasets.openmetrics import EXPORTER_PORTS, create_tsdb_blocks, write_openmetrics
 from datasets.sample_world import generate
 from datasets.traces import read_table
 from pipelines.cli import main
+from tests.support.replay import ReplayServer
 
 TOKEN = "s3cret-token"
 # Prometheus keeps milliseconds: the reference is the world's readings at that resolution.

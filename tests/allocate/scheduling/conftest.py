@@ -36,7 +36,7 @@ def fork_join() -> Workflow:
 def write_sample_dataset(out: Path, workflows: int, seed: int):
     """A sample world under ``out/recorded`` and its attributed trace dataset under ``out/dataset``;
     returns the world's summary (its ground truth)."""
-    from collectors.recorded import RecordedSources
+    from collectors.cluster.recorded import RecordedSources
     from datasets.attribution import attribute
     from datasets.sample_world import generate
     from datasets.traces import write_dataset

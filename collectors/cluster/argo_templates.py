@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from collectors.kubernetes import effective_requests, is_fpga_resource, is_gpu_resource, sum_requests
+from collectors.cluster.kubernetes import effective_requests, is_fpga_resource, is_gpu_resource, sum_requests
 
 # Templates referring to templates: deeper chains than this are taken for a loop.
 MAX_REFERENCE_DEPTH = 10

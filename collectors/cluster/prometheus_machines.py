@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 import schemas
-from collectors.prometheus import (
+from collectors.cluster.prometheus import (
     DCGM_METRICS,
     PROMETHEUS_POINTS_LIMIT,
     PrometheusReadError,

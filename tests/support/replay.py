@@ -1,6 +1,6 @@
 """A local HTTP server answering like the Argo Server and the Kubernetes API, from recorded objects.
 
-The live collectors (collectors/argo_live.py, collectors/kubernetes_live.py) run through their real
+The live collectors (collectors/cluster/argo_live.py, collectors/cluster/kubernetes_live.py) run through their real
 clients (Hera, the kubernetes package) against it, at the real REST paths, so tests exercise the code
 that reads a cluster. Bearer-token auth and faults (status codes, malformed bodies, delays) can be
 switched on to check that failures surface as clear errors.
@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from collectors.recorded import RecordedSources
+from collectors.cluster.recorded import RecordedSources
 
 # What the archive's list query selects (persist/sqldb/workflow_archive.go::ListWorkflows): no nodes.
 # Go always marshals `spec` (no omitempty), so a summary has one even when it is empty.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.sources import POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
+from collectors.meters.source import POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
 
 # Substrings of hwmon `name`s (lowercased, "-" read as "_") that belong to FPGA boards:
 FPGA_HWMON_NAME_MARKERS = (

@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
+from collectors.meters.source import (
+    ENERGY_COUNTER,
+    POWER_GAUGE,
+    Meter,
+    ProbeLine,
+    ReadError,
+    Reading,
+    ReadResult,
+)
 
 NO_DRIVER = "no NVIDIA driver"
 READY = "ready"

@@ -1,4 +1,4 @@
-"""Raw `PodList` / `NodeList` JSON from a live Kubernetes API, for collectors/kubernetes.py to parse.
+"""Raw `PodList` / `NodeList` JSON from a live Kubernetes API, for collectors/cluster/kubernetes.py to parse.
 
 Bodies are kept exactly as the API server sent them (`_preload_content=False`), not turned into the
 client's models, so recorded files and live reads share one parser. Failures raise
@@ -17,7 +17,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from collectors.kubernetes import WORKFLOW_LABEL
+from collectors.cluster.kubernetes import WORKFLOW_LABEL
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_KUBECONFIG = "~/.kube/config"

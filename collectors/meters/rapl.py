@@ -44,7 +44,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from collectors.sources import ENERGY_COUNTER, Meter, ProbeLine, ReadError, Reading, ReadResult
+from collectors.meters.source import ENERGY_COUNTER, Meter, ProbeLine, ReadError, Reading, ReadResult
 from schemas.kinds import ADDITIVE_DEVICE_KINDS
 
 SOURCE = "rapl"

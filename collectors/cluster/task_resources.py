@@ -2,7 +2,7 @@
 
 Pods of finished runs are often gone (Argo's podGC, the workflow archive) and some users cannot read the
 Kubernetes API at all. A task whose pod was not read keeps what Argo recorded (its node, `hostNodeName`,
-and its pod name) and takes its requests from its template (collectors/argo_templates.py); its `reason`
+and its pod name) and takes its requests from its template (collectors/cluster/argo_templates.py); its `reason`
 says so: ``pod not read (<why>); requests from <where the template was>`` (or why they are unknown).
 It has no pod uid, so per-container usage joins it by pod name only.
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 import schemas
-from collectors.argo import workflow_uid
-from collectors.argo_templates import template_requests
-from collectors.kubernetes import join_pods
+from collectors.cluster.argo import workflow_uid
+from collectors.cluster.argo_templates import template_requests
+from collectors.cluster.kubernetes import join_pods
 
 # The same token as datasets.attribution.UNMAPPED_DEVICE (a test checks it): one requested device of the
 # node whose id was not read.

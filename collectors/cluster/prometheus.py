@@ -38,7 +38,7 @@ are joules (DCGM's mJ divided by 1000).
   a pod takes it (``pod``,``namespace``,``container``; ``exported_*`` when Prometheus renames them,
   ``pod_name``/``pod_namespace`` in the old mode); they are one device series here, and
   ``gpu_ids_by_pod`` reads the holders. Without the mapping there are no such labels: the holders then
-  come from the pods' requests (collectors/task_resources.py).
+  come from the pods' requests (collectors/cluster/task_resources.py).
 - kepler (0.10+): ``kepler_node_cpu_joules_total{zone,node_name}`` -> one series per node and zone (package,
   dram, core, psys; uncore skipped), device_id the zone itself ("package"), because Kepler sums the zone
   over all sockets; ``kepler_node_gpu_joules_total{gpu_uuid}`` -> gpu. Monotone counters, source
@@ -54,7 +54,7 @@ are joules (DCGM's mJ divided by 1000).
   the node name into ``instance``).
 - cadvisor: ``container_cpu_usage_seconds_total{namespace,pod,container,id}`` without the pod-level
   aggregates (container "" and "POD") -> cpu_seconds_counter; container_id and pod_uid parsed from the
-  cgroup path in ``id`` (``collectors.cgroups.cgroup_ids``); host from ``node`` or
+  cgroup path in ``id`` (``collectors.meters.cgroups.cgroup_ids``); host from ``node`` or
   ``kubernetes_io_hostname`` (else null); source "cadvisor".
 
 Several dialects. When more than one configured dialect meters a device kind on a node (the agent's
@@ -86,7 +86,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 import schemas
-from collectors.cgroups import cgroup_ids
+from collectors.meters.cgroups import cgroup_ids
 from schemas.tables import KEYS, UTC_TIMESTAMP
 
 logger = logging.getLogger(__name__)

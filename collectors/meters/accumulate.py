@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from collectors.sources import ENERGY_COUNTER, POWER_GAUGE, Meter, Reading
+from collectors.meters.source import ENERGY_COUNTER, POWER_GAUGE, Meter, Reading
 
 
 @dataclass(frozen=True)

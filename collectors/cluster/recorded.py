@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import schemas
-from collectors.argo import parse_workflow
-from collectors.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
+from collectors.cluster.argo import parse_workflow
+from collectors.cluster.kubernetes import join_pods, nodes_to_machines, pods_to_table_rows
 from schemas.tables import KEYS, PROVENANCES, UTC_TIMESTAMP
 
 # A folder saved from a real cluster by hand may have no manifest: its numbers are measured.
