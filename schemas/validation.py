@@ -246,17 +246,18 @@ def _duplicated_keys(keys: pa.Table) -> tuple[int, dict]:
     write them; the attribution engine finds its series as the same runs) there is no duplicate, found in a
     few passes; otherwise the integer codes are sorted."""
     names = keys.column_names
-    group = np.zeros(keys.num_rows, dtype=np.int64)
-    for name in names[:-1]:
-        codes, count = _integer_codes(keys[name], dense=True)
-        if count and group.max(initial=0) >= np.iinfo(np.int64).max // (count + 1):
-            group = _dense(group)
-        group = group * (count + 1) + codes
+    leading = [_integer_codes(keys[name], dense=True) for name in names[:-1]]
     last, _ = _integer_codes(keys[names[-1]], dense=False)
-    boundary = group[1:] != group[:-1]
-    starts = np.concatenate([[0], np.flatnonzero(boundary) + 1])
-    if (boundary | (last[1:] > last[:-1])).all() and np.unique(group[starts]).size == starts.size:
-        return 0, {}
+    counts = [count for _, count in leading]
+    changed = np.zeros(keys.num_rows - 1, dtype=bool)
+    for codes, _ in leading:
+        changed |= codes[1:] != codes[:-1]
+    starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
+    if (changed | (last[1:] > last[:-1])).all():
+        run_groups = _combined([codes[starts] for codes, _ in leading], counts, starts.size)
+        if np.unique(run_groups).size == starts.size:
+            return 0, {}
+    group = _combined([codes for codes, _ in leading], counts, keys.num_rows)
     order = np.lexsort((last, group))
     same = (group[order][1:] == group[order][:-1]) & (last[order][1:] == last[order][:-1])
     duplicated = int((same & ~np.concatenate([[False], same[:-1]])).sum())
@@ -264,6 +265,16 @@ def _duplicated_keys(keys: pa.Table) -> tuple[int, dict]:
         return 0, {}
     first = int(min(order[1:][same].min(), order[:-1][same].min()))
     return duplicated, {name: keys[name][first].as_py() for name in names}
+
+
+def _combined(codes: list[np.ndarray], counts: list[int], rows: int) -> np.ndarray:
+    """One int64 per row, equal exactly when all of `codes` are (each column's codes below its count + 1)."""
+    group = np.zeros(rows, dtype=np.int64)
+    for column, count in zip(codes, counts, strict=True):
+        if count and group.max(initial=0) >= np.iinfo(np.int64).max // (count + 1):
+            group = _dense(group)
+        group = group * (count + 1) + column
+    return group
 
 
 def _integer_codes(column: pa.ChunkedArray, dense: bool) -> tuple[np.ndarray, int]:
