@@ -390,9 +390,8 @@ def print_commands(runs: dict[str, list[tuple]], n: int) -> None:
         print(f"  {name} / jouletrace attribute, run by run: " + ", ".join(f"{r:.2f}x" for r in ratios))
 
 
-def command_stages(files: dict[str, Path], folder: Path) -> dict[str, float]:
-    """Where the whole command's time goes: its steps in this process (the rest of the process's wall clock
-    is start-up: the interpreter and imports)."""
+def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[str, float]:
+    """Where the whole command's time goes: its steps in this process, each the fastest of `repeats`."""
     from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
     from datasets.traces import write_parquet_atomic
     from schemas.loading import coerce, read_file
@@ -401,20 +400,30 @@ def command_stages(files: dict[str, Path], folder: Path) -> dict[str, float]:
     tables = {}
     for name, table in (("tasks", "tasks"), ("samples", "power_samples"), ("machines", "machines")):
         keep = table in DICTIONARY_TABLES
-        raw, wall, _ = timed(
-            read_file, files[name], name, table, columns=COLUMNS_READ[table], dictionaries=keep
+        columns = COLUMNS_READ[table]
+        raw, wall, _ = best_of(
+            repeats, read_file, files[name], name, table, columns=columns, dictionaries=keep
         )
         stages["read Parquet"] += wall
-        loaded, wall, _ = timed(coerce, table, raw, name, columns=COLUMNS_READ[table], keep_dictionaries=keep)
+        loaded, wall, _ = best_of(repeats, coerce, table, raw, name, columns=columns, keep_dictionaries=keep)
         stages["validate"] += wall
         tables[name] = loaded.table
-    result, stages["attribute (engine)"], _ = timed(
-        attribute, tables["tasks"], tables["samples"], tables["machines"]
+    result, stages["attribute (engine)"], _ = best_of(
+        repeats, attribute, tables["tasks"], tables["samples"], tables["machines"]
     )
-    _, stages["write task_energy"], _ = timed(
-        write_parquet_atomic, result.task_energy, folder / "stages.parquet"
+    _, stages["write task_energy"], _ = best_of(
+        repeats, write_parquet_atomic, result.task_energy, folder / "stages.parquet"
     )
     return stages
+
+
+def start_up(folder: Path, threads: int, repeats: int) -> dict[str, float]:
+    """Each command's fixed cost: the fastest of `repeats` whole processes on a tiny input (30 tasks)."""
+    tiny = folder / "tiny"
+    tiny.mkdir()
+    files = write_inputs(tiny, *cluster_tables(seed=1, nodes=3, samples=3 * SOCKETS * 2000, tasks=30))
+    runs = time_commands(files, tiny, threads, repeats)
+    return {name: min(wall for wall, _, _ in measured) for name, measured in runs.items()}
 
 
 def compute_alone(files: dict[str, Path], repeats: int, threads: int) -> list[tuple[str, float, float]]:
@@ -458,13 +467,22 @@ def run_default(args: argparse.Namespace) -> None:
         del tasks, samples, machines
         runs = time_commands(files, folder, threads, args.repeats)
         print_commands(runs, n)
-        stages = command_stages(files, folder)
+        fixed = start_up(folder, threads, args.repeats)
+        stages = command_stages(files, folder, args.repeats)
         alone = compute_alone(files, args.repeats, threads)
     whole = min(wall for wall, _, _ in runs["jouletrace attribute"])
-    print(f"where the time of jouletrace attribute goes (this process; fastest whole run {whole:.2f} s):")
+    print(
+        f"where the time of jouletrace attribute goes (fastest whole run {whole:.2f} s; steps in this process):"
+    )
+    print(f"  {'start-up (tiny input)':<22} {fixed['jouletrace attribute']:6.2f} s")
     for stage, seconds in stages.items():
         print(f"  {stage:<22} {seconds:6.2f} s")
-    print(f"  {'start-up and the rest':<22} {max(0.0, whole - sum(stages.values())):6.2f} s")
+    print(
+        "start-up of the others on the same tiny input: "
+        + ", ".join(
+            f"{name} {seconds:.2f} s" for name, seconds in fixed.items() if name != "jouletrace attribute"
+        )
+    )
     print(f"computation alone, best of {args.repeats} (wall s, CPU s):")
     for label, seconds, cpu_seconds in alone:
         print(
