@@ -16,19 +16,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import pyarrow as pa
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from allocate import generators  # noqa: E402
-from allocate.check import check_result  # noqa: E402
-from allocate.decompose import decompose  # noqa: E402
-from allocate.model import Catalog, Workflow  # noqa: E402
-from allocate.plan import ALGORITHMS, allocate_workflow, minimum_workflow_budget  # noqa: E402
-from datasets.traces import write_bytes_atomic, write_parquet_atomic  # noqa: E402
+from allocate import generators
+from allocate.check import check_result
+from allocate.decompose import decompose
+from allocate.model import Catalog, Workflow
+from allocate.plan import ALGORITHMS, allocate_workflow, minimum_workflow_budget
+from datasets.traces import write_bytes_atomic, write_parquet_atomic
 
 WORKLOADS = ("fft", "strassen", "random", "random-nd")
 REFERENCE = "deferred"
@@ -158,7 +155,8 @@ def plot_png(results: pd.DataFrame, workload: str) -> bytes:
     means = rows.groupby(["algorithm", "budget_factor"])[
         ["relative_makespan", "relative_cost", "cost_over_budget"]
     ].mean()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = Figure(figsize=(15, 4.2))
+    axes = fig.subplots(1, 3)
     panels = [
         ("relative_makespan", "makespan / Deferred's", False),
         ("relative_cost", "cost / Deferred's", False),
@@ -181,7 +179,6 @@ def plot_png(results: pd.DataFrame, workload: str) -> bytes:
     fig.suptitle(f"{workload}: {rows['repetition'].nunique()} workflows of {sizes} tasks, mean over them")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 

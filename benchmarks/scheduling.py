@@ -299,12 +299,10 @@ def slope(xs: list[float], ys: list[float]) -> float | None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     tasks = [r["tasks"] for r in rows]
     ax.loglog(tasks, [r["ours"]["median_schedule_seconds"] for r in rows], "o-", label="jouletrace HEFT")
     ax.loglog(tasks, [r["ours"]["build_seconds"] for r in rows], "o:", label="jouletrace build_problem")
@@ -329,7 +327,6 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 # --- main ---------------------------------------------------------------------------------------------

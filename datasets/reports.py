@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-
-from schemas import ADDITIVE_DEVICE_KINDS  # noqa: E402
+from schemas import ADDITIVE_DEVICE_KINDS
 
 
 def joules_by_device_kind(task_energy: pa.Table) -> dict[str, float]:
@@ -81,7 +78,6 @@ def top_task_types_markdown(task_energy: pa.Table, tasks: pa.Table, n: int = 10)
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -89,7 +85,8 @@ def energy_plot_png(task_energy: pa.Table, tasks: pa.Table, n: int = 12) -> byte
     """Stacked bars: energy of the top task types, split by device kind."""
     table = energy_by_task_type(task_energy, tasks).head(n)
     kinds = [c for c in table.columns if c not in ("tasks", "runtime_seconds", "energy_joules")]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig = Figure(figsize=(9, 4.5))
+    ax = fig.subplots()
     bottom = np.zeros(len(table))
     for kind in kinds:
         values = table[kind].to_numpy() / 1e3
@@ -104,7 +101,8 @@ def energy_plot_png(task_energy: pa.Table, tasks: pa.Table, n: int = 12) -> byte
 
 def accuracy_plot_png(errors: pd.DataFrame) -> bytes:
     """Attributed vs true energy per task (log-log), with the identity line."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     truth = errors["truth_joules"].to_numpy()
     attributed = errors["attributed_joules"].to_numpy()
     ax.loglog(truth, np.maximum(attributed, truth.min() / 10), ".", alpha=0.5, markersize=4)
@@ -140,7 +138,8 @@ def balance_plot_png(balance: pa.Table) -> bytes:
     frame = balance.select(["host_node", "attributed_joules", "unattributed_joules"]).to_pandas()
     per_node = frame.groupby("host_node")[["attributed_joules", "unattributed_joules"]].sum() / 1e3
     per_node = per_node.sort_index()
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(per_node) + 2), 4.5))
+    fig = Figure(figsize=(max(5.0, 0.6 * len(per_node) + 2), 4.5))
+    ax = fig.subplots()
     names = per_node.index.astype(str)
     ax.bar(names, per_node["attributed_joules"], label="attributed to tasks")
     ax.bar(names, per_node["unattributed_joules"], bottom=per_node["attributed_joules"], label="unattributed")

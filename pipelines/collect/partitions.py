@@ -88,11 +88,18 @@ class CollectionWindow:
         return f"{days} (runs finished until {self.finished_until.isoformat()})"
 
 
+def run_days(context: dg.AssetExecutionContext) -> dg.PartitionKeyRange | None:
+    """The days of a run (one partition or a range), None when the asset is not partitioned."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        return None
+    return context.partition_key_range
+
+
 def window_of(context: dg.AssetExecutionContext, lookback_hours: float) -> CollectionWindow | None:
     """The run's days, or None when the asset is not partitioned (then every recorded run is read)."""
-    if not context.has_partition_key_range:
+    keys = run_days(context)
+    if keys is None:
         return None
-    keys = context.partition_key_range
     return CollectionWindow(
         date.fromisoformat(keys.start), date.fromisoformat(keys.end), timedelta(hours=lookback_hours)
     )

@@ -16,6 +16,7 @@ from datasets.reports import (
 )
 from datasets.storage import display_path
 from datasets.traces import restrict_to_days, storage_path, write_bytes_atomic, write_dataset
+from pipelines.collect.partitions import run_days
 from pipelines.metadata import png_markdown
 
 _DEFAULTS = AttributionOptions()
@@ -148,7 +149,7 @@ def energy_traces(
         "task_energy": task_energy,
         "node_energy_balance": node_energy_balance,
     }
-    days = context.partition_keys if context.has_partition_key_range else None
+    days = context.partition_keys if run_days(context) is not None else None
     if days is not None:
         tables = restrict_to_days(tables, set(days))
     written = write_dataset(dataset.root, tables)

@@ -217,3 +217,22 @@ def test_a_failed_balance_check_keeps_the_day_out_of_the_dataset_and_training(
     assert not (settings.dataset_dir / "workflows").exists()
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     assert after.total_requested == 0
+
+
+def test_the_ui_sees_coverage_and_the_node_balance_plot_of_each_day(collected):
+    day_result = collected["results"][0]
+    events = day_result.get_asset_materialization_events()
+    energy = {e.asset_key.to_user_string(): e.materialization.metadata for e in events}
+    coverage = energy["task_energy"]["coverage_by_device_kind"].value
+    # Every task of the sample world that ran has readings of its node's CPU package.
+    assert coverage["any"] == 1.0 and coverage["cpu_package"] == 1.0
+    assert 0.0 < coverage.get("gpu", 0.0) < 1.0  # only GPU tasks have GPU energy
+    plot = energy["node_energy_balance"]["node_balance"].value
+    assert plot.startswith("![node energy balance](data:image/png;base64,iVBORw0KGgo")
+    assert energy["energy_traces"]["days"].value == [DAY_1]
+    # Seven of the eight workflows started on the first day; the eighth was read as context only.
+    assert energy["energy_traces"]["rows_written"].value["workflows"] == 7
+    assert (
+        energy["task_runs"]["dagster/row_count"].value
+        == read_table(collected["by_day"].dataset_dir, "tasks").num_rows
+    )
