@@ -19,7 +19,7 @@ from allocate.budget import BudgetShare, share_budget, share_budget_with_floors
 from allocate.decompose import SubWorkflow, decompose, n_executions
 from allocate.deferred import deferred
 from allocate.eager import eager
-from allocate.improved import refine
+from allocate.refine import refine
 from allocate.mapping import Schedule, minimum_budget
 from allocate.model import Catalog, Workflow, billed_hours, cost_of_hours, within_budget
 
