@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datasets.sample_world.power import PowerTrace
 from schemas import ADDITIVE_DEVICE_KINDS
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform
@@ -150,27 +151,6 @@ class EdgeCase:
     length_multiple: dict[str, float]
 
 
-class _Power:
-    """Exact piecewise-constant power (idle + every task's usage x its watts per CPU- or busy-second)."""
-
-    def __init__(
-        self, starts: np.ndarray, ends: np.ndarray, watts: np.ndarray, end_s: float, idle_watts: float
-    ):
-        self.breaks = np.unique(np.concatenate([[0.0, end_s], starts, ends]))
-        step = np.zeros(self.breaks.size)
-        np.add.at(step, np.searchsorted(self.breaks, starts), watts)
-        np.add.at(step, np.searchsorted(self.breaks, ends), -watts)
-        self.watts = idle_watts + np.cumsum(step)[:-1]
-        self.joules = np.concatenate([[0.0], np.cumsum(self.watts * np.diff(self.breaks))])
-
-    def power(self, t: np.ndarray) -> np.ndarray:
-        return self.watts[np.clip(np.searchsorted(self.breaks, t, side="right") - 1, 0, self.watts.size - 1)]
-
-    def energy(self, t: np.ndarray) -> np.ndarray:
-        i = np.clip(np.searchsorted(self.breaks, t, side="right") - 1, 0, self.watts.size - 1)
-        return self.joules[i] + self.watts[i] * (t - self.breaks[i])
-
-
 def _lane(rng: np.random.Generator, scenario: Scenario, lane: int) -> list[dict]:
     """Tasks of every length multiple in random order, one after another with idle time between."""
     interval = scenario.interval_seconds
@@ -225,7 +205,7 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
     watts = np.concatenate(
         [rate * templates[task["template"]] for task, (_, _, rate) in zip(plan, segments, strict=True)]
     )
-    power = _Power(starts, ends, watts, end_s, idle_watts)
+    power = PowerTrace(idle_watts, starts, ends, watts, end_s)
     interval = scenario.interval_seconds
     polls = np.arange(rng.uniform(1.0, 1.0 + interval), end_s - 1.0, interval)
     polls = (
@@ -241,22 +221,22 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
         counter_max = WRAPPING_COUNTER_JOULES
     readings = polls[up]
     if scenario.meter == "counter":
-        raw = rng.uniform(0.0, counter_max or 1e6) + power.energy(readings)
+        raw = rng.uniform(0.0, counter_max or 1e6) + power.energy_at(readings)
         if scenario.faults:
             reset_at = rng.uniform(0.65, 0.9) * end_s
             later = readings >= reset_at
-            raw[later] = power.energy(readings[later]) - power.energy(np.array([reset_at]))[0]
+            raw[later] = power.energy_at(readings[later]) - power.energy_at(np.array([reset_at]))[0]
         values = raw if counter_max is None else np.mod(raw, counter_max)
         kind, source = "energy_counter_joules", "nvml" if scenario.gpu else "rapl"
     elif scenario.meter == "trailing":
-        average = power.energy(readings) - power.energy(readings - 1.0)
+        average = power.energy_at(readings) - power.energy_at(readings - 1.0)
         values, kind, source = (
             average * (1 + rng.normal(0, GAUGE_NOISE, readings.size)),
             "power_watts",
             "nvml",
         )
     else:
-        values = power.power(readings) * (1 + rng.normal(0, GAUGE_NOISE, readings.size))
+        values = power.power_at(readings) * (1 + rng.normal(0, GAUGE_NOISE, readings.size))
         kind, source = "power_watts", "hwmon"
     count = readings.size
     device_kind, device_id = ("gpu", EDGE_GPU) if scenario.gpu else ("cpu_package", "package-0")

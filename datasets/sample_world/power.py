@@ -89,16 +89,23 @@ class GpuDemand:
 class PowerTrace:
     """Exact power and cumulative energy of one device, from its idle power and the loads on it."""
 
-    def __init__(self, idle_watts: float, loads: list[_Load], end_seconds: float):
-        starts = np.concatenate([load.start_seconds for load in loads] or [np.empty(0)])
-        ends = np.concatenate([load.end_seconds for load in loads] or [np.empty(0)])
-        watts = np.concatenate([load.watts for load in loads] or [np.empty(0)])
+    def __init__(
+        self, idle_watts: float, starts: np.ndarray, ends: np.ndarray, watts: np.ndarray, end_seconds: float
+    ):
+        """Idle power plus `watts[i]` on [starts[i], ends[i]), from 0 to `end_seconds`."""
         self.breaks = np.unique(np.concatenate([[0.0, end_seconds], starts, ends]))
         step = np.zeros(len(self.breaks))
         np.add.at(step, np.searchsorted(self.breaks, starts), watts)
         np.add.at(step, np.searchsorted(self.breaks, ends), -watts)
         self.watts = idle_watts + np.cumsum(step)[:-1]
         self.energy_joules = np.concatenate([[0.0], np.cumsum(self.watts * np.diff(self.breaks))])
+
+    @classmethod
+    def of_loads(cls, idle_watts: float, loads: list[_Load], end_seconds: float) -> PowerTrace:
+        starts = np.concatenate([load.start_seconds for load in loads] or [np.empty(0)])
+        ends = np.concatenate([load.end_seconds for load in loads] or [np.empty(0)])
+        watts = np.concatenate([load.watts for load in loads] or [np.empty(0)])
+        return cls(idle_watts, starts, ends, watts, end_seconds)
 
     def _segment(self, t: np.ndarray) -> np.ndarray:
         return np.clip(np.searchsorted(self.breaks, t, side="right") - 1, 0, len(self.watts) - 1)
@@ -218,7 +225,9 @@ def device_traces(node: NodeSpec, loads: list[_Load], end_seconds: float) -> lis
     return [
         (
             device,
-            PowerTrace(device.idle_watts, [load for load in loads if load.device == device], end_seconds),
+            PowerTrace.of_loads(
+                device.idle_watts, [load for load in loads if load.device == device], end_seconds
+            ),
         )
         for device in node_devices(node)
     ]

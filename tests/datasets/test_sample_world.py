@@ -745,7 +745,7 @@ def test_time_slicing_splits_busy_time_and_idle_power():
     assert alone.seconds_at(np.array([230.0]))[0] == pytest.approx(30 * 0.9)
     assert first_load.idle_watts.tolist() == [50.0, 50.0, 25.0]
     assert second_load.idle_watts.tolist() == [25.0, 50.0]
-    trace = PowerTrace(gpu.idle_watts, [load for _, load in got], 300.0)
+    trace = PowerTrace.of_loads(gpu.idle_watts, [load for _, load in got], 300.0)
     truth = [truth_row(load, load.end_seconds[-1] - load.start_seconds[0]) for _, load in got]
     unheld_joules = gpu.idle_watts * (300.0 - 150.0 - 30.0)
     measured = trace.energy_at(np.array([300.0]))[0] - unheld_joules
