@@ -56,7 +56,7 @@ def _read(*inputs: tuple[str, str | None, str]) -> list:
 def cmd_validate(args) -> int:
     from pipelines.validate_command import validate
 
-    return validate(args, cmd_validate_format)
+    return validate(args)
 
 
 def cmd_attribute(args) -> int:
@@ -404,62 +404,11 @@ def add_allocation_commands(sub) -> None:
 # --- public trace formats: import, export, validate (docs/formats.md) ------------------------------------
 
 
-def _public_format(path: Path) -> str | None:
-    """Which public format a path holds: a WfFormat JSON file, a WTA trace folder, or a folder of WfFormat
-    files (a WfInstances contribution); None for the trace model's Parquet."""
-    from schemas.formats import is_wta_trace
-
-    if path.is_file() and path.suffix == ".json":
-        return "wfformat"
-    if is_wta_trace(path):
-        return "wta"
-    if path.is_dir() and not any((path / t).is_dir() for t in schemas.TABLES) and any(path.rglob("*.json")):
-        return "wfinstances"
-    return None
-
-
-def cmd_validate_format(args) -> int:
-    from datasets.publish import check_wfinstances_bundle
-    from schemas.formats import (
-        LEGACY_VERSIONS,
-        check_wfformat,
-        check_wta,
-        raise_on_errors,
-        read_json,
-        upgrade_wfformat,
-    )
-
-    path = Path(args.path)
-    kind = _public_format(path)
-    if kind == "wfformat":
-        doc = read_json(path)
-        warnings = raise_on_errors(check_wfformat(doc, str(path)))
-        layout = upgrade_wfformat(doc) if doc["schemaVersion"] in LEGACY_VERSIONS else doc
-        tasks = layout["workflow"]["specification"]["tasks"]
-        summary = f"WfFormat {doc['schemaVersion']} instance, {len(tasks)} tasks"
-    elif kind == "wta":
-        warnings = raise_on_errors(check_wta(path))
-        summary = "WTA schema-1.0 trace"
-    else:
-        warnings = raise_on_errors(check_wfinstances_bundle(path))
-        summary = "folder of WfFormat instances"
-    for warning in warnings:
-        print(warning, file=sys.stderr)
-    print(f"ok  {path}: {summary}, {len(warnings)} warnings")
-    return 0
-
-
 def cmd_import(args) -> int:
-    from datasets.publish import merge_into_dataset
+    from datasets.formats import format_named
+    from datasets.formats.publish import merge_into_dataset
 
-    if args.format == "wta":
-        from datasets.wta_import import import_wta
-
-        result = import_wta(args.dir)
-    else:
-        from datasets.wfformat import read_wfformat
-
-        result = read_wfformat(args.files)
+    result = format_named(args.format).read(args.paths)
     for warning in result.warnings:
         print(warning, file=sys.stderr)
     for note in result.notes:
@@ -471,11 +420,11 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from datasets.publish import export_wfinstances, export_wta_bundle
+    from datasets.formats import format_named
     from schemas.formats import raise_on_errors
 
-    export = export_wta_bundle if args.format == "wta" else export_wfinstances
-    bundle = export(args.dataset, args.out, keep_identifiers=args.keep_identifiers, licence=args.licence)
+    write = format_named(args.format).write
+    bundle = write(args.dataset, args.out, keep_identifiers=args.keep_identifiers, licence=args.licence)
     for note in bundle.notes:
         print(f"note: {note}", file=sys.stderr)
     for warning in raise_on_errors(bundle.findings):
@@ -487,23 +436,26 @@ def cmd_export(args) -> int:
 
 
 def add_format_commands(sub) -> None:
-    """`import wfformat|wta` and `export wfinstances|wfformat|wta` (docs/formats.md)."""
+    """`import wfformat|wta` and `export wfinstances|wfformat|wta` (docs/formats.md), one sub-command per
+    format of the registry (datasets.formats)."""
+    from datasets.formats import FORMATS
     from schemas.formats import DEFAULT_LICENCE
 
     imp = sub.add_parser(
         "import", help="read public traces (WfFormat JSON, WTA Parquet) into a trace dataset"
     )
     sources = imp.add_subparsers(dest="format", required=True)
-    wf = sources.add_parser("wfformat", help="WfFormat 1.0-1.5 JSON files (WfInstances)")
-    wf.add_argument("files", nargs="+", help="instance .json files")
-    wf.add_argument(
-        "--out", required=True, help="trace dataset folder (workflows of the same uid are replaced)"
-    )
-    wta = sources.add_parser("wta", help="a WTA schema-1.0 trace folder")
-    wta.add_argument("dir", help="trace folder holding workflows/ and tasks/")
-    wta.add_argument(
-        "--out", required=True, help="trace dataset folder (workflows of the same uid are replaced)"
-    )
+    for trace_format in FORMATS.values():
+        reader = sources.add_parser(trace_format.read_name, help=trace_format.read_help)
+        reader.add_argument(
+            "paths",
+            nargs=1 if trace_format.reads_one_folder else "+",
+            metavar="dir" if trace_format.reads_one_folder else "files",
+            help=trace_format.read_paths_help,
+        )
+        reader.add_argument(
+            "--out", required=True, help="trace dataset folder (workflows of the same uid are replaced)"
+        )
     imp.set_defaults(run=cmd_import)
 
     common = argparse.ArgumentParser(add_help=False)
@@ -519,13 +471,13 @@ def add_format_commands(sub) -> None:
         "export", help="publish a trace dataset as a WfInstances contribution or a WTA trace"
     )
     targets = exp.add_subparsers(dest="format", required=True)
-    targets.add_parser(
-        "wfinstances",
-        aliases=["wfformat"],
-        parents=[common],
-        help="OUT/<runtime system>/<app>/<file>.json (WfFormat 1.5 + jouletrace extension), READMEs, cards",
-    )
-    targets.add_parser("wta", parents=[common], help="a WTA schema-1.0 trace folder with energy columns")
+    for trace_format in FORMATS.values():
+        targets.add_parser(
+            trace_format.name,
+            aliases=list(trace_format.aliases),
+            parents=[common],
+            help=trace_format.write_help,
+        )
     exp.set_defaults(run=cmd_export)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -165,7 +164,20 @@ def validate_recorded(path: Path, strict: bool) -> int:
     return 0
 
 
-def validate(args, validate_format: Callable) -> int:
+def validate_public(path: Path, kind: str) -> int:
+    """A public format checked by its own rules (datasets.formats): warnings printed, errors raised."""
+    from datasets.formats import format_named
+    from schemas.formats import raise_on_errors
+
+    checked = format_named(kind).validate(path)
+    warnings = raise_on_errors(checked.findings)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    print(f"ok  {path}: {checked.summary}, {len(warnings)} warnings")
+    return 0
+
+
+def validate(args) -> int:
     path = Path(args.path)
     table = getattr(args, "table", None)
     kind = path_kind(path, table)
@@ -173,7 +185,7 @@ def validate(args, validate_format: Callable) -> int:
     if kind in PUBLIC_FORMATS:
         if args.strict:
             print("note: --strict is for tables; formats are checked by their own rules", file=sys.stderr)
-        return validate_format(args)
+        return validate_public(path, kind)
     if kind == "recorded":
         return validate_recorded(path, args.strict)
     return validate_tables(path, table, args.strict)

@@ -542,7 +542,7 @@ def workflow_from_wfformat(
     models: Mapping[str, object] | None = None,
 ) -> Workflow:
     """A WfFormat (WfCommons) run as a WF.json workflow: runtimes imported; energy only if the file has it."""
-    from datasets.wfformat import wfformat_to_tables
+    from datasets.formats.wfformat_read import wfformat_to_tables
     from schemas.formats import LEGACY_VERSIONS, FormatError, read_json, upgrade_wfformat
 
     path = Path(path)

@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from datasets.provenance import CATEGORIES, ORIGIN_IMPORTED, energy_origin, origin_summary, origins_of
+from datasets.formats.provenance import CATEGORIES, ORIGIN_IMPORTED, energy_origin, origin_summary, origins_of
+from datasets.formats.wfformat_read import EXPORTED_TABLES
+from datasets.formats.wfformat_write import attribution_summary
 from datasets.traces import read_table
-from datasets.wfformat import EXPORTED_TABLES
-from datasets.wfformat_export import attribution_summary
 from schemas.formats import EXTENSION_KEY, JOULES_PER_KWH, counted_device_rows, format_timestamp
 
 CARD_STEM = "dataset_card"

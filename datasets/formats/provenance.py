@@ -39,7 +39,7 @@ ARGO_RUNTIME_SYSTEM = {
     "url": "https://argoproj.github.io/workflows/",
 }
 ARGO_FOLDER = "argo"
-# Energy rows read from a file carry the format in their method (datasets.wfformat, datasets.wta_import).
+# Energy rows read from a file carry the format in their method (datasets.formats.wfformat_read, datasets.formats.wta_read).
 IMPORTED_ENERGY_METHODS = ("wfformat:", "wta:")
 # How every row of an export is counted in the dataset card, in this order of precedence.
 CATEGORIES = {

@@ -4,7 +4,7 @@ dataset card, and imported traces merged into a dataset.
 A WfInstances contribution files every run under the folder of the runtime system that recorded it
 (`argo/` for what jouletrace collected, `pegasus/`, `nextflow/`, ... for imported runs), with the original
 runtime system, commands, machines and application; READMEs and dataset cards say which values jouletrace
-measured, which it imported and which are estimates (datasets.provenance, datasets.cards).
+measured, which it imported and which are estimates (datasets.formats.provenance, datasets.formats.cards).
 
 By default namespace, pod, node and GPU names (and pod uids) are replaced by salted SHA-256 pseudonyms
 (`node-` plus 12 hex digits, ...), the same in every table and every export of the dataset, so exports stay
@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import schemas
-from datasets.cards import (
+from datasets.formats.cards import (
     CARD_STEM,
     application_readme,
     card_json,
@@ -40,7 +40,7 @@ from datasets.cards import (
     origin_lines,
     wms_readme,
 )
-from datasets.provenance import (
+from datasets.formats.provenance import (
     ARGO_RUNTIME_SYSTEM,  # noqa: F401  (kept importable from here)
     ORIGIN_IMPORTED,
     ORIGIN_JOULETRACE,
@@ -55,10 +55,10 @@ from datasets.provenance import (
     runtime_system_label,
     slug,
 )
+from datasets.formats.wfformat_read import EXPORTED_TABLES
+from datasets.formats.wfformat_write import document_file_bytes, tables_to_wfformat
+from datasets.formats.wta_write import tables_to_wta, write_wta
 from datasets.traces import read_table, replace_folder, write_bytes_atomic, write_dataset
-from datasets.wfformat import EXPORTED_TABLES
-from datasets.wfformat_export import document_file_bytes, tables_to_wfformat
-from datasets.wta import tables_to_wta, write_wta
 from schemas.formats import (
     DEFAULT_LICENCE,
     EXTENSION_KEY,

@@ -1,14 +1,14 @@
 """WfFormat (WfCommons JSON) in and out of the trace model.
 
 Import reads WfFormat 1.0-1.5 documents (older ones upgraded to the 1.5 layout; 1.6 read as 1.5) into
-`workflows`, `tasks`, `machines` and `task_energy`, and a `sources` row (datasets.provenance) that keeps
+`workflows`, `tasks`, `machines` and `task_energy`, and a `sources` row (datasets.formats.provenance) that keeps
 what the model has no column for: the runtime system, the file, the application, task commands, machine
 names and descriptions. A foreign file's machines are its own (`<nodeName>@<workflow_uid>`), with no node
 labels made up for them. Runtimes and resource use are `measured` (by the source); energy rows exist only
 where the file has energy. A document written by jouletrace carries a `jouletrace` extension object that
 gives back every model field WfFormat has no place for, so import(export(x)) == x.
 
-Export (datasets.wfformat_export, importable from here) writes one schema-1.5 document per workflow.
+Export (datasets.formats.wfformat_write, importable from here) writes one schema-1.5 document per workflow.
 docs/formats.md lists what each direction keeps and loses.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import schemas
-from datasets.provenance import (
+from datasets.formats.provenance import (
     ORIGIN_IMPORTED,
     SOURCES_TABLE,
     application_from_file,
@@ -86,7 +86,7 @@ class ImportResult:
     warnings: list[Finding] = field(default_factory=list)
 
 
-# The export side lives in datasets.wfformat_export; these names stay importable from here.
+# The export side lives in datasets.formats.wfformat_write; these names stay importable from here.
 _EXPORT_NAMES = frozenset(
     {"WfFormatExport", "attribution_summary", "document_file_bytes", "method_parts", "tables_to_wfformat"}
 )
@@ -94,10 +94,10 @@ _EXPORT_NAMES = frozenset(
 
 def __getattr__(name: str):
     if name in _EXPORT_NAMES:
-        import datasets.wfformat_export
+        import datasets.formats.wfformat_write
 
-        return getattr(datasets.wfformat_export, name)
-    raise AttributeError(f"module 'datasets.wfformat' has no attribute {name!r}")
+        return getattr(datasets.formats.wfformat_write, name)
+    raise AttributeError(f"module 'datasets.formats.wfformat_read' has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------------------------- ids

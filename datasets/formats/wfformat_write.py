@@ -2,7 +2,7 @@
 
 WfFormat's own fields where they exist (`energyInKWh` and `avgPowerInW` per task, from the meters whose
 joules add up), the `jouletrace` extension for the rest. Where a run came from is written as its source gave
-it (datasets.provenance): the runtime system that recorded it (Argo Workflows for runs jouletrace collected,
+it (datasets.formats.provenance): the runtime system that recorded it (Argo Workflows for runs jouletrace collected,
 none when nobody recorded one), task commands, machine names and descriptions; the extension's `source`
 object says whether jouletrace collected the run or imported it, and from which file.
 """
@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 import schemas
-from datasets.provenance import (
+from datasets.formats.provenance import (
     ORIGIN_IMPORTED,
     ORIGIN_JOULETRACE,
     SOURCES_TABLE,
     Origins,
     origins_of,
 )
-from datasets.wfformat import (
+from datasets.formats.wfformat_read import (
     EXTENSION_VERSION,
     LABEL_ARCH,
     LABEL_CPU_VENDOR,

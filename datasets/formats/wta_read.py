@@ -14,9 +14,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import schemas
-from datasets.provenance import ORIGIN_IMPORTED, SOURCES_TABLE, scoped_host, sources_table
-from datasets.wfformat import UNKNOWN_CLUSTER, UNKNOWN_PHASE, ImportResult, total_energy_row
-from datasets.wta import BYTES_PER_GIB, MILLISECOND, UNKNOWN, WtaTrace, from_milliseconds, params_of
+from datasets.formats.provenance import ORIGIN_IMPORTED, SOURCES_TABLE, scoped_host, sources_table
+from datasets.formats.wfformat_read import UNKNOWN_CLUSTER, UNKNOWN_PHASE, ImportResult, total_energy_row
+from datasets.formats.wta_write import (
+    BYTES_PER_GIB,
+    MILLISECOND,
+    UNKNOWN,
+    WtaTrace,
+    from_milliseconds,
+    params_of,
+)
 from schemas.formats import JOULES_PER_WH
 from schemas.wta_checks import (
     WTA_ID_MAP_DIR,

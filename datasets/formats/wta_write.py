@@ -10,7 +10,7 @@ keep their energy, and `total_energy_consumption(_joules)` per workflow likewise
 over the meters whose joules add up (schemas.ADDITIVE_DEVICE_KINDS). Where a run came from is written as its
 source gave it: `scheduler` is the runtime system that recorded it, a task's command rides in its params, an
 imported machine's name and description in its resource details, and the id map's `source` column holds the
-run's source object (the WfFormat extension's). Import is datasets.wta_import (importable from here). What
+run's source object (the WfFormat extension's). Import is datasets.formats.wta_read (importable from here). What
 WTA cannot carry is listed in docs/formats.md.
 """
 
@@ -28,10 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datasets.provenance import Origins, origins_of, runtime_system_label
+from datasets.formats.provenance import Origins, origins_of, runtime_system_label
+from datasets.formats.wfformat_read import LABEL_OS, hardware_labels
+from datasets.formats.wfformat_write import source_extension
 from datasets.traces import replace_folder, write_bytes_atomic
-from datasets.wfformat import LABEL_OS, hardware_labels
-from datasets.wfformat_export import source_extension
 from schemas.formats import JOULES_PER_WH, summed_device_joules
 from schemas.wta_checks import (
     WTA_GENERIC_INFORMATION,
@@ -57,10 +57,10 @@ _IMPORT_NAMES = frozenset({"import_wta", "read_wta", "wta_to_tables"})
 
 def __getattr__(name: str):
     if name in _IMPORT_NAMES:
-        import datasets.wta_import
+        import datasets.formats.wta_read
 
-        return getattr(datasets.wta_import, name)
-    raise AttributeError(f"module 'datasets.wta' has no attribute {name!r}")
+        return getattr(datasets.formats.wta_read, name)
+    raise AttributeError(f"module 'datasets.formats.wta_write' has no attribute {name!r}")
 
 
 @dataclass

@@ -1,14 +1,11 @@
-"""Export assets: the dataset as a WfInstances contribution folder and as a WTA trace folder, each checked by
-the format validators right after it is written (docs/formats.md)."""
+"""Export assets, one per public format of the registry (datasets.formats): the dataset as a WfInstances
+contribution folder and as a WTA trace folder, each checked by its format's validators right after it is
+written (docs/formats.md)."""
 
 import dagster as dg
 
-from datasets.publish import (
-    DEFAULT_LICENCE,
-    Bundle,
-    export_wfinstances,
-    export_wta_bundle,
-)
+from datasets.formats import FORMATS, TraceFormat
+from datasets.formats.publish import DEFAULT_LICENCE, Bundle
 from datasets.storage import StoragePath, display_path, local_copy, local_output, local_path, storage_path
 from pipelines.traces.assets import TraceDatasetResource
 
@@ -71,41 +68,23 @@ def _result(bundle: Bundle, asset: str, config: PublicationConfig, out: StorageP
     )
 
 
-@dg.asset(
-    group_name="export",
-    kinds={"json"},
-    deps=["energy_traces"],
-    check_specs=[
-        dg.AssetCheckSpec(
-            FORMATS_VALID,
-            asset="wfinstances_export",
-            description="every instance passes the WfFormat 1.5 + jouletrace schema and WfCommons' semantic rules",
-        )
-    ],
-)
-def wfinstances_export(config: PublicationConfig, dataset: TraceDatasetResource) -> dg.MaterializeResult:
-    """The dataset as a WfInstances contribution: argo/<application>/<app>-<platform>-<N>t-<run>.json,
-    READMEs and the dataset card."""
-    out = export_dir(config, dataset.root, "wfinstances")
-    return _result(_export(export_wfinstances, config, dataset.root, out), "wfinstances_export", config, out)
+def export_asset(trace_format: TraceFormat) -> dg.AssetsDefinition:
+    """The dataset written in one public format (`exports/<format>` by default), checked right after."""
+    name = trace_format.asset
+
+    @dg.asset(
+        name=name,
+        group_name="export",
+        kinds=set(trace_format.asset_kinds),
+        deps=["energy_traces"],
+        description=f"The dataset as {trace_format.write_help}.",
+        check_specs=[dg.AssetCheckSpec(FORMATS_VALID, asset=name, description=trace_format.validate_help)],
+    )
+    def _export_asset(config: PublicationConfig, dataset: TraceDatasetResource) -> dg.MaterializeResult:
+        out = export_dir(config, dataset.root, trace_format.name)
+        return _result(_export(trace_format.write, config, dataset.root, out), name, config, out)
+
+    return _export_asset
 
 
-@dg.asset(
-    group_name="export",
-    kinds={"parquet"},
-    deps=["energy_traces"],
-    check_specs=[
-        dg.AssetCheckSpec(
-            FORMATS_VALID,
-            asset="wta_export",
-            description="layout, column types, ids, dependencies, energy columns and workload file of WTA 1.0",
-        )
-    ],
-)
-def wta_export(config: PublicationConfig, dataset: TraceDatasetResource) -> dg.MaterializeResult:
-    """The dataset as a WTA schema-1.0 trace folder with energy columns and the dataset card."""
-    out = export_dir(config, dataset.root, "wta")
-    return _result(_export(export_wta_bundle, config, dataset.root, out), "wta_export", config, out)
-
-
-export_assets = [wfinstances_export, wta_export]
+export_assets = [export_asset(trace_format) for trace_format in FORMATS.values()]

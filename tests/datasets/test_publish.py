@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from datasets.publish import (
+from datasets.formats.publish import (
     application_of,
     check_wfinstances_bundle,
     export_wfinstances,
@@ -18,7 +18,7 @@ from datasets.publish import (
     read_export_tables,
 )
 from datasets.traces import read_table
-from datasets.wfformat import attribution_summary, read_wfformat
+from datasets.formats.wfformat_read import attribution_summary, read_wfformat
 from pipelines.cli import main
 from pipelines.export.assets import export_assets
 from pipelines.traces.assets import TraceDatasetResource

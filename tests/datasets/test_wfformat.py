@@ -12,7 +12,7 @@ import pytest
 
 import schemas
 from datasets.traces import read_table
-from datasets.wfformat import (
+from datasets.formats.wfformat_read import (
     EXPORTED_TABLES,
     combine_imports,
     escape_task_id,

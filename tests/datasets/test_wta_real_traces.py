@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import schemas
-from datasets.provenance import SOURCES_TABLE
-from datasets.publish import export_wfinstances, merge_into_dataset
+from datasets.formats.provenance import SOURCES_TABLE
+from datasets.formats.publish import export_wfinstances, merge_into_dataset
 from datasets.traces import read_table
-from datasets.wta_import import import_wta
+from datasets.formats.wta_read import import_wta
 from schemas.formats import FormatError, check_wta
 
 TASKS = "tasks/schema-1.0/part.0.parquet"

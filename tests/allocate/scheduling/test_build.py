@@ -293,7 +293,7 @@ def test_every_real_wfinstances_run_becomes_a_workflow(shared_data, tmp_path, na
 
 
 def test_a_wfformat_file_with_energy_gives_it_and_takes_a_platform(world, tmp_path):
-    from datasets.wfformat import document_file_bytes, tables_to_wfformat
+    from datasets.formats.wfformat_read import document_file_bytes, tables_to_wfformat
 
     uid = _workflow_with_gpus(world)
     tables = {n: read_table(world.dataset, n) for n in ("workflows", "tasks", "machines", "task_energy")}
