@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from datasets.sample_world.power import PowerTrace
 from schemas import ADDITIVE_DEVICE_KINDS
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform
 
@@ -227,17 +228,17 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
             later = readings >= reset_at
             raw[later] = power.energy_at(readings[later]) - power.energy_at(np.array([reset_at]))[0]
         values = raw if counter_max is None else np.mod(raw, counter_max)
-        kind, source = "energy_counter_joules", "nvml" if scenario.gpu else "rapl"
+        kind, source = ENERGY_COUNTER, "nvml" if scenario.gpu else "rapl"
     elif scenario.meter == "trailing":
         average = power.energy_at(readings) - power.energy_at(readings - 1.0)
         values, kind, source = (
             average * (1 + rng.normal(0, GAUGE_NOISE, readings.size)),
-            "power_watts",
+            POWER_GAUGE,
             "nvml",
         )
     else:
         values = power.power_at(readings) * (1 + rng.normal(0, GAUGE_NOISE, readings.size))
-        kind, source = "power_watts", "hwmon"
+        kind, source = POWER_GAUGE, "hwmon"
     count = readings.size
     device_kind, device_id = ("gpu", EDGE_GPU) if scenario.gpu else ("cpu_package", "package-0")
     samples = conform(
@@ -250,7 +251,7 @@ def edge_case(scenario: Scenario, seed: int = 0) -> EdgeCase:
             "value": np.maximum(values, 0.0),
             "value_kind": [kind] * count,
             "counter_max_joules": pa.array(
-                [counter_max if kind == "energy_counter_joules" else None] * count, pa.float64()
+                [counter_max if kind == ENERGY_COUNTER else None] * count, pa.float64()
             ),
             "source": [source] * count,
             "provenance": ["synthetic"] * count,

@@ -38,12 +38,11 @@ import pyarrow as pa
 
 from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import unwrap_counter
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 DIALECTS = ("agent", "node-exporter", "dcgm", "kepler")
 EXPORTER_PORTS = {"agent": 9471, "node-exporter": 9100, "dcgm": 9400, "kepler": 28282}
 AGENT_VERSION = "sample-world"
-COUNTER = "energy_counter_joules"
-GAUGE = "power_watts"
 _RAPL_ZONES = {"cpu_package": "package", "dram": "dram"}
 
 
@@ -176,9 +175,11 @@ def _agent(readings: list[Readings], nodes: dict[str, _Node]) -> list[_Family]:
         for host, times in _info_times(readings).items()
     ]
     counters = [
-        _Series(device(r), r.times_ms, r.monotone_joules()) for r in readings if r.value_kind == COUNTER
+        _Series(device(r), r.times_ms, r.monotone_joules())
+        for r in readings
+        if r.value_kind == ENERGY_COUNTER
     ]
-    gauges = [_Series(device(r), r.times_ms, r.values) for r in readings if r.value_kind == GAUGE]
+    gauges = [_Series(device(r), r.times_ms, r.values) for r in readings if r.value_kind == POWER_GAUGE]
     return [
         _Family("jouletrace_agent_info", "gauge", "jouletrace_agent_info", info),
         _Family("jouletrace_energy_joules", "counter", "jouletrace_energy_joules_total", counters),
@@ -209,7 +210,7 @@ def _node_exporter(readings: list[Readings], nodes: dict[str, _Node]) -> list[_F
     for kind, zone in _RAPL_ZONES.items():
         series = []
         for r in readings:
-            if r.device_kind != kind or r.value_kind != COUNTER:
+            if r.device_kind != kind or r.value_kind != ENERGY_COUNTER:
                 continue
             socket = r.device_id.rsplit("-", 1)[1]
             path = f"/sys/devices/virtual/powercap/intel-rapl/intel-rapl:{socket}"
@@ -247,9 +248,11 @@ def _dcgm(readings: list[Readings], nodes: dict[str, _Node]) -> list[_Family]:
 
     gpus = [r for r in readings if r.device_kind == "gpu"]
     energy = [
-        _Series(labels(r), r.times_ms, np.rint(r.values * 1000.0)) for r in gpus if r.value_kind == COUNTER
+        _Series(labels(r), r.times_ms, np.rint(r.values * 1000.0))
+        for r in gpus
+        if r.value_kind == ENERGY_COUNTER
     ]
-    power = [_Series(labels(r), r.times_ms, r.values) for r in gpus if r.value_kind == GAUGE]
+    power = [_Series(labels(r), r.times_ms, r.values) for r in gpus if r.value_kind == POWER_GAUGE]
     return [
         _Family(
             "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "unknown", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", energy
@@ -275,7 +278,7 @@ def _kepler(readings: list[Readings], nodes: dict[str, _Node]) -> list[_Family]:
 
     zones: dict[tuple[str, str], list[Readings]] = {}
     for r in readings:
-        if r.device_kind in _RAPL_ZONES and r.value_kind == COUNTER:
+        if r.device_kind in _RAPL_ZONES and r.value_kind == ENERGY_COUNTER:
             zones.setdefault((r.host_node, _RAPL_ZONES[r.device_kind]), []).append(r)
     cpu = [
         _Series({"instance": instance(host), "node_name": host, "zone": zone}, *_summed(parts))
@@ -296,7 +299,7 @@ def _kepler(readings: list[Readings], nodes: dict[str, _Node]) -> list[_Family]:
             r.monotone_joules(),
         )
         for r in readings
-        if r.device_kind == "gpu" and r.value_kind == COUNTER
+        if r.device_kind == "gpu" and r.value_kind == ENERGY_COUNTER
     ]
     return [
         _Family("kepler_node_cpu_joules", "counter", "kepler_node_cpu_joules_total", cpu),

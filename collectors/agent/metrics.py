@@ -12,12 +12,8 @@ from typing import TYPE_CHECKING
 from collectors.meters.accumulate import AccumulatedEnergy, MeterCounts
 from collectors.meters.cgroups import ContainerCpu, PidContainers
 from collectors.meters.nvml import GpuProcessBusy
-from collectors.meters.source import (
-    ENERGY_COUNTER,
-    POWER_GAUGE,
-    Meter,
-    ReadError,
-)
+from collectors.meters.source import Meter, ReadError
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 if TYPE_CHECKING:
     pass

@@ -10,10 +10,7 @@ from collectors.meters.cgroups import ContainerCpu, PidContainers, scan_containe
 from collectors.meters.fpga import HwmonFpgaSource, XrtFpgaSource
 from collectors.meters.nvml import DEFAULT_MAX_SAMPLE_PERIOD_SECONDS, READY, GpuProcessBusy, NvmlSource
 from collectors.meters.rapl import RaplSource
-from collectors.meters.source import (
-    PowerSource,
-    ProbeLine,
-)
+from collectors.meters.source import PowerSource, ProbeLine
 
 if TYPE_CHECKING:
     pass

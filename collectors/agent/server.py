@@ -19,11 +19,7 @@ from typing import TYPE_CHECKING
 
 from collectors.meters.accumulate import EnergyAccumulator
 from collectors.meters.cgroups import PidContainers, cgroup_root, scan_containers
-from collectors.meters.source import (
-    PowerSource,
-    ReadError,
-    Reading,
-)
+from collectors.meters.source import PowerSource, ReadError, Reading
 
 if TYPE_CHECKING:
     pass

@@ -10,10 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collectors.meters.source import (
-    ENERGY_COUNTER,
-    Reading,
-)
+from collectors.meters.source import Reading
+from schemas.kinds import ENERGY_COUNTER
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -87,6 +87,7 @@ from urllib3.util.retry import Retry
 
 import schemas
 from collectors.meters.cgroups import cgroup_ids
+from schemas.kinds import CPU_SECONDS_COUNTER, ENERGY_COUNTER, GPU_BUSY_SECONDS_COUNTER, POWER_GAUGE
 from schemas.tables import KEYS, UTC_TIMESTAMP
 
 logger = logging.getLogger(__name__)
@@ -101,10 +102,6 @@ RAPL_RANGES_JOULES = (262143.328850, 65712.999613, 65536.0)
 RAPL_SNAP_FRACTION = 0.01
 # A device series whose readings stop for longer than this many of its median intervals is reported.
 GAP_FACTOR = 3.0
-COUNTER = "energy_counter_joules"
-GAUGE = "power_watts"
-CPU_SECONDS = "cpu_seconds_counter"
-GPU_BUSY_SECONDS = "gpu_busy_seconds_counter"
 CPU_ZONES = {"package": "cpu_package", "dram": "dram", "core": "cpu_core", "psys": "psys"}
 _ZONE_MATCHER = f'zone=~"{"|".join(CPU_ZONES)}"'
 LEGACY_NODE_ZONES = ("package", "dram", "core")
@@ -426,12 +423,12 @@ def _agent_power(reader: _Reader) -> list[_Out]:
         raise reader.missing("jouletrace_energy_joules_total", "agent")
     outs, metered = [], set()
     for metric, raws, value_kind in (
-        ("jouletrace_energy_joules_total", counters, COUNTER),
-        ("jouletrace_power_watts", gauges, GAUGE),
+        ("jouletrace_energy_joules_total", counters, ENERGY_COUNTER),
+        ("jouletrace_power_watts", gauges, POWER_GAUGE),
     ):
         for raw in raws:
             host, kind, device_id = hosts.of(raw, metric), raw.labels["device_kind"], raw.labels["device_id"]
-            if value_kind == GAUGE and (host, kind, device_id) in metered:
+            if value_kind == POWER_GAUGE and (host, kind, device_id) in metered:
                 continue
             metered.add((host, kind, device_id))
             source = f"agent/{raw.labels['source']}" if raw.labels.get("source") else "agent"
@@ -455,7 +452,9 @@ def _node_exporter_power(reader: _Reader) -> list[_Out]:
                 continue
             device_id = f"{zone}-{raw.labels.get('index', '0')}"
             outs.append(
-                _power(hosts.of(raw, metric), CPU_ZONES[zone], device_id, COUNTER, "node_exporter", raw)
+                _power(
+                    hosts.of(raw, metric), CPU_ZONES[zone], device_id, ENERGY_COUNTER, "node_exporter", raw
+                )
             )
     if not found:
         raise reader.missing("node_rapl_<zone>_joules_total", "node-exporter")
@@ -511,8 +510,8 @@ def _dcgm_power(reader: _Reader) -> list[_Out]:
     devices = _DcgmDevices(reader)
     outs = []
     for metric, raws, value_kind, divisor in (
-        ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", energy, COUNTER, 1000.0),
-        ("DCGM_FI_DEV_POWER_USAGE", power, GAUGE, 1.0),
+        ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", energy, ENERGY_COUNTER, 1000.0),
+        ("DCGM_FI_DEV_POWER_USAGE", power, POWER_GAUGE, 1.0),
     ):
         for raw in raws:
             host, uuid = devices.of(raw.labels, metric)
@@ -537,7 +536,7 @@ def _kepler_power(reader: _Reader) -> list[_Out]:
             _kepler_host(reader, raw, "kepler_node_cpu_joules_total"),
             CPU_ZONES[raw.labels["zone"]],
             raw.labels["zone"],
-            COUNTER,
+            ENERGY_COUNTER,
             "kepler",
             raw,
         )
@@ -548,7 +547,7 @@ def _kepler_power(reader: _Reader) -> list[_Out]:
             _kepler_host(reader, raw, "kepler_node_gpu_joules_total"),
             "gpu",
             raw.labels["gpu_uuid"],
-            COUNTER,
+            ENERGY_COUNTER,
             "kepler",
             raw,
         )
@@ -570,7 +569,7 @@ def _kepler_legacy_power(reader: _Reader) -> list[_Out]:
             if host is None:
                 raise PrometheusReadError(f"{reader.url}: {metric}{raw.labels} names no node")
             device_id = f"{zone}-{raw.labels.get('package', '0')}"
-            out = _power(host, CPU_ZONES[zone], device_id, COUNTER, "kepler-legacy", raw)
+            out = _power(host, CPU_ZONES[zone], device_id, ENERGY_COUNTER, "kepler-legacy", raw)
             by_mode.append(replace(out, fields={**out.fields, "mode": raw.labels.get("mode", "")}))
     devices: dict[tuple, list[_Out]] = {}
     for out in _merge(by_mode):
@@ -634,7 +633,7 @@ def _agent_containers(reader: _Reader) -> list[_Out]:
             pod_uid=raw.labels.get("pod_uid"),
             container_id=raw.labels.get("container_id"),
             device_kind=None,
-            value_kind=CPU_SECONDS,
+            value_kind=CPU_SECONDS_COUNTER,
             source="agent-cgroup",
         )
         for raw in cpu
@@ -653,7 +652,7 @@ def _agent_containers(reader: _Reader) -> list[_Out]:
                 container_id=raw.labels.get("container_id"),
                 device_kind="gpu",
                 device_id=uuid,
-                value_kind=GPU_BUSY_SECONDS,
+                value_kind=GPU_BUSY_SECONDS_COUNTER,
                 source="agent-nvml",
             )
         )
@@ -683,7 +682,7 @@ def _kepler_containers(reader: _Reader) -> list[_Out]:
                 pod_uid=labels.get("pod_id") or None,
                 container_id=labels.get("container_id") or None,
                 device_kind=CPU_ZONES[labels["zone"]],
-                value_kind=COUNTER,
+                value_kind=ENERGY_COUNTER,
                 source="kepler",
             )
         )
@@ -705,7 +704,7 @@ def _kepler_legacy_containers(reader: _Reader) -> list[_Out]:
                     pod_uid=None,
                     container_id=labels.get("container_id") or None,
                     device_kind=device_kind,
-                    value_kind=COUNTER,
+                    value_kind=ENERGY_COUNTER,
                     source=f"kepler-legacy/{mode}" if mode else "kepler-legacy",
                 )
             )
@@ -732,7 +731,7 @@ def _cadvisor_containers(reader: _Reader) -> list[_Out]:
                 pod_uid=pod_uid,
                 container_id=container_id,
                 device_kind=None,
-                value_kind=CPU_SECONDS,
+                value_kind=CPU_SECONDS_COUNTER,
                 source="cadvisor",
             )
         )

@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from collectors.meters.source import ENERGY_COUNTER, POWER_GAUGE, Meter, Reading
+from collectors.meters.source import Meter, Reading
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.meters.source import POWER_GAUGE, Meter, ProbeLine, ReadError, Reading, ReadResult
+from collectors.meters.source import Meter, ProbeLine, ReadError, Reading, ReadResult
+from schemas.kinds import POWER_GAUGE
 
 # Substrings of hwmon `name`s (lowercased, "-" read as "_") that belong to FPGA boards:
 FPGA_HWMON_NAME_MARKERS = (

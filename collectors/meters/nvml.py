@@ -17,15 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.meters.source import (
-    ENERGY_COUNTER,
-    POWER_GAUGE,
-    Meter,
-    ProbeLine,
-    ReadError,
-    Reading,
-    ReadResult,
-)
+from collectors.meters.source import Meter, ProbeLine, ReadError, Reading, ReadResult
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 NO_DRIVER = "no NVIDIA driver"
 READY = "ready"

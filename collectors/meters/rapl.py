@@ -44,8 +44,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from collectors.meters.source import ENERGY_COUNTER, Meter, ProbeLine, ReadError, Reading, ReadResult
-from schemas.kinds import ADDITIVE_DEVICE_KINDS
+from collectors.meters.source import Meter, ProbeLine, ReadError, Reading, ReadResult
+from schemas.kinds import ADDITIVE_DEVICE_KINDS, ENERGY_COUNTER
 
 SOURCE = "rapl"
 # Device kind -> the kinds whose joules it already contains. Summing a kind with one it contains counts the

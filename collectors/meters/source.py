@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-ENERGY_COUNTER = "energy_counter_joules"
-POWER_GAUGE = "power_watts"
-
 
 @dataclass(frozen=True)
 class Meter:

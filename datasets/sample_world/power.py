@@ -26,6 +26,7 @@ from datasets.sample_world.cluster import RAPL_COUNTER_MAX_JOULES, NodeSpec
 from datasets.sample_world.plan import PodTask
 from datasets.sample_world.scheduler import Attempt
 from datasets.sample_world.usage import Readings, Usage
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 GAUGE_NOISE_SD = 0.02
 READING_JITTER_SECONDS = 0.02
@@ -313,18 +314,18 @@ def node_readings(
     for device, trace in traces:
         polls = readings[device.device_id].seconds
         if device.device_kind in ("cpu_package", "dram"):
-            emit(device, _rapl_counter(rng, trace, polls), "energy_counter_joules", "rapl")
+            emit(device, _rapl_counter(rng, trace, polls), ENERGY_COUNTER, "rapl")
         elif device.device_kind == "gpu":
             energy = trace.energy_at(polls)
             counter = _nvml_counter(rng, trace, energy, polls, device, reset)
-            emit(device, counter, "energy_counter_joules", "nvml")
+            emit(device, counter, ENERGY_COUNTER, "nvml")
             watts = (energy - trace.energy_at(polls - 1.0)) * (
                 1.0 + rng.normal(0.0, GAUGE_NOISE_SD, len(polls))
             )
-            emit(device, np.round(np.maximum(watts, 0.0), 3), "power_watts", "nvml")
+            emit(device, np.round(np.maximum(watts, 0.0), 3), POWER_GAUGE, "nvml")
         else:
             watts = trace.power_at(polls) * (1.0 + rng.normal(0.0, GAUGE_NOISE_SD, len(polls)))
-            emit(device, np.round(np.maximum(watts, 0.0), 6), "power_watts", "hwmon")
+            emit(device, np.round(np.maximum(watts, 0.0), 6), POWER_GAUGE, "hwmon")
     data = {name: np.concatenate(parts) for name, parts in columns.items()}
     kind_rank = np.array([schemas.DEVICE_KINDS.index(k) for k in data["device_kind"]])
     order = np.lexsort((data["value_kind"], data["timestamp"], data["device_id"], kind_rank))

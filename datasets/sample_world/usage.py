@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from schemas.kinds import CPU_SECONDS_COUNTER, GPU_BUSY_SECONDS_COUNTER
 from schemas.tables import CONTAINER_SAMPLES, UTC_TIMESTAMP
 
 
@@ -111,7 +112,7 @@ def container_readings(
             "timestamp": pa.array(start_us + np.round(seconds * 1e6).astype(np.int64), UTC_TIMESTAMP),
             "value": pa.array(np.concatenate([v for _, _, _, v in parts] or [np.empty(0)]), pa.float64()),
             "value_kind": repeated(
-                ["cpu_seconds_counter" if gpu is None else "gpu_busy_seconds_counter" for gpu in gpus]
+                [CPU_SECONDS_COUNTER if gpu is None else GPU_BUSY_SECONDS_COUNTER for gpu in gpus]
             ),
             "source": repeated(["agent-cgroup" if gpu is None else "agent-nvml" for gpu in gpus]),
             "provenance": pa.array(np.full(n, "synthetic"), pa.string()),

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from collectors.meters.accumulate import EnergyAccumulator, MeterCounts
-from collectors.meters.source import ENERGY_COUNTER, POWER_GAUGE, Meter, Reading
+from collectors.meters.source import Meter, Reading
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 RAPL_MAX_JOULES = 262_143.328850
 

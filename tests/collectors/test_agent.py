@@ -30,15 +30,8 @@ from collectors.meters.accumulate import EnergyAccumulator
 from collectors.meters.cgroups import PidContainers, cgroup_root
 from collectors.meters.nvml import GpuProcessBusy, NvmlSource
 from collectors.meters.rapl import RaplSource
-from collectors.meters.source import (
-    ENERGY_COUNTER,
-    POWER_GAUGE,
-    Meter,
-    ProbeLine,
-    ReadError,
-    Reading,
-    ReadResult,
-)
+from collectors.meters.source import Meter, ProbeLine, ReadError, Reading, ReadResult
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 from .conftest import UUIDS, FakeNvml, four_gpus
 

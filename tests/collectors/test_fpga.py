@@ -15,7 +15,7 @@ from collectors.meters.fpga import (
     is_fpga_hwmon,
     parse_xbutil_electrical,
 )
-from collectors.meters.source import POWER_GAUGE
+from schemas.kinds import POWER_GAUGE
 
 ALVEO = "0000:af:00.0"
 U55C_MGMT, U55C_USER = "0000:3b:00.0", "0000:3b:00.1"

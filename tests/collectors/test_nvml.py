@@ -9,7 +9,7 @@ import pynvml
 import pytest
 
 from collectors.meters.nvml import NO_DRIVER, READY, GpuProcessBusy, NvmlSource
-from collectors.meters.source import ENERGY_COUNTER, POWER_GAUGE
+from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 
 from .conftest import (
     MESSAGES,
