@@ -101,7 +101,7 @@ class SchedulingEnv(gym.Env):
     def _prepared(self, k: int) -> tuple[tuple[float, float], StaticFeatures]:
         if k not in self._cache:
             ref = reference(self.problems[k])
-            self._cache[k] = (ref, static_features(self.problems[k], ref[0]))
+            self._cache[k] = (ref, static_features(self.problems[k], ref))
         return self._cache[k]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

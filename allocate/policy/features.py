@@ -50,9 +50,20 @@ MACHINE_FEATURES = (
     "powered",
     "queued_per_core",
 )
-PAIR_FEATURES = ("start_from_now", "finish_from_now", "finish_over_best", "energy_over_best", "able")
+PAIR_FEATURES = (
+    "start_from_now",
+    "finish_from_now",
+    "finish_over_best",
+    "energy_over_best",
+    "delay_in_task_shares",
+    "extra_energy_in_task_shares",
+    "objective_prior",
+    "able",
+)
+PRIOR_COLUMN = PAIR_FEATURES.index("objective_prior")
+CRITICALITY_POWER = 4
 GLOBAL_FEATURES = ("weight", "now", "ended_share", "committed_share", "log_tasks")
-FEATURE_SET = "jouletrace.policy.features/1"
+FEATURE_SET = "jouletrace.policy.features/2"
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,9 @@ class StaticFeatures:
     edges: np.ndarray  # [2, edges]
     machines: np.ndarray  # [machines, 5]
     rank: np.ndarray  # upward rank, seconds
-    time_scale_seconds: float
-    energy_scale_joules: float
+    time_scale_seconds: float  # the reference makespan
+    energy_scale_joules: float  # mean over tasks of their mean energy above idle
+    reference_energy_joules: float
 
 
 def task_feature_count(machines: int) -> int:
@@ -82,7 +94,9 @@ def work_below(problem: Problem, work: np.ndarray) -> np.ndarray:
     return below.astype(float) @ work
 
 
-def static_features(problem: Problem, reference_makespan_seconds: float) -> StaticFeatures:
+def static_features(problem: Problem, reference: tuple[float, float]) -> StaticFeatures:
+    """``reference``: HEFT's planned makespan (seconds) and energy (joules)."""
+    reference_makespan_seconds = reference[0]
     feasible = problem.feasible
     runtime = np.where(feasible, problem.runtime_seconds, np.nan)
     energy = np.where(feasible, problem.energy_joules, np.nan)
@@ -125,7 +139,9 @@ def static_features(problem: Problem, reference_makespan_seconds: float) -> Stat
             for m in ms
         ]
     )
-    return StaticFeatures(tasks, np.vstack([src, dst]), machines, rank, t_scale, e_scale)
+    return StaticFeatures(
+        tasks, np.vstack([src, dst]), machines, rank, t_scale, e_scale, max(reference[1], 1e-9)
+    )
 
 
 def observation(
@@ -176,16 +192,32 @@ def decision_features(
     ).astype(np.float32)
     pairs = np.zeros((len(rows), m, len(PAIR_FEATURES)), dtype=np.float32)
     for k in np.flatnonzero(status == READY).tolist():
-        c = run.candidates(int(rows[k]))
-        able = np.isfinite(c["finish"])
-        best_finish = max(float(c["finish"][able].min() - now), 1e-9)
-        best_energy = max(float(c["energy_joules"][able].min()), 1e-9)
-        pairs[k, able, 0] = (c["start"][able] - now) / t
-        pairs[k, able, 1] = (c["finish"][able] - now) / t
-        pairs[k, able, 2] = (c["finish"][able] - now) / best_finish - 1.0
-        pairs[k, able, 3] = c["energy_joules"][able] / best_energy - 1.0
-        pairs[k, able, 4] = 1.0
+        pairs[k] = _pair_features(run, static, weight, int(rows[k]))
     ended = float((run.status == ENDED).mean())
     committed = float((run.status >= COMMITTED).mean())
     glob = np.array([weight, now / t, ended, committed, np.log(n) / 5.0], dtype=np.float32)
     return {"tasks": tasks, "machines": machines, "pairs": pairs, "global": glob}
+
+
+def _pair_features(run: OnlineRun, static: StaticFeatures, weight: float, task: int) -> np.ndarray:
+    """One ready task on every machine. The objective prior is the objective's myopic change, in shares of
+    one task: ``-(w * delay * n * criticality + (1 - w) * extra energy * n / energy_ref)``, the delay being
+    the finish past the earliest one over the reference makespan, discounted for tasks far from the
+    critical path (``criticality = min(1, (now + upward rank) / makespan_ref) ** 4``)."""
+    c, now, t, n = run.candidates(task), run.now, static.time_scale_seconds, len(run.problem)
+    able = np.isfinite(c["finish"])
+    out = np.zeros((len(able), len(PAIR_FEATURES)), dtype=np.float32)
+    finish, energy = c["finish"][able], c["energy_joules"][able]
+    best_finish, least_energy = float(finish.min()), float(energy.min())
+    delay = (finish - best_finish) / t * n
+    extra = (energy - least_energy) / static.reference_energy_joules * n
+    criticality = min(1.0, (now + static.rank[task]) / t) ** CRITICALITY_POWER
+    out[able, 0] = (c["start"][able] - now) / t
+    out[able, 1] = (finish - now) / t
+    out[able, 2] = (finish - now) / max(best_finish - now, 1e-9) - 1.0
+    out[able, 3] = energy / max(least_energy, 1e-9) - 1.0
+    out[able, 4] = delay
+    out[able, 5] = extra
+    out[able, 6] = -(weight * delay * criticality + (1.0 - weight) * extra)
+    out[able, 7] = 1.0
+    return out

@@ -73,6 +73,7 @@ class OnlineRun:
         self.factors = np.asarray(factors, dtype=float)
         n, machines = len(problem), problem.platform.machines
         self.actual_runtime = problem.runtime_seconds * self.factors[:, None]
+        self.feasible = problem.feasible  # [tasks, machines]: the machine has the task's device
         self.status = np.full(n, WAITING, dtype=np.int8)
         self.machine = np.full(n, -1, dtype=np.int64)
         self.slot = np.full(n, -1, dtype=np.int64)
@@ -102,7 +103,7 @@ class OnlineRun:
 
     def action_mask(self) -> np.ndarray:
         """[tasks, machines]: True where a ready task may be committed to a machine."""
-        return (self.status == READY)[:, None] & self.problem.feasible
+        return (self.status == READY)[:, None] & self.feasible
 
     def arrival(self, task: int) -> np.ndarray:
         """Per machine: when the task's parents' data is there (all parents have ended)."""
@@ -118,7 +119,7 @@ class OnlineRun:
     # --- acting ----------------------------------------------------------------------------------------
     def commit(self, task: int, machine: int) -> None:
         """Queue a ready task on a machine; time moves on to the next end while nothing is ready."""
-        if self.status[task] != READY or not self.problem.feasible[task, machine]:
+        if self.status[task] != READY or not self.feasible[task, machine]:
             raise ValueError(f"task {self.problem.task_ids[task]} cannot be committed to machine {machine}")
         slot = int(np.argmin(self.core_free[machine]))
         start = max(float(self.arrival(task)[machine]), float(self.core_free[machine, slot]))
@@ -194,7 +195,7 @@ class OnlineRun:
         placement adds (the task's energy above idle plus idle power over the release it extends)."""
         view = self.expected()
         m = self.problem.machines
-        feasible = self.problem.feasible[task]
+        feasible = self.feasible[task]
         start = np.maximum(self.arrival(task), view.core_free.min(axis=1))
         if self.is_device_task[task]:
             start = np.maximum(start, view.device_free.min(axis=1))

@@ -25,7 +25,7 @@ from allocate.scheduling.simulator import simulate
 
 def policy_chooser(network: GraphPolicyNetwork, problem: Problem, weight: float) -> Chooser:
     torch.set_num_threads(1)
-    static = static_features(problem, reference(problem)[0])
+    static = static_features(problem, reference(problem))
     graph: list[torch.Tensor] = []  # the graph embeddings, computed at the first decision
 
     def choose(run: OnlineRun) -> tuple[int, int]:
@@ -41,7 +41,7 @@ def policy_chooser(network: GraphPolicyNetwork, problem: Problem, weight: float)
             logits, _, _ = network.score(
                 graph[0][:, ready], part["tasks"], part["pairs"], part["machines"], part["global"]
             )
-        scores = np.where(run.action_mask()[ready], logits[0].numpy(), -np.inf)
+        scores = np.where(run.feasible[ready], logits[0].numpy(), -np.inf)
         k, machine = np.unravel_index(int(np.argmax(scores)), scores.shape)
         return int(ready[k]), int(machine)
 

@@ -52,7 +52,7 @@ class TrainingOptions:
     rollout_steps: int = 256  # per worker, between updates
     batch_size: int = 64
     epochs: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-4
     entropy_coefficient: float = 0.003
     evaluate_every_seconds: float = 120.0
 
