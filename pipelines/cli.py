@@ -64,13 +64,18 @@ def cmd_attribute(args) -> int:
     from datasets.traces import write_parquet_atomic
 
     options = _attribution_options(args)  # a bad option fails before any file is read
-    tasks, samples, machines, containers = _read(
-        ("tasks", args.tasks, "--tasks"),
-        ("power_samples", args.samples, "--samples"),
-        ("machines", args.machines, "--machines"),
-        ("container_samples", args.containers, "--containers"),
-    )
-    result = attribute(tasks, samples, machines, options, containers=containers)
+    if _is_trace_dataset(args.samples):
+        result = _attribute_streamed(args, options)
+    else:
+        if args.tasks is None:
+            raise ValueError("give --tasks TASKS, or --samples a trace dataset folder (with tasks/)")
+        tasks, samples, machines, containers = _read(
+            ("tasks", args.tasks, "--tasks"),
+            ("power_samples", args.samples, "--samples"),
+            ("machines", args.machines, "--machines"),
+            ("container_samples", args.containers, "--containers"),
+        )
+        result = attribute(tasks, samples, machines, options, containers=containers)
     write_parquet_atomic(result.task_energy, Path(args.out))
     if args.balance_out:
         write_parquet_atomic(result.node_energy_balance, Path(args.balance_out))
@@ -79,6 +84,33 @@ def cmd_attribute(args) -> int:
     total = sum(result.task_energy["energy_joules"].to_pylist())
     print(f"wrote {args.out}: {result.task_energy.num_rows} rows, {total:,.1f} J attributed")
     return 0
+
+
+def _is_trace_dataset(path: str) -> bool:
+    """A trace dataset folder (datasets/traces.py): its tables in folders of their names."""
+    folder = Path(path)
+    return folder.is_dir() and (folder / "power_samples").is_dir() and (folder / "tasks").is_dir()
+
+
+def _attribute_streamed(args, options):
+    """A trace dataset streamed node by node and day by day (attribute_dataset: bounded memory); its tasks,
+    machines and container samples are the dataset's own."""
+    from datasets.attribution import attribute_dataset
+
+    given = [
+        option
+        for option, value in (
+            ("--tasks", args.tasks),
+            ("--machines", args.machines),
+            ("--containers", args.containers),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ValueError(
+            f"--samples {args.samples} is a trace dataset, which holds its own tables: drop {', '.join(given)}"
+        )
+    return attribute_dataset(args.samples, None, options)
 
 
 def _add_attribution_options(parser: argparse.ArgumentParser) -> None:
@@ -506,11 +538,15 @@ def add_table_commands(sub) -> None:
     a = sub.add_parser("attribute", help="attribute power readings to tasks")
     a.add_argument(
         "--tasks",
-        required=True,
         help=f"tasks table ({tables}); needs workflow_uid, task_id, host_node, started_at, finished_at, the "
-        "other columns take their defaults (docs/data-model.md)",
+        "other columns take their defaults (docs/data-model.md); required unless --samples is a trace dataset",
     )
-    a.add_argument("--samples", required=True, help=f"power_samples table ({tables})")
+    a.add_argument(
+        "--samples",
+        required=True,
+        help=f"power_samples table ({tables}), or a trace dataset folder (tasks/, power_samples/, ...: "
+        "streamed node by node and day by day with bounded memory; balance windows must divide a day)",
+    )
     a.add_argument("--out", required=True, help="task_energy Parquet file to write")
     a.add_argument(
         "--containers",
