@@ -14,12 +14,8 @@ def test_a_trace_dataset_streams_to_the_same_task_energy(tmp_path, capsys):
     assert main(["sample", "--out", str(world), "--workflows", "4", "--seed", "5"]) == 0
     sources = RecordedSources(world)
     workflows, tasks = sources.workflows_and_tasks()
-    tables = {
-        "workflows": workflows,
-        "tasks": tasks,
-        "machines": sources.machines(),
-        "power_samples": sources.power_samples(),
-    }
+    readers = {"machines": sources.machines, "power_samples": sources.power_samples}
+    tables = {"workflows": workflows, "tasks": tasks} | {name: read() for name, read in readers.items()}
     dataset = tmp_path / "dataset"
     write_dataset(dataset, tables)
     files = {name: tmp_path / f"{name}.parquet" for name in ("tasks", "power_samples", "machines")}
