@@ -114,7 +114,7 @@ def summary(results: pd.DataFrame, weights: Sequence[float]) -> pd.DataFrame:
     for weight in weights:
         # schedulers that ignore w count at every weight; weighted and the policy at their own
         chosen = results[results["weight"].isna() | np.isclose(results["weight"].fillna(-1), weight)]
-        joined = chosen.join(base, on=keys, rsuffix="_reference")
+        joined = chosen.merge(base, left_on=keys, right_index=True, suffixes=("", "_reference"))
         joined = joined.assign(
             makespan_ratio=joined["makespan_seconds"] / joined["makespan_seconds_reference"],
             energy_ratio=joined["energy_joules"] / joined["energy_joules_reference"],
