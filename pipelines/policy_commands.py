@@ -223,7 +223,11 @@ def cmd_evaluate_policy(args) -> int:
         for c in cases
     ]
     network = load_policy(Path(args.policy) if args.policy else DEFAULT_POLICY, problems[0].problem.platform)
-    results = evaluate(network, problems, options)
+    from tqdm import tqdm
+
+    results = evaluate(
+        network, tqdm(problems, desc="evaluate-policy", unit="workflow", file=sys.stderr), options
+    )
     table = summary(results, weights)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

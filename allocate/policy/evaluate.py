@@ -75,7 +75,7 @@ def _runs(network, problem: Problem, options: PolicyEvaluationOptions, seed: int
 
 
 def evaluate(
-    network: GraphPolicyNetwork | None, cases: Sequence[EvaluationCase], options: PolicyEvaluationOptions
+    network: GraphPolicyNetwork | None, cases: Iterable[EvaluationCase], options: PolicyEvaluationOptions
 ) -> pd.DataFrame:
     """One row per (case, seed, scheduler, weight the scheduler ran with): replayed figures."""
     rows = []
@@ -96,6 +96,7 @@ def evaluate(
                     "energy_joules": simulation.energy_joules,
                     "reference_makespan_seconds": ref[0],
                     "reference_energy_joules": ref[1],
+                    "provenance": "simulated",  # replayed by the simulator on the drawn runtimes
                 }
                 rows.append(row)
     return pd.DataFrame(rows)

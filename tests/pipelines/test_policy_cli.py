@@ -50,3 +50,37 @@ def test_a_task_no_machine_can_run_is_refused_before_training(tmp_path, capsys):
     assert code == 2 and len(err) == 1
     assert "task train: needs a gpu and no machine of cpu-only has one" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_the_shipped_policy_against_the_online_baselines(tmp_path, capsys):
+    out = tmp_path / "evaluation"
+    args = [
+        "evaluate-policy",
+        "--workloads",
+        "strassen",
+        "--repetitions",
+        "1",
+        "--seeds",
+        "2",
+        "--weights",
+        "1",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = json.loads((out / "policy_summary.json").read_text())
+    by_scheduler = {r["scheduler"]: r for r in rows}
+    assert set(by_scheduler) == {
+        "policy",
+        "heft-dynamic",
+        "heft-static",
+        "min-energy",
+        "ecs",
+        "weighted",
+        "random",
+    }
+    assert by_scheduler["heft-dynamic"]["makespan_vs_dynamic_heft"] == 1.0
+    assert (
+        by_scheduler["min-energy"]["energy_vs_dynamic_heft"]
+        < 1.0
+        < by_scheduler["min-energy"]["makespan_vs_dynamic_heft"]
+    )
+    assert (out / "tradeoffs.png").stat().st_size > 0 and "policy" in capsys.readouterr().out
