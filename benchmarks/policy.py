@@ -1,6 +1,7 @@
 """The learned policy against the online baselines on held-out workflows, and its speed.
 
-Run: .venv/bin/python benchmarks/policy.py [--policy DIR] [--seeds 3] [--out DIR] [--quick]
+Run: .venv/bin/python benchmarks/policy.py [--policy DIR|prior] [--seeds 3] [--out DIR] [--quick]
+(``--policy prior``: the untrained network, whose learned part starts at zero: the objective prior alone)
 
 Quality (issue 16's goal): on workflows not trained on, under the default +-30% runtime noise and under
 none, the geometric-mean makespan and energy of every online scheduler relative to dynamic HEFT on the
@@ -38,6 +39,7 @@ from allocate import generators  # noqa: E402
 from allocate.policy.baselines import baseline_chooser, run_online  # noqa: E402
 from allocate.policy.env import SchedulingEnv  # noqa: E402
 from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary  # noqa: E402
+from allocate.policy.network import GraphPolicyNetwork  # noqa: E402
 from allocate.policy.plots import tradeoffs_png  # noqa: E402
 from allocate.policy.scheduler import schedule_with_policy  # noqa: E402
 from allocate.policy.store import DEFAULT_POLICY, load_policy  # noqa: E402
@@ -112,14 +114,19 @@ def speed(network) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", default=str(DEFAULT_POLICY))
+    parser.add_argument(
+        "--policy", default=str(DEFAULT_POLICY), help="policy directory, or 'prior' (untrained)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer workflows, no WfInstances")
     parser.add_argument("--out", default="benchmark-results/policy")
     args = parser.parse_args()
     torch.set_num_threads(1)
     platform = reference_platform()
-    network = load_policy(Path(args.policy), platform)
+    if args.policy == "prior":  # the untrained network: its learned part starts at zero, the prior alone
+        network = GraphPolicyNetwork(len(platform.machines)).eval()
+    else:
+        network = load_policy(Path(args.policy), platform)
     chosen = cases(args.quick)
     print(f"{len(chosen)} held-out workflows, {args.seeds} noise draws, weights {WEIGHTS}", flush=True)
     tables, results = [], []
