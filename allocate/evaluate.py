@@ -25,7 +25,7 @@ from allocate.check import check_result
 from allocate.decompose import decompose
 from allocate.model import Catalog, Workflow
 from allocate.plan import ALGORITHMS, allocate_workflow, minimum_workflow_budget
-from datasets.traces import write_bytes_atomic, write_parquet_atomic
+from datasets.store import write_bytes_atomic, write_parquet_atomic
 
 WORKLOADS = ("fft", "strassen", "random", "random-nd")
 REFERENCE = "deferred"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from allocate.model import COMPUTE, OR_JOIN, OR_SPLIT, Catalog, Control, Edge, Task, VmType, Workflow
-from datasets.traces import write_bytes_atomic
+from datasets.store import write_bytes_atomic
 
 WORKFLOW_FORMAT = "jouletrace.workflow/1"
 CATALOG_FORMAT = "jouletrace.catalog/1"

@@ -19,9 +19,9 @@ from allocate.budget import BudgetShare, share_budget, share_budget_with_floors
 from allocate.decompose import SubWorkflow, decompose, n_executions
 from allocate.deferred import deferred
 from allocate.eager import eager
-from allocate.refine import refine
 from allocate.mapping import Schedule, minimum_budget
 from allocate.model import Catalog, Workflow, billed_hours, cost_of_hours, within_budget
+from allocate.refine import refine
 
 RESULT_FORMAT = "jouletrace.allocation/1"
 

@@ -393,7 +393,7 @@ def print_commands(runs: dict[str, list[tuple]], n: int) -> None:
 def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[str, float]:
     """Where the whole command's time goes: its steps in this process, each the fastest of `repeats`."""
     from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
-    from datasets.traces import write_parquet_atomic
+    from datasets.store import write_parquet_atomic
     from schemas.loading import coerce, read_file
 
     stages = {"read Parquet": 0.0, "validate": 0.0}
@@ -502,7 +502,7 @@ def run_default(args: argparse.Namespace) -> None:
 
 
 def write_node(root: Path, host: str, tables: dict[str, pa.Table]) -> None:
-    """One node's tables as files of the trace dataset's hive layout (datasets/traces.py), one per
+    """One node's tables as files of the trace dataset's hive layout (datasets/store.py), one per
     node and date, so a node's rows are written once and never held with another node's."""
     for name, table in tables.items():
         column = "started_at" if name == "tasks" else "timestamp"

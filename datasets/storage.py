@@ -53,7 +53,7 @@ def local_path(path: Location) -> Path | None:
 
 def renames_atomically(path: Location) -> bool:
     """Whether files and folders at `path` can be swapped in with a rename (local disk) or not (object
-    stores: datasets/traces.py says what its writers give there instead)."""
+    stores: datasets/store.py says what its writers give there instead)."""
     return local_path(path) is not None
 
 

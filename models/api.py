@@ -213,7 +213,7 @@ def predict_dataset_on_machines(model_dir: str | Path, root: str | Path) -> pd.D
 
 def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
     """Parquet, or CSV when the name ends in .csv; written atomically."""
-    from datasets.traces import write_bytes_atomic
+    from datasets.store import write_bytes_atomic
 
     path = Path(path)
     if path.suffix.lower() == ".csv":

@@ -170,7 +170,7 @@ def write_report(
     seed: int = 0,
 ) -> dict[str, Path]:
     """report.md and its PNGs in `out_dir`; returns the written paths by name."""
-    from datasets.traces import write_bytes_atomic
+    from datasets.store import write_bytes_atomic
 
     out = Path(out_dir)
     metrics = result.metrics

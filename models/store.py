@@ -52,7 +52,7 @@ def data_hash(frame: pd.DataFrame, columns: list[str]) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    from datasets.traces import write_bytes_atomic
+    from datasets.store import write_bytes_atomic
 
     write_bytes_atomic(data, path)
 

@@ -38,7 +38,7 @@ def read_table_file(path: str | Path) -> pd.DataFrame:
 
 def read_trace_dataset(root: str | Path) -> dict[str, pd.DataFrame]:
     """The tables of a trace dataset that features are built from (absent optional tables are left out)."""
-    from datasets.traces import read_table, storage_path
+    from datasets.store import read_table, storage_path
 
     root = storage_path(root)
     if not root.is_dir():

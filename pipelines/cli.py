@@ -61,7 +61,7 @@ def cmd_validate(args) -> int:
 
 def cmd_attribute(args) -> int:
     from datasets.attribution import attribute
-    from datasets.traces import write_parquet_atomic
+    from datasets.store import write_parquet_atomic
 
     options = _attribution_options(args)  # a bad option fails before any file is read
     if _is_trace_dataset(args.samples):
@@ -87,7 +87,7 @@ def cmd_attribute(args) -> int:
 
 
 def _is_trace_dataset(path: str) -> bool:
-    """A trace dataset folder (datasets/traces.py): its tables in folders of their names."""
+    """A trace dataset folder (datasets/store.py): its tables in folders of their names."""
     folder = Path(path)
     return folder.is_dir() and (folder / "power_samples").is_dir() and (folder / "tasks").is_dir()
 

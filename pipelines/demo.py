@@ -16,7 +16,7 @@ from datasets.accuracy import ErrorSummary, per_task_errors, summarize
 from datasets.attribution import attribute
 from datasets.reports import accuracy_plot_png, joules_by_device_kind
 from datasets.sample_world import generate
-from datasets.traces import read_table, write_bytes_atomic
+from datasets.store import read_table, write_bytes_atomic
 from pipelines.instance import prepare_dagster_home
 from pipelines.run import materialize_everything, recorded_days, run_config
 from pipelines.settings import Settings

@@ -3,7 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from datasets.traces import StoragePath, read_parquet, storage_path, write_parquet_atomic
+from datasets.store import StoragePath, read_parquet, storage_path, write_parquet_atomic
 
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"

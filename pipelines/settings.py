@@ -47,7 +47,7 @@ class Settings:
     folders go (`models_dir` None: `models/` beside the asset folder).
 
     The asset, dataset and model locations are local folders or fsspec URLs (``s3://bucket/prefix``),
-    kept as `pathlib.Path` or `upath.UPath` (datasets/traces.py); the recorded folder is always local."""
+    kept as `pathlib.Path` or `upath.UPath` (datasets/store.py); the recorded folder is always local."""
 
     asset_dir: StoragePath
     dataset_dir: StoragePath

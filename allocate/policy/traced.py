@@ -8,7 +8,7 @@ longer than another (its input size), which a scheduler also does not know in ad
 
 from __future__ import annotations
 
-from datasets.traces import read_table
+from datasets.store import read_table
 
 
 def traced_runtime_factors(root: str, min_group: int = 3) -> tuple[float, ...]:

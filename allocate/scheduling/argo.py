@@ -58,7 +58,7 @@ from hera.workflows.models import Quantity, ResourceRequirements
 from allocate.model import Workflow as WorkflowModel
 from allocate.scheduling.platform import Platform
 from allocate.scheduling.schedule import Assignment, Schedule
-from datasets.traces import write_bytes_atomic
+from datasets.store import write_bytes_atomic
 
 PREFIX = "jouletrace.io/"
 TASK_ID, MACHINE_ID, DEVICE = PREFIX + "task-id", PREFIX + "machine-id", PREFIX + "device"

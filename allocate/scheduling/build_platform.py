@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.traces import read_table
+from datasets.store import read_table
 
 DEFAULT_BANDWIDTH_BYTES_PER_SECOND = 1.25e9  # 10 Gbit/s, used (and said) when the caller gives none
 WINDOW_SECONDS = 30.0

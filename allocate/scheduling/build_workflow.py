@@ -50,7 +50,7 @@ import pandas as pd
 from allocate.model import Edge, Task, Workflow
 from allocate.scheduling.build_platform import hardware_of, platform_from_dataset
 from allocate.scheduling.platform import Platform, platform_from_json
-from datasets.traces import read_table
+from datasets.store import read_table
 from schemas.kinds import ADDITIVE_DEVICE_KINDS
 
 RUNTIME, ENERGY = "runtime_seconds", "energy_joules"

@@ -98,7 +98,7 @@ def dataset_cases(root: str, platform: Platform | None) -> list[Case]:
     from allocate.scheduling.build_platform import platform_from_dataset
     from allocate.scheduling.build_workflow import workflow_from_dataset
     from allocate.scheduling.platform import platform_from_json
-    from datasets.traces import read_table
+    from datasets.store import read_table
 
     platform = platform or platform_from_json(platform_from_dataset(root))
     workflows = read_table(root, "workflows").to_pandas().sort_values("workflow_uid")
@@ -246,7 +246,7 @@ def write_outputs(results: pd.DataFrame, out: Path) -> dict:
     """results.parquet, summary.json and the PNG plots in ``out`` (each written atomically)."""
     from allocate.io import write_json
     from allocate.scheduling.plots import plot_energy_saved, plot_pareto_fronts, plot_price_of_saving
-    from datasets.traces import write_parquet_atomic
+    from datasets.store import write_parquet_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     import pyarrow as pa

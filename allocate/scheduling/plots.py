@@ -14,7 +14,7 @@ MAX_PANELS = 12
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    from datasets.traces import write_bytes_atomic
+    from datasets.store import write_bytes_atomic
 
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()

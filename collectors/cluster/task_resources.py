@@ -8,7 +8,7 @@ It has no pod uid, so per-container usage joins it by pod name only.
 
 Accelerators: a task that requested GPUs (FPGAs) but whose device ids no source gave (no PodResources
 annotation, no DCGM pod labels) holds ``UNMAPPED_DEVICE`` once per requested device. The attribution then
-splits the node's devices among such tasks by request (datasets/attribution.py, docs/attribution.md).
+splits the node's devices among such tasks by request (datasets/attribution/split.py, docs/attribution.md).
 """
 
 from __future__ import annotations

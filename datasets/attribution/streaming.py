@@ -45,7 +45,7 @@ def _day_chunks(
 ) -> Iterator[_Chunk]:
     """The node's readings day by day: each day's readings plus a margin and the whole of every task
     starting that day, emitting only that day's results."""
-    from datasets.traces import PARTITION_COLUMN
+    from datasets.store import PARTITION_COLUMN
 
     at_node = pc.field("host_node") == node
     bounds = power.to_table(columns=["timestamp"], filter=at_node)["timestamp"]
@@ -129,7 +129,7 @@ def _node_datasets(dataset: ds.Dataset, folder: Path):
 
 
 def _without_partition(table: pa.Table, name: str) -> pa.Table:
-    from datasets.traces import PARTITION_COLUMN
+    from datasets.store import PARTITION_COLUMN
 
     if PARTITION_COLUMN in table.column_names:
         table = table.drop_columns([PARTITION_COLUMN])
@@ -144,7 +144,7 @@ def attribute_dataset(
     margin_seconds: float = STREAM_MARGIN_SECONDS,
     **changes,
 ) -> Attribution:
-    """`attribute` over a hive-partitioned trace dataset (datasets/traces.py), holding one node-day at a time.
+    """`attribute` over a hive-partitioned trace dataset (datasets/store.py), holding one node-day at a time.
 
     Pass 1 reads each node day by day (with `margin_seconds` of readings either side, and the whole of every
     task that starts that day) and keeps only the idle-power samples of that node and the small normal
@@ -155,7 +155,7 @@ def attribute_dataset(
     """
     import pyarrow.dataset as ds
 
-    from datasets.traces import read_table, write_dataset
+    from datasets.store import read_table, write_dataset
 
     root = Path(root)
     options = replace(options or AttributionOptions(), **changes)

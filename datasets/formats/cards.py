@@ -18,7 +18,7 @@ import schemas
 from datasets.formats.provenance import CATEGORIES, ORIGIN_IMPORTED, energy_origin, origin_summary, origins_of
 from datasets.formats.wfformat_read import EXPORTED_TABLES
 from datasets.formats.wfformat_write import attribution_summary
-from datasets.traces import read_table
+from datasets.store import read_table
 from schemas.formats import EXTENSION_KEY, JOULES_PER_KWH, counted_device_rows, format_timestamp
 
 CARD_STEM = "dataset_card"

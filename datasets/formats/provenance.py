@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datasets.traces import write_parquet_atomic
+from datasets.store import write_parquet_atomic
 
 SOURCES_DIR = "sources"
 SOURCES_TABLE = "sources"

@@ -58,7 +58,7 @@ from datasets.formats.provenance import (
 from datasets.formats.wfformat_read import EXPORTED_TABLES
 from datasets.formats.wfformat_write import document_file_bytes, tables_to_wfformat
 from datasets.formats.wta_write import tables_to_wta, write_wta
-from datasets.traces import read_table, replace_folder, write_bytes_atomic, write_dataset
+from datasets.store import read_table, replace_folder, write_bytes_atomic, write_dataset
 from schemas.formats import (
     DEFAULT_LICENCE,
     EXTENSION_KEY,

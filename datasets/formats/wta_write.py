@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from datasets.formats.provenance import Origins, origins_of, runtime_system_label
 from datasets.formats.wfformat_read import LABEL_OS, hardware_labels
 from datasets.formats.wfformat_write import source_extension
-from datasets.traces import replace_folder, write_bytes_atomic
+from datasets.store import replace_folder, write_bytes_atomic
 from schemas.formats import JOULES_PER_WH, summed_device_joules
 from schemas.wta_checks import (
     WTA_GENERIC_INFORMATION,

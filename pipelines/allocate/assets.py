@@ -6,7 +6,7 @@ import pyarrow as pa
 from allocate.catalog import default_catalog
 from allocate.evaluate import Case, evaluate, parse_budgets, plot_png, summary, synthetic_cases
 from allocate.generators import trace_workflows
-from datasets.traces import read_table
+from datasets.store import read_table
 from pipelines.metadata import png_markdown
 from pipelines.traces.assets import TraceDatasetResource
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from datasets.storage import StoragePath, display_path, local_copy, local_output, storage_path
-from datasets.traces import write_bytes_atomic
+from datasets.store import write_bytes_atomic
 from models.api import train_dataset_tables
 from models.features import build_training_table
 from models.options import TrainOptions

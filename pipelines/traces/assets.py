@@ -15,7 +15,7 @@ from datasets.reports import (
     top_task_types_markdown,
 )
 from datasets.storage import display_path
-from datasets.traces import restrict_to_days, storage_path, write_bytes_atomic, write_dataset
+from datasets.store import restrict_to_days, storage_path, write_bytes_atomic, write_dataset
 from pipelines.collect.partitions import run_days
 from pipelines.metadata import png_markdown
 

@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from collectors.cluster.recorded import RecordedSources
-from datasets.traces import write_dataset
+from datasets.store import write_dataset
 from pipelines.allocate.assets import AllocationEvaluationConfig, allocation_evaluation, trace_cases
 from pipelines.cli import main
 from pipelines.traces.assets import TraceDatasetResource

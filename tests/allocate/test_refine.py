@@ -3,8 +3,8 @@ import numpy as np
 from allocate.deferred import deferred
 from allocate.eager import eager
 from allocate.generators import fft, random_dag, strassen
-from allocate.refine import critical_chain, refine, spend_leftover
 from allocate.mapping import minimum_budget
+from allocate.refine import critical_chain, refine, spend_leftover
 
 from .conftest import dag_of
 

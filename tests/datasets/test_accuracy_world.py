@@ -18,7 +18,7 @@ from collectors.cluster.recorded import RecordedSources
 from datasets.accuracy import LENGTH_MULTIPLES, Scenario, edge_case_errors, row_errors
 from datasets.attribution import attribute, attribute_dataset
 from datasets.sample_world import generate
-from datasets.traces import write_dataset
+from datasets.store import write_dataset
 from schemas import ADDITIVE_DEVICE_KINDS
 
 LENGTH_BINS = [0.0, 1.0, 5.0, 20.0, 100.0, np.inf]

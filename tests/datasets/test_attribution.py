@@ -1152,7 +1152,7 @@ def test_tasks_finishing_before_they_start_are_an_error_naming_them():
 
 def test_streaming_a_dataset_by_node_and_day_equals_attributing_in_memory(tmp_path):
     from datasets.attribution import attribute_dataset
-    from datasets.traces import write_dataset
+    from datasets.store import write_dataset
 
     # Two nodes, readings from 22:00 to 02:00 across midnight, tasks on both days and over midnight.
     rng = np.random.default_rng(5)

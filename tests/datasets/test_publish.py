@@ -17,8 +17,8 @@ from datasets.formats.publish import (
     merge_into_dataset,
     read_export_tables,
 )
-from datasets.traces import read_table
 from datasets.formats.wfformat_read import attribution_summary, read_wfformat
+from datasets.store import read_table
 from pipelines.cli import main
 from pipelines.export.assets import export_assets
 from pipelines.traces.assets import TraceDatasetResource

@@ -12,9 +12,9 @@ import pytest
 import schemas
 from datasets.formats.provenance import SOURCES_TABLE, read_sources
 from datasets.formats.publish import export_wfinstances, export_wta_bundle, merge_into_dataset
-from datasets.traces import read_table
 from datasets.formats.wfformat_read import EXPORTED_TABLES, read_wfformat
 from datasets.formats.wta_read import import_wta
+from datasets.store import read_table
 from pipelines.cli import main
 from schemas.formats import check_wfformat, read_json
 from schemas.tables import KEYS

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pytest
 
 import schemas
-from datasets.traces import read_table
 from datasets.formats.wfformat_read import (
     EXPORTED_TABLES,
     combine_imports,
@@ -22,6 +21,7 @@ from datasets.formats.wfformat_read import (
     unescape_task_id,
     wfformat_to_tables,
 )
+from datasets.store import read_table
 from schemas.formats import FormatError, check_wfformat, read_json
 from schemas.tables import KEYS
 

@@ -11,10 +11,10 @@ import pytest
 
 import schemas
 from datasets.formats.provenance import SOURCES_TABLE
-from datasets.traces import read_table
 from datasets.formats.wfformat_read import EXPORTED_TABLES, hardware_labels, read_wfformat
-from datasets.formats.wta_write import critical_path, max_concurrent_tasks, tables_to_wta, write_wta, wta_id
 from datasets.formats.wta_read import import_wta
+from datasets.formats.wta_write import critical_path, max_concurrent_tasks, tables_to_wta, write_wta, wta_id
+from datasets.store import read_table
 from schemas.formats import WTA_TASKS, WTA_WORKFLOWS, FormatError, validate_wta
 
 

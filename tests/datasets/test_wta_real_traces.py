@@ -18,8 +18,8 @@ import pytest
 import schemas
 from datasets.formats.provenance import SOURCES_TABLE
 from datasets.formats.publish import export_wfinstances, merge_into_dataset
-from datasets.traces import read_table
 from datasets.formats.wta_read import import_wta
+from datasets.store import read_table
 from schemas.formats import FormatError, check_wta
 
 TASKS = "tasks/schema-1.0/part.0.parquet"

@@ -117,7 +117,7 @@ def test_collection_and_everything_after_it_run_in_separate_pods_on_object_stora
     """Two runs with nothing shared but the bucket (own instances, as two K8sRunLauncher pods): the first
     collects the sample world's day into the dataset on the bucket, the second trains, exports and
     evaluates from it and leaves its outputs there."""
-    from datasets.traces import read_table
+    from datasets.store import read_table
     from pipelines.collect.partitions import range_tags
     from pipelines.collect.sensors import COLLECTION_JOB
     from pipelines.models.assets import ModelStoreResource

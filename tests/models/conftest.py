@@ -20,7 +20,7 @@ import pytest
 from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import attribute
 from datasets.sample_world import generate
-from datasets.traces import write_dataset
+from datasets.store import write_dataset
 from models.tables import read_trace_dataset
 
 WORLD_WORKFLOWS = 8

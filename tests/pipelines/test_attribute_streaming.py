@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from collectors.cluster.recorded import RecordedSources
-from datasets.traces import write_dataset
+from datasets.store import write_dataset
 from pipelines.cli import main
 
 

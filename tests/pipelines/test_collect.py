@@ -23,7 +23,7 @@ from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import UNMAPPED_DEVICE, attribute
 from datasets.openmetrics import EXPORTER_PORTS, create_tsdb_blocks, write_openmetrics
 from datasets.sample_world import generate
-from datasets.traces import read_table
+from datasets.store import read_table
 from pipelines.cli import main
 from tests.support.replay import ReplayServer
 

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from datasets.sample_world import generate
-from datasets.traces import read_table
+from datasets.store import read_table
 from pipelines.build import build_definitions
 from pipelines.collect import sensors
 from pipelines.collect.partitions import range_tags

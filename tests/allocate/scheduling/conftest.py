@@ -39,7 +39,7 @@ def write_sample_dataset(out: Path, workflows: int, seed: int):
     from collectors.cluster.recorded import RecordedSources
     from datasets.attribution import attribute
     from datasets.sample_world import generate
-    from datasets.traces import write_dataset
+    from datasets.store import write_dataset
 
     summary = generate(out / "recorded", n_workflows=workflows, seed=seed)
     sources = RecordedSources(out / "recorded")

@@ -25,7 +25,7 @@ from allocate.scheduling.platform import platform_from_json
 from allocate.scheduling.problem import build_problem
 from datasets.sample_world.cluster import build_cluster
 from datasets.sample_world.recipes import RECIPES
-from datasets.traces import read_table
+from datasets.store import read_table
 from pipelines.cli import main
 
 WORKFLOWS, SEED = 16, 3

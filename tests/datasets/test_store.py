@@ -9,7 +9,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from upath import UPath
 
 import schemas
-from datasets.traces import (
+from datasets.store import (
     local_path,
     read_parquet,
     read_table,
