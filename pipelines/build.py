@@ -21,6 +21,7 @@ from pipelines.export.assets import export_assets
 from pipelines.io import ParquetTableIOManager
 from pipelines.models.assets import ModelStoreResource, model_assets
 from pipelines.models.checks import model_checks
+from pipelines.policy.assets import policy_assets
 from pipelines.scheduling.assets import scheduling_evaluation
 from pipelines.settings import Settings
 from pipelines.traces.assets import TraceDatasetResource, energy_traces, task_energy
@@ -37,6 +38,7 @@ ASSETS = [
     allocation_evaluation,
     scheduling_evaluation,
     *model_assets,
+    *policy_assets,
 ]
 CHECKS = [*checks, *model_checks]
 # What `jouletrace collect` materializes: the trace dataset, not the publication bundles nor the models.
