@@ -40,3 +40,14 @@ def test_a_package_imports_only_the_packages_before_it(package):
             if top == "dagster" and package != "pipelines":
                 wrong.append(f"{path.relative_to(ROOT)} imports Dagster outside pipelines/")
     assert not wrong, "\n".join(wrong)
+
+
+def test_docs_architecture_lists_every_module():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [
+        str(path.relative_to(ROOT))
+        for package in ALLOWED
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.name != "__main__.py" and f"`{path.relative_to(ROOT)}`" not in text
+    ]
+    assert not missing, "add to docs/architecture.md's package map: " + ", ".join(missing)
