@@ -15,3 +15,28 @@ VALUE_KINDS = (ENERGY_COUNTER, POWER_GAUGE)
 CPU_SECONDS_COUNTER = "cpu_seconds_counter"
 GPU_BUSY_SECONDS_COUNTER = "gpu_busy_seconds_counter"
 CONTAINER_VALUE_KINDS = (CPU_SECONDS_COUNTER, ENERGY_COUNTER, GPU_BUSY_SECONDS_COUNTER)
+
+# How each power source's readings are read. Counters are always differenced; a gauge's reading is either
+# the mean power over the interval before it (the driver averages: NVML, DCGM) or the power at its instant,
+# integrated as a trapezoid. The rule belongs to the source, so a source missing here is an error naming it
+# (schemas.validation refuses it), never silently read with one rule or the other.
+TRAILING_AVERAGE_GAUGE = "trailing-average"
+INSTANTANEOUS_GAUGE = "instantaneous"
+# source -> (gauge rule, seconds a trailing-average reading covers)
+POWER_SOURCES: dict[str, tuple[str, float]] = {
+    # read by the node agent itself (its spool) or written by the sample world
+    "rapl": (INSTANTANEOUS_GAUGE, 0.0),
+    "nvml": (TRAILING_AVERAGE_GAUGE, 1.0),
+    "hwmon": (INSTANTANEOUS_GAUGE, 0.0),
+    "xrt": (INSTANTANEOUS_GAUGE, 0.0),
+    # read from Prometheus: the agent's metrics (source label kept after "agent/") and other exporters
+    "agent": (INSTANTANEOUS_GAUGE, 0.0),
+    "agent/rapl": (INSTANTANEOUS_GAUGE, 0.0),
+    "agent/nvml": (TRAILING_AVERAGE_GAUGE, 1.0),
+    "agent/hwmon": (INSTANTANEOUS_GAUGE, 0.0),
+    "agent/xrt": (INSTANTANEOUS_GAUGE, 0.0),
+    "node_exporter": (INSTANTANEOUS_GAUGE, 0.0),
+    "dcgm": (TRAILING_AVERAGE_GAUGE, 1.0),
+    "kepler": (INSTANTANEOUS_GAUGE, 0.0),
+    "kepler-legacy": (INSTANTANEOUS_GAUGE, 0.0),
+}

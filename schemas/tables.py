@@ -13,6 +13,7 @@ from schemas.kinds import (  # noqa: F401  re-exported: the enumerations belong 
     ADDITIVE_DEVICE_KINDS,
     CONTAINER_VALUE_KINDS,
     DEVICE_KINDS,
+    POWER_SOURCES,
     PROVENANCES,
     VALUE_KINDS,
 )
@@ -186,7 +187,12 @@ ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "workflows": {"provenance": PROVENANCES},
     "tasks": {"provenance": PROVENANCES},
     "machines": {"provenance": PROVENANCES},
-    "power_samples": {"device_kind": DEVICE_KINDS, "value_kind": VALUE_KINDS, "provenance": PROVENANCES},
+    "power_samples": {
+        "device_kind": DEVICE_KINDS,
+        "value_kind": VALUE_KINDS,
+        "source": tuple(POWER_SOURCES),
+        "provenance": PROVENANCES,
+    },
     "container_samples": {
         "device_kind": DEVICE_KINDS,
         "value_kind": CONTAINER_VALUE_KINDS,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from schemas.kinds import POWER_SOURCES, TRAILING_AVERAGE_GAUGE
+
 # Accelerator kinds and the tasks column naming the devices a task holds.
 ACCELERATOR_IDS = {"gpu": "gpu_ids", "fpga": "fpga_ids"}
 
@@ -16,8 +18,11 @@ UNMAPPED_DEVICE = "unmapped"
 CPU_ZONE_DEVICES = {"cpu_package": "package", "dram": "dram"}
 
 
-# Gauges whose reading is the mean power over this many seconds before it (NVML on Ampere+, DCGM).
-TRAILING_AVERAGE_SECONDS = {"nvml": 1.0, "dcgm": 1.0, "agent/nvml": 1.0}
+# Gauges whose reading is the mean power over this many seconds before it (NVML on Ampere+, DCGM): a
+# property of the source, declared with every source in schemas.kinds.POWER_SOURCES.
+TRAILING_AVERAGE_SECONDS = {
+    source: seconds for source, (rule, seconds) in POWER_SOURCES.items() if rule == TRAILING_AVERAGE_GAUGE
+}
 
 
 USAGE_SOURCES = ("agent-cgroup", "cadvisor")

@@ -12,6 +12,8 @@ t_0 < ... < t_n give reading intervals j = [t_j, t_{j+1}] of energy e_j:
   reading p_{j+1} holds over the interval before it, e_j = p_{j+1} * dt_j ("gauge-trailing-average-1s").
 - instantaneous gauge (hwmon, xrt, ...): power linear between readings, e_j = (p_j + p_{j+1}) / 2 * dt_j
   ("gauge-trapezoid").
+Which rule a gauge gets is declared with its source in schemas.kinds.POWER_SOURCES; validation refuses a
+source that is not there.
 """
 
 from __future__ import annotations

@@ -36,10 +36,10 @@ from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
 from .conftest import UUIDS, FakeNvml, four_gpus
 
 PROJECT = Path(__file__).resolve().parents[2]
-PACKAGE = Meter("cpu_package", "package-0", "fake", ENERGY_COUNTER, 100.0, "/fake/package-0/energy_uj")
-BOARD = Meter("fpga", "0000:af:00.0", "fake", POWER_GAUGE, None, "/fake/hwmon3/power1_input")
-GPU_COUNTER = Meter("gpu", "GPU-1234", "fake", ENERGY_COUNTER, None, "energy(GPU 0)")
-GPU_POWER = Meter("gpu", "GPU-1234", "fake", POWER_GAUGE, None, "power(GPU 0)")
+PACKAGE = Meter("cpu_package", "package-0", "rapl", ENERGY_COUNTER, 100.0, "/fake/package-0/energy_uj")
+BOARD = Meter("fpga", "0000:af:00.0", "hwmon", POWER_GAUGE, None, "/fake/hwmon3/power1_input")
+GPU_COUNTER = Meter("gpu", "GPU-1234", "nvml", ENERGY_COUNTER, None, "energy(GPU 0)")
+GPU_POWER = Meter("gpu", "GPU-1234", "nvml", POWER_GAUGE, None, "power(GPU 0)")
 
 
 @dataclass
