@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from datasets.sample_world.power import PowerTrace
 from schemas import ADDITIVE_DEVICE_KINDS
-from schemas.kinds import ENERGY_COUNTER, POWER_GAUGE
+from schemas.kinds import AGENT_CGROUP_SOURCE, AGENT_GPU_BUSY_SOURCE, ENERGY_COUNTER, POWER_GAUGE
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform
 
@@ -367,7 +367,7 @@ def _container_counters(
             "timestamp": _timestamps(np.concatenate(columns["time"])),
             "value": np.concatenate(columns["value"]),
             "value_kind": ["gpu_busy_seconds_counter" if gpu else "cpu_seconds_counter"] * count,
-            "source": ["agent-nvml" if gpu else "agent-cgroup"] * count,
+            "source": [AGENT_GPU_BUSY_SOURCE if gpu else AGENT_CGROUP_SOURCE] * count,
             "provenance": ["synthetic"] * count,
         },
     )

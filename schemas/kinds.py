@@ -40,3 +40,12 @@ POWER_SOURCES: dict[str, tuple[str, float]] = {
     "kepler": (INSTANTANEOUS_GAUGE, 0.0),
     "kepler-legacy": (INSTANTANEOUS_GAUGE, 0.0),
 }
+
+# Sources of per-container readings (container_samples), by what they measure.
+AGENT_CGROUP_SOURCE = "agent-cgroup"  # CPU seconds, from the agent's cgroup v2 reads
+AGENT_GPU_BUSY_SOURCE = "agent-nvml"  # GPU busy seconds, from the agent's NVML per-process utilisation
+CADVISOR_SOURCE = "cadvisor"  # CPU seconds, from cAdvisor
+KEPLER_SOURCE = "kepler"  # Kepler's per-pod joules (also a power source of node energy)
+KEPLER_LEGACY_SOURCE = "kepler-legacy"  # Kepler before 0.10; per-container rows add "/<mode>"
+CPU_USAGE_SOURCES = (AGENT_CGROUP_SOURCE, CADVISOR_SOURCE)
+GPU_BUSY_SOURCES = (AGENT_GPU_BUSY_SOURCE,)

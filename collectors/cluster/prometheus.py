@@ -87,7 +87,17 @@ from urllib3.util.retry import Retry
 
 import schemas
 from collectors.meters.cgroups import cgroup_ids
-from schemas.kinds import CPU_SECONDS_COUNTER, ENERGY_COUNTER, GPU_BUSY_SECONDS_COUNTER, POWER_GAUGE
+from schemas.kinds import (
+    AGENT_CGROUP_SOURCE,
+    AGENT_GPU_BUSY_SOURCE,
+    CADVISOR_SOURCE,
+    CPU_SECONDS_COUNTER,
+    ENERGY_COUNTER,
+    GPU_BUSY_SECONDS_COUNTER,
+    KEPLER_LEGACY_SOURCE,
+    KEPLER_SOURCE,
+    POWER_GAUGE,
+)
 from schemas.tables import KEYS, UTC_TIMESTAMP
 
 logger = logging.getLogger(__name__)
@@ -634,7 +644,7 @@ def _agent_containers(reader: _Reader) -> list[_Out]:
             container_id=raw.labels.get("container_id"),
             device_kind=None,
             value_kind=CPU_SECONDS_COUNTER,
-            source="agent-cgroup",
+            source=AGENT_CGROUP_SOURCE,
         )
         for raw in cpu
     ]
@@ -653,7 +663,7 @@ def _agent_containers(reader: _Reader) -> list[_Out]:
                 device_kind="gpu",
                 device_id=uuid,
                 value_kind=GPU_BUSY_SECONDS_COUNTER,
-                source="agent-nvml",
+                source=AGENT_GPU_BUSY_SOURCE,
             )
         )
     return outs
@@ -683,7 +693,7 @@ def _kepler_containers(reader: _Reader) -> list[_Out]:
                 container_id=labels.get("container_id") or None,
                 device_kind=CPU_ZONES[labels["zone"]],
                 value_kind=ENERGY_COUNTER,
-                source="kepler",
+                source=KEPLER_SOURCE,
             )
         )
     return outs
@@ -705,7 +715,7 @@ def _kepler_legacy_containers(reader: _Reader) -> list[_Out]:
                     container_id=labels.get("container_id") or None,
                     device_kind=device_kind,
                     value_kind=ENERGY_COUNTER,
-                    source=f"kepler-legacy/{mode}" if mode else "kepler-legacy",
+                    source=f"{KEPLER_LEGACY_SOURCE}/{mode}" if mode else KEPLER_LEGACY_SOURCE,
                 )
             )
     if not outs:
@@ -732,7 +742,7 @@ def _cadvisor_containers(reader: _Reader) -> list[_Out]:
                 container_id=container_id,
                 device_kind=None,
                 value_kind=CPU_SECONDS_COUNTER,
-                source="cadvisor",
+                source=CADVISOR_SOURCE,
             )
         )
     return outs

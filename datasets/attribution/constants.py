@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from schemas.kinds import POWER_SOURCES, TRAILING_AVERAGE_GAUGE
+from schemas.kinds import (  # noqa: F401  (the stages import the source names from here)
+    CPU_SECONDS_COUNTER,
+    CPU_USAGE_SOURCES,
+    ENERGY_COUNTER,
+    GPU_BUSY_SECONDS_COUNTER,
+    GPU_BUSY_SOURCES,
+    KEPLER_SOURCE,
+    POWER_SOURCES,
+    TRAILING_AVERAGE_GAUGE,
+)
 
 # Accelerator kinds and the tasks column naming the devices a task holds.
 ACCELERATOR_IDS = {"gpu": "gpu_ids", "fpga": "fpga_ids"}
@@ -25,23 +34,17 @@ TRAILING_AVERAGE_SECONDS = {
 }
 
 
-USAGE_SOURCES = ("agent-cgroup", "cadvisor")
+USAGE_SOURCES = CPU_USAGE_SOURCES
 
 
-KEPLER_SOURCE = "kepler"
-
-
-CPU_SECONDS = "cpu_seconds_counter"
+CPU_SECONDS = CPU_SECONDS_COUNTER
 
 
 # Seconds of SM activity of a container's processes on one GPU (the agent, from NVML per-process samples).
-GPU_BUSY_SECONDS = "gpu_busy_seconds_counter"
+GPU_BUSY_SECONDS = GPU_BUSY_SECONDS_COUNTER
 
 
-GPU_BUSY_SOURCES = ("agent-nvml",)
-
-
-COUNTER = "energy_counter_joules"
+COUNTER = ENERGY_COUNTER
 
 
 # Generous per-device bound: above it a counter jump is not energy but a wrap or a reset.

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from schemas.kinds import CPU_SECONDS_COUNTER, GPU_BUSY_SECONDS_COUNTER
+from schemas.kinds import (
+    AGENT_CGROUP_SOURCE,
+    AGENT_GPU_BUSY_SOURCE,
+    CPU_SECONDS_COUNTER,
+    GPU_BUSY_SECONDS_COUNTER,
+)
 from schemas.tables import CONTAINER_SAMPLES, UTC_TIMESTAMP
 
 
@@ -114,7 +119,9 @@ def container_readings(
             "value_kind": repeated(
                 [CPU_SECONDS_COUNTER if gpu is None else GPU_BUSY_SECONDS_COUNTER for gpu in gpus]
             ),
-            "source": repeated(["agent-cgroup" if gpu is None else "agent-nvml" for gpu in gpus]),
+            "source": repeated(
+                [AGENT_CGROUP_SOURCE if gpu is None else AGENT_GPU_BUSY_SOURCE for gpu in gpus]
+            ),
             "provenance": pa.array(np.full(n, "synthetic"), pa.string()),
         },
         schema=CONTAINER_SAMPLES,
