@@ -61,25 +61,14 @@ class CollectionWindow:
             raise ValueError(f"lookback must not be negative, not {self.lookback}")
 
     @property
-    def owned_start(self) -> datetime:
+    def finished_since(self) -> datetime:
+        """The start of the first day: runs that finished earlier are not read."""
         return datetime.combine(self.first_day, time(), UTC)
 
     @property
-    def owned_end(self) -> datetime:
-        return datetime.combine(self.last_day + timedelta(days=1), time(), UTC)
-
-    @property
-    def finished_since(self) -> datetime:
-        return self.owned_start
-
-    @property
     def finished_until(self) -> datetime:
-        return self.owned_end + self.lookback
-
-    @property
-    def days(self) -> list[str]:
-        count = (self.last_day - self.first_day).days + 1
-        return [(self.first_day + timedelta(days=i)).isoformat() for i in range(count)]
+        """The end of the last day plus the lookback."""
+        return datetime.combine(self.last_day + timedelta(days=1), time(), UTC) + self.lookback
 
     def __str__(self) -> str:
         days = self.first_day.isoformat()
