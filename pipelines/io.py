@@ -22,7 +22,9 @@ def run_partition_keys(context: dg.OutputContext | dg.InputContext) -> list[str]
     if tags.get(PARTITION_TAG):
         return [tags[PARTITION_TAG]]
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
-    return [start, end] if start and end and start != end else ([start] if start else None)
+    if not start:
+        return None
+    return [start] if end in (None, start) else [start, end]
 
 
 class ParquetTableIOManager(dg.ConfigurableIOManager):

@@ -48,13 +48,11 @@ def collection_job() -> dg.UnresolvedAssetJobDefinition:
     )
 
 
-def scheduled_days(tick: datetime, first_day: date | None) -> dg.PartitionKeyRange:
+def scheduled_days(tick: datetime, first_day: date) -> dg.PartitionKeyRange:
     """The days a tick at `tick` collects: yesterday and the lookback days before it (not before the
     first partition)."""
     last = tick.astimezone(UTC).date() - timedelta(days=1)
-    first = last - timedelta(days=SCHEDULE_LOOKBACK_DAYS)
-    if first_day is not None:
-        first = max(first, first_day)
+    first = max(last - timedelta(days=SCHEDULE_LOOKBACK_DAYS), first_day)
     return dg.PartitionKeyRange(first.isoformat(), max(first, last).isoformat())
 
 
