@@ -96,11 +96,6 @@ class EnergyRegressorConfig(RegressorConfig):
     evaluate: bool = True
 
 
-def dataset_tables(dataset: TraceDatasetResource) -> dict[str, pd.DataFrame]:
-    """The trace dataset's tables that models read (every day collected so far, not one run's days)."""
-    return read_trace_dataset(dataset.root)
-
-
 def image_markdown(path: Path) -> dg.MetadataValue:
     return png_markdown(path.read_bytes(), path.stem)
 
@@ -128,7 +123,7 @@ def training_set(
 ) -> dg.Output:
     """What the regressors learn from: one row per succeeded task and device kind, with the features a
     scheduler knows before the task runs (models/features.py)."""
-    tables = dataset_tables(dataset)
+    tables = read_trace_dataset(dataset.root)  # every day collected so far
     table = build_training_table(tables, config.target, config.mode, config.device_kind)
     frame = table.frame
     by_kind = frame["device_kind"].value_counts().to_dict() if "device_kind" in frame else {}
@@ -218,7 +213,7 @@ def regressor_asset(name: str, config_type: type[RegressorConfig], description: 
         model_store: ModelStoreResource,
         dataset: TraceDatasetResource,
     ) -> dg.MaterializeResult:
-        tables = dataset_tables(dataset)
+        tables = read_trace_dataset(dataset.root)  # every day collected so far
         return train_regressor(
             context, config, model_store, target, tables, source=f"the trace dataset {dataset.root}"
         )
