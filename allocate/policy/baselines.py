@@ -109,8 +109,9 @@ def min_energy_rule(c: dict[str, np.ndarray], _: float) -> int:
 
 def weighted_rule(c: dict[str, np.ndarray], weight: float) -> int:
     finish, energy = c["finish"], c["energy_joules"]
-    score = weight * finish / max(float(finish.min()), _TINY)
-    score = score + (1.0 - weight) * energy / max(float(energy.min()), _TINY)
+    with np.errstate(invalid="ignore"):  # 0 * inf on machines that cannot run the task; masked below
+        score = weight * finish / max(float(finish.min()), _TINY)
+        score = score + (1.0 - weight) * energy / max(float(energy.min()), _TINY)
     return _least(np.where(np.isfinite(finish), score, np.inf), finish)
 
 
