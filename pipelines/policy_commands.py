@@ -14,7 +14,7 @@ from pathlib import Path
 MISSING = "the learned policy needs torch, stable-baselines3, sb3-contrib and gymnasium: pip install 'jouletrace[policy]'"
 
 
-def _require_policy_extra() -> None:
+def require_policy_extra() -> None:
     try:
         import gymnasium  # noqa: F401
         import sb3_contrib  # noqa: F401
@@ -96,6 +96,8 @@ _TRAINING_ARGUMENTS = {
     "workers": "workers",
     "seed": "seed",
     "noise_spread": "noise",
+    "ray_address": "ray_address",
+    "envs_per_worker": "envs_per_worker",
 }
 
 
@@ -152,7 +154,7 @@ def train_and_save(options, platform, held_out, out: Path, problems=None, report
 
 
 def cmd_train_policy(args) -> int:
-    _require_policy_extra()
+    require_policy_extra()
     options = training_options_from_args(args)
     platform = _platform(args.platform)
     problems, notes = training_problems(options, platform, args.dataset, args.workflows)
@@ -189,7 +191,7 @@ def cmd_train_policy(args) -> int:
 
 def policy_result(problem, policy_dir: str | None, weight: float):
     """`schedule --algorithm policy`: the policy's plan on expected runtimes (default: the shipped one)."""
-    _require_policy_extra()
+    require_policy_extra()
     from allocate.policy.scheduler import schedule_with_policy
     from allocate.policy.store import DEFAULT_POLICY, load_policy
 
@@ -199,16 +201,65 @@ def policy_result(problem, policy_dir: str | None, weight: float):
     return schedule_with_policy(network, problem, weight)
 
 
-def cmd_evaluate_policy(args) -> int:
-    _require_policy_extra()
-    from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary
+def evaluation_options_from_args(args):
+    """PolicyEvaluationOptions from evaluate-policy's (or evaluate-scheduling --online's) options."""
+    from allocate.policy.evaluate import PolicyEvaluationOptions
+
+    try:
+        weights = tuple(float(w) for w in args.weights.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--weights: give numbers in [0, 1] separated by commas, not {args.weights!r}"
+        ) from None
+    return PolicyEvaluationOptions(
+        weights, args.seeds, args.noise, traced_factors=traced_factors(args), ray_address=args.ray_address
+    )
+
+
+def evaluate_policy_on(cases, set_name: str, policy_dir: str | None, options, out: Path, names: dict):
+    """The policy (default: the shipped one) and the online baselines on evaluate-scheduling's ``cases``
+    (allocate.scheduling.evaluate.Case); writes the runs, the summary and the trade-off plot in ``out``
+    under ``names`` (keys results, summary, plot) and returns the summary. Shared by evaluate-policy and
+    evaluate-scheduling --online."""
+    require_policy_extra()
+    from tqdm import tqdm
+
+    from allocate.policy.evaluate import EvaluationCase, evaluate, summary
     from allocate.policy.plots import tradeoffs_png
     from allocate.policy.store import DEFAULT_POLICY, load_policy
-    from allocate.scheduling.evaluate import EvaluationOptions, family_of, gather_cases
+    from allocate.scheduling.evaluate import family_of
     from allocate.scheduling.problem import build_problem
 
-    weights = tuple(float(w) for w in args.weights.split(","))
-    options = PolicyEvaluationOptions(weights, args.seeds, args.noise, traced_factors=traced_factors(args))
+    problems = [
+        EvaluationCase(
+            set_name, c.family or family_of(c.workflow.name), build_problem(c.workflow, c.platform)
+        )
+        for c in cases
+    ]
+    network = load_policy(Path(policy_dir) if policy_dir else DEFAULT_POLICY, problems[0].problem.platform)
+    bar = tqdm(desc=f"online runs ({len(problems)} workflows)", unit="part", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    results = evaluate(network, problems, options, progress)
+    bar.close()
+    table = summary(results, options.weights)
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_parquet(out / names["results"], index=False)
+    (out / names["summary"]).write_text(json.dumps(table.to_dict(orient="records"), indent=1))
+    tradeoffs_png(table, out / names["plot"])
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"wrote {', '.join(str(out / name) for name in names.values())}")
+    return table
+
+
+def cmd_evaluate_policy(args) -> int:
+    require_policy_extra()
+    from allocate.scheduling.evaluate import EvaluationOptions, gather_cases
+
+    options = evaluation_options_from_args(args)
     workloads = tuple(w.strip() for w in (args.workloads or "").split(",") if w.strip())
     cases = gather_cases(
         EvaluationOptions(workloads, args.repetitions, args.tasks, args.seed),
@@ -216,27 +267,17 @@ def cmd_evaluate_policy(args) -> int:
         wfformat=args.wfformat,
         platform_path=args.platform,
     )
-    problems = [
-        EvaluationCase(
-            args.set_name, c.family or family_of(c.workflow.name), build_problem(c.workflow, c.platform)
-        )
-        for c in cases
-    ]
-    network = load_policy(Path(args.policy) if args.policy else DEFAULT_POLICY, problems[0].problem.platform)
-    from tqdm import tqdm
-
-    results = evaluate(
-        network, tqdm(problems, desc="evaluate-policy", unit="workflow", file=sys.stderr), options
-    )
-    table = summary(results, weights)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results.to_parquet(out / "policy_results.parquet", index=False)
-    (out / "policy_summary.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1))
-    tradeoffs_png(table, out / "tradeoffs.png")
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"wrote {out / 'policy_results.parquet'}, {out / 'policy_summary.json'}, {out / 'tradeoffs.png'}")
+    names = {"results": "policy_results.parquet", "summary": "policy_summary.json", "plot": "tradeoffs.png"}
+    evaluate_policy_on(cases, args.set_name, args.policy, options, Path(args.out), names)
     return 0
+
+
+def _add_ray_address(parser, what: str) -> None:
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help=f"{what} on this Ray cluster (host:port, ray://host:port, or auto); default: this machine, no Ray",
+    )
 
 
 def add_policy_commands(sub) -> None:
@@ -257,7 +298,11 @@ def add_policy_commands(sub) -> None:
     t.add_argument("--max-tasks", type=int, default=100, help="larger training workflows are left out")
     t.add_argument("--minutes", type=float, default=10.0, help="training time budget")
     t.add_argument("--timesteps", type=int, help="a step budget instead of --minutes")
-    t.add_argument("--workers", type=int, default=1, help="rollout processes (SubprocVecEnv)")
+    t.add_argument("--workers", type=int, default=1, help="rollout processes (SubprocVecEnv), or Ray actors")
+    _add_ray_address(t, "rollouts in Ray actors")
+    t.add_argument(
+        "--envs-per-worker", type=int, default=1, help="with --ray-address: environments per actor"
+    )
     t.add_argument("--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)")
     t.add_argument(
         "--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead of --noise"
@@ -283,5 +328,6 @@ def add_policy_commands(sub) -> None:
     )
     e.add_argument("--weights", default="0,0.5,1")
     e.add_argument("--set-name", default="evaluation")
+    _add_ray_address(e, "the sweep as Ray tasks")
     e.add_argument("--out", required=True, help="folder for policy_results.parquet and policy_summary.json")
     e.set_defaults(run=cmd_evaluate_policy)

@@ -10,7 +10,7 @@ on the same run, and their spread over seeds (standard deviation of the per-seed
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +39,7 @@ class PolicyEvaluationOptions:
     noise_spread: float = 0.3
     baselines: tuple[str, ...] = ONLINE_BASELINES
     traced_factors: tuple[float, ...] = ()  # the traced noise mode (traced.py) when given
+    ray_address: str | None = None  # the sweep as Ray tasks on this cluster ("auto": the local node's)
 
     @property
     def noise(self) -> NoiseOptions:
@@ -62,44 +63,85 @@ class EvaluationCase:
     problem: Problem
 
 
-def _runs(network, problem: Problem, options: PolicyEvaluationOptions, seed: int) -> Iterable[tuple]:
+def _groups(network, options: PolicyEvaluationOptions) -> list[float | None]:
+    """The runs of one (workflow, noise draw) in parts: the baselines that ignore w (None), then each
+    weight (the weighted rule and the policy at it)."""
+    weighted = "weighted" in options.baselines or network is not None
+    return [None, *(options.weights if weighted else ())]
+
+
+def run_rows(
+    network, case: EvaluationCase, options: PolicyEvaluationOptions, seed: int, weight
+) -> list[dict]:
+    """The rows of one part of the sweep: ``case`` under noise draw ``seed``, the baselines that ignore w
+    (``weight`` None) or the weighted rule and the policy at ``weight``. A Ray task runs this as it is."""
+    problem = case.problem
     factors = noise_factors(problem, options.noise, seed)
-    for name in options.baselines:
-        for weight in options.weights if name == "weighted" else (None,):
-            choose = baseline_chooser(problem, name, 0.5 if weight is None else weight, seed)
-            yield name, weight, replayed(run_online(problem, factors, choose), name)
-    if network is not None:
-        for weight in options.weights:
-            run = run_online(problem, factors, policy_chooser(network, problem, weight))
-            yield "policy", weight, replayed(run, "policy")
+    runs = []
+    if weight is None:
+        for name in (b for b in options.baselines if b != "weighted"):
+            runs.append(
+                (name, None, run_online(problem, factors, baseline_chooser(problem, name, 0.5, seed)))
+            )
+    else:
+        if "weighted" in options.baselines:
+            chooser = baseline_chooser(problem, "weighted", weight, seed)
+            runs.append(("weighted", weight, run_online(problem, factors, chooser)))
+        if network is not None:
+            runs.append(
+                ("policy", weight, run_online(problem, factors, policy_chooser(network, problem, weight)))
+            )
+    ref = reference(problem)
+    rows = []
+    for name, run_weight, run in runs:
+        simulation = replayed(run, name)
+        rows.append(
+            {
+                "set": case.set_name,
+                "family": case.family,
+                "workflow": problem.name,
+                "tasks": len(problem),
+                "noise": options.noise_label,
+                "seed": seed,
+                "scheduler": name,
+                "weight": np.nan if run_weight is None else run_weight,
+                "makespan_seconds": simulation.makespan_seconds,
+                "energy_joules": simulation.energy_joules,
+                "reference_makespan_seconds": ref[0],
+                "reference_energy_joules": ref[1],
+                "provenance": "simulated",  # replayed by the simulator on the drawn runtimes
+            }
+        )
+    return rows
 
 
 def evaluate(
-    network: GraphPolicyNetwork | None, cases: Iterable[EvaluationCase], options: PolicyEvaluationOptions
+    network: GraphPolicyNetwork | None,
+    cases: Iterable[EvaluationCase],
+    options: PolicyEvaluationOptions,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> pd.DataFrame:
-    """One row per (case, seed, scheduler, weight the scheduler ran with): replayed figures."""
-    rows = []
-    for case in cases:
-        ref = reference(case.problem)
-        for seed in range(options.seeds):
-            for name, weight, simulation in _runs(network, case.problem, options, seed):
-                row = {
-                    "set": case.set_name,
-                    "family": case.family,
-                    "workflow": case.problem.name,
-                    "tasks": len(case.problem),
-                    "noise": options.noise_label,
-                    "seed": seed,
-                    "scheduler": name,
-                    "weight": np.nan if weight is None else weight,
-                    "makespan_seconds": simulation.makespan_seconds,
-                    "energy_joules": simulation.energy_joules,
-                    "reference_makespan_seconds": ref[0],
-                    "reference_energy_joules": ref[1],
-                    "provenance": "simulated",  # replayed by the simulator on the drawn runtimes
-                }
-                rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per (case, seed, scheduler, weight the scheduler ran with): replayed figures. The sweep's
+    parts (run_rows) run here, or as Ray tasks with ``options.ray_address``: the same rows in the same
+    order either way. ``progress(done, total)`` is called as parts finish."""
+    jobs = [
+        (network, case, options, seed, weight)
+        for case in cases
+        for seed in range(options.seeds)
+        for weight in _groups(network, options)
+    ]
+    done = iter(range(1, len(jobs) + 1))
+    if options.ray_address:
+        from allocate.policy.distributed import ray_session, run_tasks
+
+        with ray_session(options.ray_address) as ray:
+            parts = run_tasks(ray, run_rows, jobs, lambda: progress(next(done), len(jobs)))
+    else:
+        parts = []
+        for job in jobs:
+            parts.append(run_rows(*job))
+            progress(next(done), len(jobs))
+    return pd.DataFrame([row for part in parts for row in part])
 
 
 def _geomean(values: pd.Series) -> float:

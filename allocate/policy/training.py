@@ -2,12 +2,14 @@
 
 The network (network.py) is plugged into MaskablePPO as its features extractor: it returns the logits of
 every padded (task, machine) pair and the value, and the policy's action and value heads are identities.
-Rollouts run in ``workers`` processes (Stable-Baselines3's SubprocVecEnv) on one machine; several
-machines would use Ray (docs/policy.md), not a home-made scheduler of processes.
+Rollouts run in ``workers`` processes (Stable-Baselines3's SubprocVecEnv) on one machine, or, given a
+Ray address, in ``workers`` Ray actors holding ``envs_per_worker`` environments each (distributed.py):
+the same environments, seeds and PPO either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -55,10 +57,14 @@ class TrainingOptions:
     learning_rate: float = 1e-4
     entropy_coefficient: float = 0.003
     evaluate_every_seconds: float = 120.0
+    ray_address: str | None = None  # rollouts in Ray actors on this cluster ("auto": the local node's)
+    envs_per_worker: int = 1  # environments per Ray actor
 
     def __post_init__(self):
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, not {self.workers}")
+        if self.envs_per_worker < 1 or (self.envs_per_worker > 1 and not self.ray_address):
+            raise ValueError("--envs-per-worker must be >= 1, and above 1 only with --ray-address")
         if not self.minutes > 0 and not self.timesteps:
             raise ValueError(f"--minutes must be > 0, not {self.minutes}")
         if not 2 <= self.min_tasks <= self.max_tasks:
@@ -142,6 +148,7 @@ class _Progress(BaseCallback):
         self.episodes = 0
         self.curve: list[dict] = []
         self.held_out_ratio = float("nan")
+        self.minutes = 0.0  # of model.learn, set when it returns
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", []):
@@ -184,11 +191,36 @@ def train(
     torch.manual_seed(options.seed)
     max_tasks = max(len(p) for p in problems)
     max_edges = max(max(len(p.edges()[0]) for p in problems), 1)
+    environments = options.workers * options.envs_per_worker
     factories = [
         partial(_make_env, problems, max_tasks, max_edges, options.noise, options.seed + k)
-        for k in range(options.workers)
+        for k in range(environments)
     ]
-    vec = SubprocVecEnv(factories, start_method="fork") if options.workers > 1 else DummyVecEnv(factories)
+    with contextlib.ExitStack() as stack:
+        if options.ray_address:
+            from allocate.policy.distributed import RayVecEnv, ray_session
+
+            ray = stack.enter_context(ray_session(options.ray_address))
+            vec = RayVecEnv(ray, factories, options.envs_per_worker)
+        elif options.workers > 1:
+            vec = SubprocVecEnv(factories, start_method="fork")
+        else:
+            vec = DummyVecEnv(factories)
+        stack.callback(vec.close)
+        model, progress = _learn(vec, options, evaluate, report)
+    network = model.policy.features_extractor.network
+    network.eval()
+    record = {
+        "timesteps": int(model.num_timesteps),
+        "episodes": progress.episodes,
+        "training_minutes": progress.minutes,
+        "max_tasks_in_training": max_tasks,
+        "curve": progress.curve,
+    }
+    return network, record
+
+
+def _learn(vec, options: TrainingOptions, evaluate, report) -> tuple[MaskablePPO, _Progress]:
     model = MaskablePPO(
         GraphMaskablePolicy,
         vec,
@@ -206,16 +238,6 @@ def train(
     network = model.policy.features_extractor.network
     progress = _Progress(options, (lambda: evaluate(network)) if evaluate else None, report)
     started = time.perf_counter()
-    try:
-        model.learn(total_timesteps=options.timesteps or 10**12, callback=progress)
-    finally:
-        vec.close()
-    network.eval()
-    record = {
-        "timesteps": int(model.num_timesteps),
-        "episodes": progress.episodes,
-        "training_minutes": (time.perf_counter() - started) / 60.0,
-        "max_tasks_in_training": max_tasks,
-        "curve": progress.curve,
-    }
-    return network, record
+    model.learn(total_timesteps=options.timesteps or 10**12, callback=progress)
+    progress.minutes = (time.perf_counter() - started) / 60.0
+    return model, progress

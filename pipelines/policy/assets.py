@@ -31,6 +31,8 @@ class LearnedPolicyConfig(dg.Config):
     timesteps: int = 0  # > 0: a step budget instead of minutes
     workers: int = 1
     seed: int = 0
+    ray_address: str = ""  # rollouts in Ray actors on this cluster ("auto"); empty: this machine, no Ray
+    envs_per_worker: int = 1  # with ray_address: environments per Ray actor
 
 
 def _folder(config: LearnedPolicyConfig) -> Path:
@@ -58,6 +60,8 @@ def learned_policy(context: dg.AssetExecutionContext, config: LearnedPolicyConfi
             timesteps=config.timesteps or None,
             workers=config.workers,
             seed=config.seed,
+            ray_address=config.ray_address or None,
+            envs_per_worker=config.envs_per_worker,
         )
         context.log.info(
             f"training on {options.workloads} for {options.timesteps or options.minutes} (steps or min)"
@@ -93,6 +97,7 @@ class PolicyEvaluationConfig(dg.Config):
     seeds: int = 1
     weights: list[float] = [0.5, 1.0]
     noise_spread: float = 0.3
+    ray_address: str = ""  # the sweep as Ray tasks on this cluster ("auto"); empty: in this process
 
 
 @dg.asset(group_name="policy", kinds={"parquet"}, deps=["energy_traces", "learned_policy"])
@@ -118,7 +123,9 @@ def policy_evaluation(
             left_out.append(f"{case.workflow.name}: {exc}")
     for line in left_out:
         context.log.info(f"left out {line}")
-    options = PolicyEvaluationOptions(tuple(config.weights), config.seeds, config.noise_spread)
+    options = PolicyEvaluationOptions(
+        tuple(config.weights), config.seeds, config.noise_spread, ray_address=config.ray_address or None
+    )
     context.log.info(f"evaluating the policy on {len(cases)} traced workflows, {config.seeds} noise draw(s)")
     results = evaluate(network, cases, options)
     table = summary(results, options.weights)

@@ -84,3 +84,11 @@ def test_evaluate_the_shipped_policy_against_the_online_baselines(tmp_path, caps
         < by_scheduler["min-energy"]["makespan_vs_dynamic_heft"]
     )
     assert (out / "tradeoffs.png").stat().st_size > 0 and "policy" in capsys.readouterr().out
+
+
+def test_environments_per_worker_need_a_ray_address(tmp_path, capsys):
+    args = ["train-policy", "--workloads", "fft", "--envs-per-worker", "2", "--out", str(tmp_path / "p")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--envs-per-worker" in err[0] and "--ray-address" in err[0]
+    assert not (tmp_path / "p").exists()
