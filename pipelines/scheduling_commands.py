@@ -112,6 +112,12 @@ def cmd_evaluate_scheduling(args) -> int:
         tasks=args.tasks,
         seed=args.seed,
     )
+    online = None
+    if args.online:  # checked before the offline sweep: no torch, or bad online options, stop at once
+        from pipelines.policy_commands import evaluation_options_from_args, require_policy_extra
+
+        require_policy_extra()
+        online = evaluation_options_from_args(args)
     cases = gather_cases(options, dataset=args.dataset, wfformat=args.wfformat, platform_path=args.platform)
     from tqdm import tqdm
 
@@ -119,7 +125,31 @@ def cmd_evaluate_scheduling(args) -> int:
     written = write_outputs(results, Path(args.out))
     print(written["summary_text"])
     print(f"wrote {', '.join(str(p) for k, p in written.items() if k != 'summary_text')}")
+    if online is not None:
+        _evaluate_online(args, cases, online)
     return 0
+
+
+ONLINE_OUTPUTS = {
+    "results": "online_results.parquet",
+    "summary": "online_summary.json",
+    "plot": "online_pareto.png",
+}
+
+
+def _evaluate_online(args, cases, options) -> None:
+    """--online: the learned policy and the online baselines on the same workflows under runtime noise
+    (pipelines/policy_commands.py, docs/policy.md), written beside the offline outputs."""
+    from pipelines.policy_commands import evaluate_policy_on
+
+    if args.workloads and args.seed < 1000:
+        print(
+            "note: --online on generated workloads with --seed below 1000: the shipped policy trained on "
+            "seeds 0-5 of fft,strassen,random,montage,epigenomics; --seed 1000 gives workflows it never saw",
+            file=sys.stderr,
+        )
+    set_name = "trace dataset" if args.dataset else "wfformat runs" if args.wfformat else "generated"
+    evaluate_policy_on(cases, set_name, args.policy, options, Path(args.out), ONLINE_OUTPUTS)
 
 
 def add_scheduling_commands(sub) -> None:
@@ -172,4 +202,22 @@ def add_scheduling_commands(sub) -> None:
     e.add_argument("--tasks", type=int, default=100, help="tasks per generated workflow (random, recipes)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", required=True, help="folder for results.parquet, summary.json and PNG plots")
+    online = e.add_argument_group(
+        "online", "--online: the learned policy and the online baselines under runtime noise"
+    )
+    online.add_argument(
+        "--online",
+        action="store_true",
+        help="also run the policy and the online baselines (needs jouletrace[policy]); writes online_*",
+    )
+    online.add_argument("--policy", help="policy directory (default: the shipped policy)")
+    online.add_argument("--seeds", type=int, default=3, help="noise draws per workflow")
+    online.add_argument(
+        "--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)"
+    )
+    online.add_argument("--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead")
+    online.add_argument("--weights", default="0,0.5,1", help="weights w of the policy and the weighted rule")
+    online.add_argument(
+        "--ray-address", metavar="ADDRESS", help="the online sweep as Ray tasks on this cluster"
+    )
     e.set_defaults(run=cmd_evaluate_scheduling)

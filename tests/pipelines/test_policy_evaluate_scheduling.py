@@ -1,0 +1,54 @@
+"""`jouletrace evaluate-scheduling --online`: the learned policy and the online baselines on the same
+workflows as the offline sweep, written beside its outputs; the numbers are evaluate-policy's."""
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+
+SMALL = ["--workloads", "fft,strassen", "--repetitions", "1", "--tasks", "16", "--seed", "1000"]
+ONLINE = ["--seeds", "2", "--weights", "0.5,1"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluation")
+    assert main(["evaluate-scheduling", *SMALL, "--online", *ONLINE, "--out", str(out)]) == 0
+    return out
+
+
+def test_online_results_sit_beside_the_offline_ones(evaluated):
+    offline = pd.read_parquet(evaluated / "results.parquet")
+    online = pd.read_parquet(evaluated / "online_results.parquet")
+    assert set(online["workflow"]) == set(offline["workflow"]) and len(set(online["workflow"])) == 2
+    assert set(online["seed"]) == {0, 1} and (online["provenance"] == "simulated").all()
+    rows = json.loads((evaluated / "online_summary.json").read_text())
+    assert {r["weight"] for r in rows} == {0.5, 1.0} and {r["set"] for r in rows} == {"generated"}
+    for weight in (0.5, 1.0):
+        by = {r["scheduler"]: r for r in rows if r["weight"] == weight}
+        assert set(by) == {"policy", "heft-static", "heft-dynamic", "min-energy", "ecs", "weighted", "random"}
+        assert by["heft-dynamic"]["makespan_vs_dynamic_heft"] == 1.0
+        assert by["heft-dynamic"]["makespan_spread_over_seeds"] == 0.0
+        least = by["min-energy"]
+        assert least["energy_vs_dynamic_heft"] < 1.0 < least["makespan_vs_dynamic_heft"]
+        assert least["makespan_spread_over_seeds"] > 0.0  # two noise draws differ
+    for name in ("pareto_fronts.png", "online_pareto.png"):
+        assert (evaluated / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_numbers_are_evaluate_policys_on_the_same_workflows(evaluated, tmp_path):
+    args = ["evaluate-policy", *SMALL, *ONLINE, "--set-name", "generated", "--out", str(tmp_path)]
+    assert main(args) == 0
+    ours = pd.read_parquet(evaluated / "online_results.parquet")
+    pd.testing.assert_frame_equal(ours, pd.read_parquet(tmp_path / "policy_results.parquet"))
+
+
+def test_online_without_the_policy_extra_stops_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    code = main(["evaluate-scheduling", *SMALL, "--online", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install 'jouletrace[policy]'" in err[0]
+    assert not (tmp_path / "x").exists()
