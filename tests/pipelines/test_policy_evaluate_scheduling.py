@@ -6,7 +6,11 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
+from allocate.policy.network import GraphPolicyNetwork
+from allocate.policy.store import save_policy
+from allocate.scheduling.workloads import reference_platform
 from pipelines.cli import main
 
 SMALL = ["--workloads", "fft,strassen", "--repetitions", "1", "--tasks", "16", "--seed", "1000"]
@@ -14,9 +18,19 @@ ONLINE = ["--seeds", "2", "--weights", "0.5,1"]
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def policy(tmp_path_factory) -> str:
+    """An untrained network (its objective prior) for the reference platform: any policy directory does."""
+    torch.manual_seed(0)
+    platform = reference_platform()
+    network = GraphPolicyNetwork(len(platform.machines), hidden=16, layers=2)
+    return str(save_policy(network, platform, {"seed": 0}, tmp_path_factory.mktemp("policy")))
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, policy):
     out = tmp_path_factory.mktemp("evaluation")
-    assert main(["evaluate-scheduling", *SMALL, "--online", *ONLINE, "--out", str(out)]) == 0
+    command = ["evaluate-scheduling", *SMALL, "--online", "--policy", policy, *ONLINE]
+    assert main([*command, "--out", str(out)]) == 0
     return out
 
 
@@ -39,8 +53,18 @@ def test_online_results_sit_beside_the_offline_ones(evaluated):
         assert (evaluated / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_numbers_are_evaluate_policys_on_the_same_workflows(evaluated, tmp_path):
-    args = ["evaluate-policy", *SMALL, *ONLINE, "--set-name", "generated", "--out", str(tmp_path)]
+def test_the_numbers_are_evaluate_policys_on_the_same_workflows(evaluated, policy, tmp_path):
+    args = [
+        "evaluate-policy",
+        *SMALL,
+        "--policy",
+        policy,
+        *ONLINE,
+        "--set-name",
+        "generated",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     ours = pd.read_parquet(evaluated / "online_results.parquet")
     pd.testing.assert_frame_equal(ours, pd.read_parquet(tmp_path / "policy_results.parquet"))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate
-from allocate.policy.store import DEFAULT_POLICY, load_policy
+from allocate.policy.store import save_policy
 from allocate.policy.training import TrainingOptions, train
 from allocate.scheduling.problem import build_problem
 from allocate.scheduling.workloads import generated_workflow, reference_platform
@@ -51,8 +51,8 @@ def test_rollouts_in_ray_actors_learn_what_subprocesses_learn(problems, local_tr
     assert all(torch.equal(v, local_weights[k]) for k, v in network.state_dict().items())
 
 
-def test_the_evaluation_sweep_as_ray_tasks_gives_the_same_rows(problems, ray):
-    network = load_policy(DEFAULT_POLICY, problems[0].platform)
+def test_the_evaluation_sweep_as_ray_tasks_gives_the_same_rows(problems, local_training, ray):
+    network = local_training[0]
     cases = [EvaluationCase("small", p.name.split("-")[0], p) for p in problems]
     options = PolicyEvaluationOptions(weights=(0.5, 1.0), seeds=2)
     seen = []
@@ -77,9 +77,11 @@ def test_the_evaluation_sweep_as_ray_tasks_gives_the_same_rows(problems, ray):
     }
 
 
-def test_evaluate_policy_command_with_a_ray_address(tmp_path, ray):
+def test_evaluate_policy_command_with_a_ray_address(tmp_path, problems, local_training, ray):
+    policy = save_policy(local_training[0], problems[0].platform, local_training[1], tmp_path / "policy")
     out = tmp_path / "evaluation"
     small = ["--workloads", "strassen", "--repetitions", "1", "--seeds", "2", "--weights", "1"]
-    assert main(["evaluate-policy", *small, "--ray-address", "auto", "--out", str(out)]) == 0
+    command = ["evaluate-policy", *small, "--policy", str(policy), "--ray-address", "auto"]
+    assert main([*command, "--out", str(out)]) == 0
     rows = json.loads((out / "policy_summary.json").read_text())
     assert {r["scheduler"] for r in rows} >= {"policy", "heft-dynamic"} and len(rows) == 7
