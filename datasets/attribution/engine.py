@@ -34,6 +34,7 @@ from datasets.attribution.constants import (
     US_PER_SECOND,
     USAGE_SOURCES,
 )
+from datasets.attribution.fast import attribute_fast, unsupported
 from datasets.attribution.fit import (
     _design,
     _gather,
@@ -98,6 +99,15 @@ class _Split:
     balance_parts: list[dict] = field(default_factory=list)
     missing: list[dict] = field(default_factory=list)
     reference_w: dict[str, float] = field(default_factory=dict)
+
+    def add(self, task_rows: dict, balance_rows: dict, kind: str) -> None:
+        """One series' rows, and the highest average power its covered rows show."""
+        self.task_parts.append(task_rows)
+        self.balance_parts.append(balance_rows)
+        seen = task_rows["avg_power_watts"][task_rows["coverage"] > 0]
+        seen = seen[np.isfinite(seen)]
+        if seen.size:
+            self.reference_w[kind] = max(self.reference_w.get(kind, 0.0), float(seen.max()))
 
 
 class _Engine:
@@ -336,12 +346,7 @@ class _Engine:
                 emit=chunk.emit,
             )
             task_rows, balance_rows = _attribute_cut(cut, self.tasks, grids[key], given)
-            split.task_parts.append(task_rows)
-            split.balance_parts.append(balance_rows)
-            seen = task_rows["avg_power_watts"][task_rows["coverage"] > 0]
-            seen = seen[np.isfinite(seen)]
-            if seen.size:
-                split.reference_w[kind] = max(split.reference_w.get(kind, 0.0), float(seen.max()))
+            split.add(task_rows, balance_rows, kind)
         split.missing = self._missing_rows(chunk)
         return split
 
@@ -566,6 +571,11 @@ def attribute(
         _Chunk(node, by_node.get(node, []), usage, kepler, EVERYTHING, gpu_busy)
         for node in sorted(set(by_node) | set(ran.by_node))
     ]
+    if options.fast:
+        reason = unsupported(engine, kepler is not None)
+        if reason is None:
+            return attribute_fast(engine, chunks, workers)
+        engine.notes.append(_diagnostic("mode", None, f"exact: {reason}"))
     for chunk in chunks:
         engine.gather_skew(chunk)
     engine.finish_skew()

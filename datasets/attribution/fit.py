@@ -101,25 +101,51 @@ def _design(
     A compiled sweep over the intervals (kernels.design_rows) keeps only the pieces running in each one, so a
     row costs the few columns present in it."""
     cut = cuts[0]
-    fitted = (cut.pieces.column >= 0) & (cut.main_hi > cut.main_lo)
+    design(
+        [(one.series, one.times_s, one.interval_j) for one in cuts],
+        _emitted(cut, cut.times_s[:-1], emit),
+        (cut.grid_s[cut.main_lo], cut.grid_s[cut.main_hi], cut.main_lo),
+        cut.main_rate,
+        cut.pieces.column,
+        columns,
+        stats,
+        gram,
+    )
+
+
+def design(
+    zones: list[tuple],
+    emitted: np.ndarray,
+    pieces_s: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rate: np.ndarray,
+    column: np.ndarray,
+    columns: int,
+    stats: list[_SeriesStats],
+    gram: np.ndarray,
+) -> None:
+    """`_design` on arrays: zones (series, reading times in s, interval joules) read at the same times, the
+    reading intervals that count, the main pieces' (start s, end s, sort key) on the zones' time axis,
+    their rates and fit columns."""
+    start_s, end_s, position = pieces_s
+    fitted = (column >= 0) & (end_s > start_s)
     if not fitted.any():
         return
     order = np.flatnonzero(fitted)
-    order = order[np.argsort(cut.main_lo[order], kind="stable")]
-    moment_joules = np.zeros((len(cuts), columns))
+    order = order[np.argsort(position[order], kind="stable")]
+    moment_joules = np.zeros((len(zones), columns))
     moment_idle = np.zeros(columns)
-    sums = np.zeros((len(cuts), 7))
-    gauge = [_gauge_variance_parts(one.series, one.times_s) for one in cuts]
+    sums = np.zeros((len(zones), 7))
+    gauge = [_gauge_variance_parts(series, times_s) for series, times_s, _ in zones]
     kernels.design_rows(
-        cut.times_s,
-        np.stack([one.interval_j for one in cuts]),
+        zones[0][1],
+        np.stack([interval_j for _, _, interval_j in zones]),
         np.stack([reading for reading, _ in gauge]),
         np.stack([unmeasured for _, unmeasured in gauge]),
-        _emitted(cut, cut.times_s[:-1], emit),
-        cut.grid_s[cut.main_lo[order]],
-        cut.grid_s[cut.main_hi[order]],
-        cut.main_rate[order],
-        cut.pieces.column[order].astype(np.int64),
+        emitted,
+        start_s[order],
+        end_s[order],
+        rate[order],
+        column[order].astype(np.int64),
         columns,
         gram,
         moment_joules,

@@ -129,6 +129,17 @@ class AttributionOptions:
             action="store_true",
         ),
     )
+    # The exact mode (default) states every row's uncertainty; the fast one skips the fit and the uncertainty
+    # terms (datasets/attribution/fast.py: what it keeps, where it differs, where it does not apply).
+    fast: bool = field(
+        default=False,
+        metadata=_option(
+            "--fast",
+            "fast mode: energies split by requested cores without the fit and the uncertainty terms "
+            "(uncertainty only Argo's truncation bound; CPU zones, no container samples; docs/attribution.md)",
+            action="store_true",
+        ),
+    )
     # Nodes attributed side by side; None: the cores this process may use. The result does not depend on it.
     threads: int | None = field(
         default=None,

@@ -16,11 +16,13 @@ from datasets.attribution.constants import (
     BASIS_NONE,
     BASIS_REQUESTS,
     BASIS_USAGE,
+    EVERYTHING,
     FLAG_RESET,
     FLAG_WRAP,
 )
 from datasets.attribution.fit import _Idle, _Model
 from datasets.attribution.segments import _Cut
+from datasets.attribution.series import _Series
 from datasets.attribution.skew import _Skew
 from datasets.attribution.split import _GridShares, _SeriesSplit, peak_watts, split_series
 from datasets.attribution.tasks import _Tasks
@@ -87,22 +89,33 @@ def _attribute_cut(cut: _Cut, tasks: _Tasks, grid: _GridShares, given: _SeriesIn
 
 
 def _balance_rows(split: _SeriesSplit, emit: tuple[int, int]) -> dict:
-    cut, series, windows = split.cut, split.cut.series, split.grid.window_edges.size - 1
-    first_us, last_us = cut.origin_us, int(series.times_us[-1])
-    window_start = np.concatenate([[first_us], cut.bounds_us])
     # Summed per window, not as differences of one running sum: a window stays exact beside large ones.
     measured_joules = kernels.window_sums(
         np.ascontiguousarray(split.segment_j, dtype=float), split.grid.window_edges
     )
+    return balance_rows(split.cut.series, split.cut.bounds_us, measured_joules, split.attributed_joules, emit)
+
+
+def balance_rows(
+    series: _Series,
+    bounds_us: np.ndarray,
+    measured_joules: np.ndarray,
+    attributed_joules: np.ndarray,
+    emit: tuple[int, int] = EVERYTHING,
+) -> dict:
+    """The series' balance windows (cut at `bounds_us`, clipped to its readings) that start within `emit`."""
+    windows = measured_joules.size
+    first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
+    window_start = np.concatenate([[first_us], bounds_us])
     balance_rows = {
         "host_node": np.full(windows, series.host_node, dtype=object),
         "device_kind": np.full(windows, series.device_kind, dtype=object),
         "device_id": np.full(windows, series.device_id, dtype=object),
         "window_start": window_start,
-        "window_end": np.concatenate([cut.bounds_us, [last_us]]),
+        "window_end": np.concatenate([bounds_us, [last_us]]),
         "measured_joules": measured_joules,
-        "attributed_joules": split.attributed_joules,
-        "unattributed_joules": measured_joules - split.attributed_joules,
+        "attributed_joules": attributed_joules,
+        "unattributed_joules": measured_joules - attributed_joules,
         "provenance": np.full(windows, series.provenance, dtype=object),
     }
     kept = (window_start >= emit[0]) & (window_start < emit[1])
@@ -110,29 +123,44 @@ def _balance_rows(split: _SeriesSplit, emit: tuple[int, int]) -> dict:
 
 
 def _methods(split: _SeriesSplit, given: _SeriesInputs) -> np.ndarray:
-    """Each row's method: reading rule, flags, split, idle rule, idle power, skew, MIG. Each distinct
-    combination of the flags and the split label is spelt once, not once per row."""
+    """Each row's method: reading rule, flags, split, idle rule, idle power, skew, MIG."""
     cut, frame, count, pieces = split.cut, split.grid.frame, split.count, split.cut.pieces
     series = cut.series
     accelerator = series.device_kind in ACCELERATOR_IDS
-    flagged = cut.flags.any()
-    wraps, resets = (_cumulative(cut.flags == flag) if flagged else None for flag in (FLAG_WRAP, FLAG_RESET))
     tail = f";{split.grid.idle.label};idle_power={given.idle.method}"
     tail += given.skew.label() if given.skew is not None else ""
     tail += ";mig" if given.mig and series.device_kind == "gpu" else ""
-    label_names, label_of = _split_labels(
+    labels = _split_labels(
         pieces.basis, given.settings, accelerator, split.grid.holders, pieces.equal_task, count, pieces.pooled
     )
-    first_interval, past_interval = frame.first_interval, frame.past_interval
+    spans = (frame.first_interval, frame.past_interval)
+    return method_texts(series.rule, cut.flags, spans, (frame.coverage, frame.outside), labels, tail)
+
+
+def method_texts(
+    rule: str,
+    flags: np.ndarray,
+    spans: tuple[np.ndarray, np.ndarray],
+    frame: tuple[np.ndarray, np.ndarray],
+    labels: tuple[list[str], np.ndarray],
+    tail: str,
+) -> np.ndarray:
+    """Each row's method from the series' reading rule and counter flags, the rows' first and past reading
+    intervals, coverage and whether they lie outside the readings, their split labels and the `tail` all
+    rows share. Each distinct combination of the flags and the split label is spelt once, not once per row."""
+    (first_interval, past_interval), (coverage, outside) = spans, frame
+    label_names, label_of = labels
+    flagged, count = flags.any(), label_of.size
+    wraps, resets = (_cumulative(flags == flag) if flagged else None for flag in (FLAG_WRAP, FLAG_RESET))
     wrapped = wraps[past_interval] != wraps[first_interval] if flagged else np.zeros(count, bool)
     was_reset = resets[past_interval] != resets[first_interval] if flagged else np.zeros(count, bool)
-    gap = (frame.coverage < 1.0) & ~frame.outside
+    gap = (coverage < 1.0) & ~outside
     spelt, which = np.unique(
-        label_of * 16 + frame.outside * 8 + wrapped * 4 + was_reset * 2 + gap, return_inverse=True
+        label_of * 16 + outside * 8 + wrapped * 4 + was_reset * 2 + gap, return_inverse=True
     )
     texts = [
         ("no-readings: outside readings;" if combination & 8 else "")
-        + READING_RULES[series.rule]
+        + READING_RULES[rule]
         + (";wraps-corrected" if combination & 4 else "")
         + (";reset-estimated" if combination & 2 else "")
         + (";gap" if combination & 1 else "")

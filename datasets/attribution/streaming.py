@@ -197,6 +197,8 @@ def attribute_dataset(
         settings = _Settings(**{**settings.__dict__, "share": "usage" if has_usage else "requests"})
     engine = _Engine(ran, machines, settings)
     engine.notes.append(_diagnostic("share", None, settings.share))
+    if options.fast:  # the fast mode needs a series' whole readings at once; days are streamed exactly
+        engine.notes.append(_diagnostic("mode", None, "exact: a streamed dataset is attributed exactly"))
     nodes = sorted(
         set(pc.unique(power.to_table(columns=["host_node"])["host_node"]).to_pylist()) | set(ran.by_node)
     )

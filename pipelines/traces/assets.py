@@ -34,6 +34,7 @@ class AttributionConfig(dg.Config):
     idle_power: list[str] = []
     skew_tolerance_seconds: float = _DEFAULTS.skew_tolerance_seconds
     correct_skew: bool = _DEFAULTS.correct_skew
+    fast: bool = _DEFAULTS.fast
     threads: int | None = _DEFAULTS.threads
 
     def options(self) -> AttributionOptions:

@@ -22,6 +22,7 @@ CHANGED = {
     ),
     "skew_tolerance_seconds": (2.5, ["--skew-tolerance-seconds", "2.5"]),
     "correct_skew": (True, ["--correct-skew"]),
+    "fast": (True, ["--fast"]),
     "threads": (3, ["--threads", "3"]),
 }
 COMMANDS = {

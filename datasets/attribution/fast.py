@@ -1,0 +1,363 @@
+"""The fast mode (`AttributionOptions(fast=True)`, `jouletrace attribute --fast`): the exact mode's task
+energies without its uncertainty terms, peaks and per-segment arrays, in two compiled sweeps per series.
+
+It keeps the exact mode's rules for energy: the readings (series.py), the task windows and pieces (tasks.py,
+pieces.py: usage series, requests ramped at truncated edges, equal shares, GPU/FPGA holders), the idle power
+and the fit of watts per unit (fit.py, from the same statistics and normal equations), and the split
+(split.py: a segment's share of its reading interval's energy in proportion to the modelled power, idle
+min(e_s, i dt_s) shared by the idle policy, dynamic energy by weighted rate). It differs where the exact mode
+needs each segment: no array per segment is made; the sweep (sweep.py) walks the merged grid and keeps only
+the prefix sums of the prices at the pieces' edges and each window's sums. What it does not give:
+- uncertainty_joules is only Argo's truncation, r x the task's average power (the exact mode's first term
+  at about its size; the variance terms are not computed); peak_power_watts is null; `method` ends in
+  `mode=fast`;
+- idle power from reading intervals instead of segments (the same for counters; a trapezoid gauge's quiet
+  segments are weighted by their interval's mean power), and a GPU/FPGA split by holders without busy time
+  spread uniformly within a reading interval (the exact mode models it with the mean power per holder);
+- Kepler's share and clock skew: there the exact engine runs, and `diagnostics` says why (item `mode`).
+How far the two modes' energies are apart (rounding, on the sample world): docs/attribution.md "Speed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from datasets.attribution.common import _diagnostic, _holding, _in_order, _range_max
+from datasets.attribution.constants import (
+    ACCELERATOR_IDS,
+    GAP_FACTOR,
+    MIN_RATE,
+    UNMAPPED_DEVICE,
+    US_PER_SECOND,
+)
+from datasets.attribution.fit import _SeriesStats, design
+from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _Pieces, _usage_edges
+from datasets.attribution.rows import _split_labels, balance_rows, method_texts
+from datasets.attribution.segments import _interval_energy
+from datasets.attribution.series import _Series
+from datasets.attribution.sweep import modelled_sums, sweep
+from datasets.attribution.tasks import _windows
+
+FAST = "mode=fast"
+
+
+def unsupported(engine, kepler: bool) -> str | None:
+    """Why the fast mode cannot attribute this input (None: it can)."""
+    if engine.settings.share == "kepler" or kepler:
+        return "the fast mode splits by usage or requested cores, not by Kepler's joules"
+    if engine.settings.skew_tolerance_seconds > 0:
+        return "the fast mode does not estimate clock skew"
+    return None
+
+
+@dataclass(frozen=True)
+class _Zone:
+    """One series with its pieces, on the time axis of its first reading (seconds)."""
+
+    series: _Series
+    pieces: _Pieces
+    times_s: np.ndarray
+    median_s: float  # the median reading interval
+    interval_j: np.ndarray
+    flags: np.ndarray
+    covered: np.ndarray
+    edges_s: np.ndarray  # the pieces' distinct edges, clipped to the readings
+    main_rate: np.ndarray  # per main piece, its amount per second of its length
+    bounds_us: np.ndarray
+
+    @property
+    def accelerator(self) -> bool:
+        return self.series.device_kind in ACCELERATOR_IDS
+
+
+def attribute_fast(engine, chunks: list, workers: int):
+    """The fast mode's Attribution: the fit's statistics, then the split, nodes side by side; rows without
+    readings, the balance and the tables as the exact engine makes them."""
+    engine.notes.append(_diagnostic("mode", None, "fast"))
+    zones: dict[str, list[_Zone]] = {}
+
+    def fit_pass(chunk):
+        node_zones = _zones(engine, chunk)
+        return node_zones, _gather(engine, chunk.node, node_zones), engine.node_idle(chunk.node)
+
+    for chunk, (node_zones, grams, done) in zip(chunks, _in_order(fit_pass, chunks, workers), strict=True):
+        engine.add_grams(grams)
+        engine.finish_node(done)
+        zones[chunk.node] = node_zones
+    engine.finish_statistics()
+    for split in _in_order(lambda chunk: _split_node(engine, chunk, zones.pop(chunk.node)), chunks, workers):
+        engine.take(split)
+    return engine.result()
+
+
+def _zones(engine, chunk) -> list[_Zone]:
+    """The node's series with the pieces the exact engine cuts them by (engine.cuts)."""
+    tasks, node, settings = engine.tasks, chunk.node, engine.settings
+    rows = engine.rows_of(node, chunk)
+    windows = _windows(tasks, rows, 0)
+    if chunk.gpu_busy is not None:
+        windows = _usage_edges(chunk.gpu_busy, rows, windows)
+    usage = chunk.usage if settings.share == "usage" else None
+    if usage is not None:
+        windows = _usage_edges(usage, rows, windows)
+    cpu = _cpu_pieces(tasks, rows, windows, usage, None)
+    devices = {kind: sum(s.device_kind == kind for s in chunk.series) for kind in ACCELERATOR_IDS}
+    zones, readings = [], {}
+    for series in chunk.series:
+        kind = series.device_kind
+        pieces = cpu
+        if kind in ACCELERATOR_IDS:
+            none = np.zeros(0, dtype=np.int64)
+            pooled = tasks.holders.get((node, kind, UNMAPPED_DEVICE), none)
+            unmapped = (tasks.unmapped[kind], devices[kind]) if pooled.size else None
+            holders = tasks.holders.get(series.key, none)
+            pieces = _holder_pieces(
+                tasks, rows, windows, holders, chunk.gpu_busy, series.device_id, pooled, unmapped
+            )
+        # The zones an agent reads in one step share their reading times and what follows from them alone.
+        key = series.times_us.tobytes()
+        if key not in readings:
+            readings[key] = _readings(series.times_us)
+        zones.append(_zone(series, pieces, readings[key], settings.window_us))
+    return zones
+
+
+def _readings(times_us: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Reading times in seconds after the first, the median reading interval and which intervals are not
+    gaps (segments.py's rule)."""
+    times_s = (times_us - times_us[0]) / US_PER_SECOND
+    dt = np.diff(times_s)
+    median_s = float(np.median(dt))
+    return times_s, median_s, dt <= GAP_FACTOR * median_s
+
+
+def _zone(series: _Series, pieces: _Pieces, readings: tuple, window_us: int) -> _Zone:
+    first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
+    times_s, median_s, covered = readings
+    interval_j, flags = _interval_energy(series, times_s)
+    bounds_us = np.arange(-(-first_us // window_us) * window_us, last_us, window_us, dtype=np.int64)
+    distinct_us, _ = pieces.edges
+    length_s = (pieces.end_us - pieces.start_us) / US_PER_SECOND
+    return _Zone(
+        series=series,
+        pieces=pieces,
+        times_s=times_s,
+        median_s=median_s,
+        interval_j=interval_j,
+        flags=flags,
+        covered=covered,
+        edges_s=np.clip((distinct_us - first_us) / US_PER_SECOND, 0.0, times_s[-1]),
+        main_rate=np.divide(pieces.amount, length_s, out=np.zeros(length_s.size), where=length_s > 0),
+        bounds_us=bounds_us[bounds_us > first_us],
+    )
+
+
+def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
+    """fit._gather and engine.gather on reading intervals: each series' idle candidates (the intervals no
+    task's wide window reaches into), gauge noise and its part of its kind's normal equations."""
+    columns, grams = engine.tasks.columns, {}
+    together: dict[tuple, tuple[list[_Zone], list[_SeriesStats]]] = {}
+    for zone in zones:
+        stats = engine.stats.setdefault(node, {}).setdefault(zone.series.key, _SeriesStats())
+        times_s, windows = zone.times_s, zone.pieces.windows
+        dt = np.diff(times_s)
+        watts = np.divide(zone.interval_j, dt, out=np.zeros(dt.size), where=dt > 0)
+        wide = [
+            np.clip((us - int(zone.series.times_us[0])) / US_PER_SECOND, 0.0, times_s[-1])
+            for us in (windows.wide_start, windows.wide_end)
+        ]
+        lo = np.clip(np.searchsorted(times_s, wide[0], side="right") - 1, 0, dt.size - 1)
+        hi = np.maximum(np.searchsorted(times_s, wide[1], side="left"), lo + 1)
+        quiet = _holding(lo, hi, dt.size + 1)[: dt.size] == 0
+        stats.idle_watts.append(watts[quiet])
+        stats.idle_seconds.append(dt[quiet])
+        stats.all_watts.append(watts)
+        stats.all_seconds.append(dt)
+        stats.reading_seconds.append(np.array([zone.median_s]))  # only their median is used
+        if zone.series.rule != "counter" and times_s.size > 2:
+            power = zone.series.values
+            middle = power[1:-1]
+            usable = middle > 1e-6
+            stats.noise.append(np.abs(power[2:] - 2 * middle + power[:-2])[usable] / middle[usable])
+        kind = zone.series.device_kind
+        if zone.pieces.task.size > 0 if zone.accelerator else engine.settings.share != "kepler":
+            group = together.setdefault((id(zone.pieces), kind, id(zone.times_s)), ([], []))
+            group[0].append(zone)
+            group[1].append(stats)
+    for (_, kind, _), (group, group_stats) in together.items():
+        first = group[0]
+        _, where = first.pieces.edges
+        design(
+            [(one.series, one.times_s, one.interval_j) for one in group],
+            np.ones(first.interval_j.size, bool),
+            (first.edges_s[where[2]], first.edges_s[where[3]], where[2]),
+            first.main_rate,
+            first.pieces.column,
+            columns,
+            group_stats,
+            grams.setdefault(kind, np.zeros((columns, columns))),
+        )
+    return grams
+
+
+def _split_node(engine, chunk, zones: list[_Zone]):
+    from datasets.attribution.engine import _Split
+
+    split = _Split()
+    for zone in zones:
+        kind = zone.series.device_kind
+        model = engine.models.get(kind, (None, 0.0))[0]
+        if zone.accelerator and zone.pieces.task.size == 0:
+            model = None
+        idle_weight, floor, idle_label = _idle_rule(engine, chunk.node, zone.pieces, zone.accelerator)
+        idle = engine.idle[zone.series.key]
+        task_rows, balance = _series_rows(zone, model, idle.watts, (idle_weight, floor))
+        tail = f";{idle_label};idle_power={idle.method};{FAST}"
+        labels = _labels(zone.pieces, engine.settings, zone.accelerator)
+        frame = task_rows.pop("_frame")
+        task_rows["method"] = method_texts(
+            zone.series.rule,
+            zone.flags,
+            (frame["first_interval"], frame["past_interval"]),
+            (frame["coverage"], frame["outside"]),
+            labels,
+            tail,
+        )
+        task_rows["_task"] = zone.pieces.rows
+        split.add(task_rows, balance, kind)
+    split.missing = engine._missing_rows(chunk)
+    return split
+
+
+def _idle_rule(engine, node: str, pieces, accelerator: bool) -> tuple[np.ndarray, float, str]:
+    """Each task's idle weight, the floor under the weight running and the label: split.py's rule."""
+    policy, count = engine.settings.idle_policy, pieces.rows.size
+    if policy == "none":
+        return np.zeros(count), -np.inf, "idle=none"
+    if accelerator and pieces.weight is not None:
+        if policy == "requests":
+            return np.asarray(pieces.weight, dtype=float), 1.0, "idle=holders-by-request"
+        return np.asarray(pieces.weight, dtype=float), -np.inf, "idle=holders"
+    if accelerator or policy == "time":
+        return np.ones(count), -np.inf, "idle=holders" if accelerator else "idle=time"
+    capacity = engine.capacities.get(node, (0.0, "peak-requests"))
+    weight = np.asarray(engine.tasks.request_microcores[pieces.rows], dtype=float)
+    return weight, float(capacity[0]), f"idle=requests/capacity={capacity[1]}"
+
+
+def _labels(pieces, settings, accelerator: bool) -> tuple[list[str], np.ndarray]:
+    """The split part of the rows' methods (rows._split_labels); for a GPU/FPGA, the most holders present
+    at once in each task's window, counted on the pieces' edges (where the count changes)."""
+    most = None
+    if accelerator:
+        distinct, where = pieces.edges
+        whole = pieces.equal_presence >= 1
+        held = _holding(where[4][whole], where[5][whole], distinct.size)
+        most = _range_max(held.astype(float), where[4], where[5])
+    return _split_labels(
+        pieces.basis, settings, accelerator, most, pieces.equal_task, pieces.rows.size, pieces.pooled
+    )
+
+
+def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dict, dict]:
+    """One series' task rows (without _task and the method) and balance rows."""
+    pieces, series, times_s = zone.pieces, zone.series, zone.times_s
+    windows, count, first_us = pieces.windows, pieces.rows.size, int(series.times_us[0])
+    _, where = pieces.edges
+    idle_weight, idle_floor = idle_share
+    weight = np.ones(pieces.column.size) if model is None else model.weights[pieces.column]
+    rates = weight * zone.main_rate
+    rates = np.where(rates > MIN_RATE, rates, 0.0)  # rounding crumbs of counters draw nothing
+    presence = pieces.equal_presence
+    if pieces.weight is not None:  # holders of unmapped devices draw by their share of them
+        presence = presence * pieces.weight[pieces.equal_task]
+    steps, holding = _steps(zone.edges_s.size, where, (rates, presence, idle_weight))
+    modelled = model is not None and model.common_watts > 0
+    model_sum = (
+        modelled_sums(times_s, zone.edges_s, steps, holding, float(idle_watts)) if modelled else np.zeros(0)
+    )
+    prefix, covered_at, measured, attributed = sweep(
+        times_s,
+        np.ascontiguousarray(zone.interval_j, dtype=float),
+        np.ascontiguousarray(series.values, dtype=float),
+        series.rule == "trapezoid",
+        model_sum,
+        zone.covered,
+        (zone.bounds_us - first_us) / US_PER_SECOND,
+        zone.edges_s,
+        steps,
+        holding,
+        float(idle_watts),
+        float(idle_floor),
+    )
+
+    def between(r: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return (prefix[hi, 2 * r] - prefix[lo, 2 * r]) + (prefix[hi, 2 * r + 1] - prefix[lo, 2 * r + 1])
+
+    dynamic_joules = np.bincount(pieces.task, rates * between(0, where[2], where[3]), count) + np.bincount(
+        pieces.equal_task, presence * between(1, where[4], where[5]), count
+    )
+    idle_joules = idle_weight * between(2, where[0], where[1])
+    energy_joules = dynamic_joules + idle_joules
+    start_s = (windows.idle_start - first_us) / US_PER_SECOND
+    end_s = (windows.idle_end - first_us) / US_PER_SECOND
+    duration_s = end_s - start_s
+    frame = _frame(times_s, zone.covered, covered_at, zone.edges_s, start_s, end_s, where[0], where[1])
+    average_w = np.divide(energy_joules, duration_s, out=np.zeros(count), where=duration_s > 0)
+    task_rows = {
+        "energy_joules": energy_joules,
+        "dynamic_joules": dynamic_joules,
+        "idle_joules": idle_joules,
+        "avg_power_watts": np.where(duration_s > 0, average_w, np.nan),
+        "peak_power_watts": np.full(count, np.nan),
+        "coverage": np.where(frame["outside"], 0.0, frame["coverage"]),
+        "samples": frame["samples"],
+        # Argo's truncation only: each true edge lies within r of the one used, at about the task's
+        # average power.
+        "uncertainty_joules": windows.resolution / US_PER_SECOND * np.abs(average_w),
+        "_unread_s": np.where(frame["outside"], np.maximum(duration_s, 0.0), 0.0),
+        "_frame": frame,
+        "device_kind": series.device_kind,
+        "device_id": series.device_id,
+        "provenance": series.provenance,
+    }
+    return task_rows, balance_rows(series, zone.bounds_us, measured, attributed)
+
+
+def _steps(edges: int, where: list[np.ndarray], amounts: tuple[np.ndarray, ...]):
+    """Per edge, what starts minus what ends of the main pieces' weighted rates, the equal pieces' presence
+    and the idle weight, and the same in counts of pieces."""
+    steps, holding = np.zeros((edges, 3)), np.zeros((edges, 3), np.int64)
+    for r, (amount, start, end) in enumerate(
+        zip(amounts, (where[2], where[4], where[0]), (where[3], where[5], where[1]), strict=True)
+    ):
+        steps[:, r] = np.bincount(start, amount, edges) - np.bincount(end, amount, edges)
+        holding[:, r] = np.bincount(start, amount > 0, edges) - np.bincount(end, amount > 0, edges)
+    return steps, holding
+
+
+def _frame(times_s, covered, covered_at, edges_s, start_s, end_s, lo, hi) -> dict:
+    """Coverage, readings inside and whether the window lies outside the readings (split._task_frame's
+    rules)."""
+    readings = times_s.size
+    duration_s = end_s - start_s
+    at_start = np.searchsorted(times_s, start_s, side="right") - 1
+    start_interval = np.clip(at_start, 0, readings - 2)
+    point_covered = (at_start >= 0) & (at_start < readings - 1) & covered[start_interval]
+    past_reading = np.searchsorted(times_s, end_s, side="left")
+    inside_s = edges_s[hi] - edges_s[lo]
+    coverage = np.divide(
+        covered_at[hi] - covered_at[lo], duration_s, out=point_covered * 1.0, where=duration_s > 0
+    )
+    first_interval = np.clip(at_start, 0, readings - 1)
+    return {
+        "coverage": np.minimum(coverage, 1.0),
+        "samples": np.maximum(past_reading - (at_start + 1), 0).astype(np.int64),
+        "outside": (inside_s <= 0)
+        & ((duration_s > 0) | ~point_covered)
+        & ((end_s <= 0) | (start_s >= times_s[-1])),
+        "first_interval": first_interval,
+        "past_interval": np.maximum(np.clip(past_reading, 0, readings - 1), first_interval),
+    }
