@@ -8,15 +8,17 @@ range), and M tasks with random windows (lognormal, median 60 s, whole seconds a
 random CPU requests. A package draws its idle power plus half of each running task's cores x W/core, with
 a little noise, so the counters read like real ones.
 
-Default mode (10M samples x 100k tasks) times, in one process on the same tables, the pandas baseline,
-DuckDB's ASOF join (benchmarks/attribution_baselines.py) and jouletrace's
-`datasets.attribution.attribute(tasks, samples, machines)` on one thread and on as many threads as DuckDB
-uses (all cores by default), each the fastest of --repeats runs, and prints samples/s and the speed ratios.
-The baselines compute only the counter energy over each task window on each device of its node; jouletrace
-does more with the same readings (split among co-located tasks, idle/dynamic parts, uncertainty, coverage,
-per-window node balance). So that the comparison is fair, a small case on which the three quantities
-coincide (one task at a time holding all of its node's cores, windows on reading times) is checked first,
-and the two baselines are asserted to agree within 1e-6 J on the timed data.
+Default mode (10M samples x 100k tasks) writes the tables as one Parquet file each and times, interleaved
+--repeats times, whole processes on them: `jouletrace attribute` (exact, the default), `jouletrace attribute
+--fast`, the careful pandas script and DuckDB's ASOF join (benchmarks/attribution_scripts.py), each with
+Python's bytecode cache on as an installed package has it, after a warm-up run of each on a tiny input (also
+their fixed cost). It then times the command's steps in this process, and the computations alone on tables
+in memory: the pandas script's `compute_pandas` and `datasets.attribution.attribute(tasks, samples,
+machines)` exact and fast, on one thread and on as many threads as DuckDB uses (all cores by default), each
+the fastest of --repeats runs, and prints samples/s and the speed ratios. The baselines compute less with
+the same readings than jouletrace (no fit, no idle/dynamic parts, no ramps, no uncertainty, coverage or
+balance); so that the comparison is fair, a small case on which the quantities coincide (one task at a time
+holding all of its node's cores, windows on reading times) is checked first.
 
 --large (100M samples x 1M tasks) runs jouletrace only: the data is written node by node to a trace dataset
 in a temporary folder and attributed by `datasets.attribution.attribute_dataset` on all cores, which streams
@@ -315,7 +317,15 @@ def check_same_quantity(duckdb_thread_count: int | None) -> float:
     return difference
 
 
-def process(command: list[str]) -> tuple[float, float, float]:
+def child_environment(folder: Path) -> dict[str, str]:
+    """Every command's environment: Python's bytecode cache on (in the run's folder), as an installed
+    package has it; a session that sets PYTHONDONTWRITEBYTECODE would otherwise compile every module of
+    the bigger program from source at each start."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return environment | {"PYTHONPYCACHEPREFIX": str(folder / "pycache")}
+
+
+def process(command: list[str], environment: dict[str, str] | None = None) -> tuple[float, float, float]:
     """Run `command` as its own process: (wall seconds, CPU seconds of all its threads, peak RSS GiB).
 
     The peak RSS is GNU time's: a child's own ru_maxrss also counts this process's pages it was forked
@@ -323,7 +333,9 @@ def process(command: list[str]) -> tuple[float, float, float]:
     with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as rss:
         started = time.perf_counter()
         measured = [GNU_TIME, "-f", "%M", "-o", rss.name, *command]
-        child = subprocess.Popen(measured, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
+        child = subprocess.Popen(
+            measured, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT, env=environment
+        )
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         if os.waitstatus_to_exitcode(status) != 0:
@@ -345,11 +357,13 @@ def commands(files: dict[str, Path], folder: Path, threads: int) -> dict[str, li
     """The whole commands timed against each other, on the same files."""
     python, scripts = sys.executable, str(Path(__file__).resolve().parent / "attribution_scripts.py")
     inputs = [str(files["tasks"]), str(files["samples"])]
+    attribute_command = [
+        *(python, "-m", "pipelines.cli", "attribute", "--tasks", inputs[0], "--samples", inputs[1]),
+        *("--machines", str(files["machines"])),
+    ]
     return {
-        "jouletrace attribute": [
-            *(python, "-m", "pipelines.cli", "attribute", "--tasks", inputs[0], "--samples", inputs[1]),
-            *("--machines", str(files["machines"]), "--out", str(folder / "jouletrace.parquet")),
-        ],
+        "jouletrace attribute": [*attribute_command, "--out", str(folder / "jouletrace.parquet")],
+        "jouletrace attribute --fast": [*attribute_command, "--fast", "--out", str(folder / "fast.parquet")],
         "pandas script (split by requests)": [
             python,
             scripts,
@@ -367,12 +381,14 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
-def time_commands(files: dict[str, Path], folder: Path, threads: int, repeats: int) -> dict[str, list[tuple]]:
+def time_commands(
+    files: dict[str, Path], folder: Path, threads: int, repeats: int, environment: dict[str, str]
+) -> dict[str, list[tuple]]:
     """Each command `repeats` times, interleaved (the machine's load falls on all of them alike)."""
     runs: dict[str, list[tuple]] = {}
     for _ in range(repeats):
         for name, command in commands(files, folder, threads).items():
-            runs.setdefault(name, []).append(process(command))
+            runs.setdefault(name, []).append(process(command, environment))
     return runs
 
 
@@ -384,10 +400,11 @@ def print_commands(runs: dict[str, list[tuple]], n: int) -> None:
             f"  {name:<36} {spread(list(walls)):>12} s wall  {spread(list(cpus)):>12} s CPU  "
             f"{max(rss):5.2f} GiB  {n / min(walls) / 1e6:5.2f} M samples/s"
         )
-    ours = [wall for wall, _, _ in runs["jouletrace attribute"]]
-    for name in list(runs)[1:]:
-        ratios = [theirs / mine for (theirs, _, _), mine in zip(runs[name], ours, strict=True)]
-        print(f"  {name} / jouletrace attribute, run by run: " + ", ".join(f"{r:.2f}x" for r in ratios))
+    for ours in ("jouletrace attribute", "jouletrace attribute --fast"):
+        mine = [wall for wall, _, _ in runs[ours]]
+        for name in [name for name in runs if not name.startswith("jouletrace")]:
+            ratios = [theirs / wall for (theirs, _, _), wall in zip(runs[name], mine, strict=True)]
+            print(f"  {name} / {ours}, run by run: " + ", ".join(f"{r:.2f}x" for r in ratios))
 
 
 def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[str, float]:
@@ -411,19 +428,23 @@ def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[s
     result, stages["attribute (engine)"], _ = best_of(
         repeats, attribute, tables["tasks"], tables["samples"], tables["machines"]
     )
+    _, stages["attribute --fast (engine)"], _ = best_of(
+        repeats, attribute, tables["tasks"], tables["samples"], tables["machines"], fast=True
+    )
     _, stages["write task_energy"], _ = best_of(
         repeats, write_parquet_atomic, result.task_energy, folder / "stages.parquet"
     )
     return stages
 
 
-def start_up(folder: Path, threads: int, repeats: int) -> dict[str, float]:
-    """Each command's fixed cost: the fastest of `repeats` whole processes on a tiny input (30 tasks)."""
+def start_up(folder: Path, threads: int, repeats: int, environment: dict[str, str]) -> dict[str, float]:
+    """Each command's fixed cost: the fastest of `repeats` whole processes on a tiny input (30 tasks), after
+    one run of each that fills the bytecode cache (and numba's, if the code changed)."""
     tiny = folder / "tiny"
-    tiny.mkdir()
+    tiny.mkdir(exist_ok=True)
     files = write_inputs(tiny, *cluster_tables(seed=1, nodes=3, samples=3 * SOCKETS * 2000, tasks=30))
-    runs = time_commands(files, tiny, threads, repeats)
-    return {name: min(wall for wall, _, _ in measured) for name, measured in runs.items()}
+    runs = time_commands(files, tiny, threads, repeats + 1, environment)
+    return {name: min(wall for wall, _, _ in measured[1:]) for name, measured in runs.items()}
 
 
 def compute_alone(files: dict[str, Path], repeats: int, threads: int) -> list[tuple[str, float, float]]:
@@ -436,14 +457,14 @@ def compute_alone(files: dict[str, Path], repeats: int, threads: int) -> list[tu
     tasks = load_table("tasks", files["tasks"]).table
     samples = load_table("power_samples", files["samples"], dictionaries=True).table
     machines = load_table("machines", files["machines"]).table
-    _, pandas_s, pandas_cpu_s = best_of(repeats, compute_pandas, *frames)
-    _, one_s, one_cpu_s = best_of(repeats, attribute, tasks, samples, machines, threads=1)
-    _, all_s, all_cpu_s = best_of(repeats, attribute, tasks, samples, machines, threads=threads)
-    return [
-        ("pandas compute_pandas (1 thread)", pandas_s, pandas_cpu_s),
-        ("jouletrace attribute() (1 thread)", one_s, one_cpu_s),
-        (f"jouletrace attribute() ({threads} threads)", all_s, all_cpu_s),
-    ]
+    timed_runs = [("pandas compute_pandas (1 thread)", *best_of(repeats, compute_pandas, *frames)[1:])]
+    for mode, options in (("", {}), (" --fast", {"fast": True})):
+        for count in (1, threads):
+            _, wall, cpu = best_of(repeats, attribute, tasks, samples, machines, threads=count, **options)
+            timed_runs.append(
+                (f"jouletrace attribute(){mode} ({count} thread{'s' * (count > 1)})", wall, cpu)
+            )
+    return timed_runs
 
 
 def run_default(args: argparse.Namespace) -> None:
@@ -465,18 +486,19 @@ def run_default(args: argparse.Namespace) -> None:
         folder = Path(name)
         files = write_inputs(folder, tasks, samples, machines)
         del tasks, samples, machines
-        runs = time_commands(files, folder, threads, args.repeats)
+        environment = child_environment(folder)
+        fixed = start_up(folder, threads, args.repeats, environment)
+        runs = time_commands(files, folder, threads, args.repeats, environment)
         print_commands(runs, n)
-        fixed = start_up(folder, threads, args.repeats)
         stages = command_stages(files, folder, args.repeats)
         alone = compute_alone(files, args.repeats, threads)
     whole = min(wall for wall, _, _ in runs["jouletrace attribute"])
     print(
         f"where the time of jouletrace attribute goes (fastest whole run {whole:.2f} s; steps in this process):"
     )
-    print(f"  {'start-up (tiny input)':<22} {fixed['jouletrace attribute']:6.2f} s")
+    print(f"  {'start-up (tiny input)':<26} {fixed['jouletrace attribute']:6.2f} s")
     for stage, seconds in stages.items():
-        print(f"  {stage:<22} {seconds:6.2f} s")
+        print(f"  {stage:<26} {seconds:6.2f} s")
     print(
         "start-up of the others on the same tiny input: "
         + ", ".join(
@@ -488,11 +510,12 @@ def run_default(args: argparse.Namespace) -> None:
         print(
             f"  {label:<42} {seconds:7.2f} s wall ({cpu_seconds:6.2f} s CPU)  {n / seconds / 1e6:6.2f} M samples/s"
         )
-    pandas_s, engine_s = alone[0][1], alone[2][1]
-    print(
-        f"engine / pandas compute: {pandas_s / engine_s:.2f}x wall; on one core "
-        f"{alone[0][2] / alone[1][2]:.2f}x pandas' CPU time"
-    )
+    pandas_s, pandas_cpu_s = alone[0][1], alone[0][2]
+    for mode, one, every in (("exact", alone[1], alone[2]), ("fast", alone[3], alone[4])):
+        print(
+            f"pandas compute / engine ({mode}): {pandas_s / every[1]:.2f}x wall on all threads; "
+            f"{pandas_cpu_s / one[2]:.2f}x in CPU time on one thread"
+        )
     print(
         "note: the pandas script splits each node's counter energy among its tasks by requested cores (idle "
         "included); DuckDB computes only each task's counter energy over its window; jouletrace also fits "
