@@ -237,14 +237,20 @@ def evaluate_policy_on(cases, set_name: str, policy_dir: str | None, options, ou
         for c in cases
     ]
     network = load_policy(Path(policy_dir) if policy_dir else DEFAULT_POLICY, problems[0].problem.platform)
-    bar = tqdm(desc=f"online runs ({len(problems)} workflows)", unit="part", file=sys.stderr)
+    bars = []  # drawn from the first finished part: an error before it (e.g. a Ray address) stays one line
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(
+                tqdm(
+                    total=total, desc=f"online runs, {len(problems)} workflows", unit="part", file=sys.stderr
+                )
+            )
+        bars[0].update(done - bars[0].n)
 
     results = evaluate(network, problems, options, progress)
-    bar.close()
+    for bar in bars:
+        bar.close()
     table = summary(results, options.weights)
     out.mkdir(parents=True, exist_ok=True)
     results.to_parquet(out / names["results"], index=False)

@@ -19,6 +19,7 @@ Ray already initialised in this process, as the tests do) and disconnects only w
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ def ray_session(address: str) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False)
     except ConnectionError as exc:
@@ -47,6 +49,20 @@ def ray_session(address: str) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` nothing answers at is refused at once: Ray itself would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ValueError(
+            f"--ray-address {address}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
+            "start the cluster (ray start --head) or give its head's address"
+        ) from None
 
 
 class EnvGroup:

@@ -76,3 +76,11 @@ def test_online_without_the_policy_extra_stops_before_any_work(tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install 'jouletrace[policy]'" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_a_ray_address_nothing_answers_at_is_refused_in_one_line(policy, tmp_path, capsys):
+    args = ["evaluate-policy", *SMALL, "--policy", policy, "--ray-address", "127.0.0.1:1"]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray-address 127.0.0.1:1: nothing answers at 127.0.0.1:1" in err[0]
+    assert not (tmp_path / "x").exists()
