@@ -44,11 +44,25 @@ def ray_session(address: str) -> Iterator[Any]:
     try:
         ray.init(address=address, log_to_driver=False)
     except ConnectionError as exc:
-        raise ValueError(f"--ray-address {address}: cannot connect to a Ray cluster ({exc})") from exc
+        raise ValueError(
+            f"--ray-address {address}: cannot connect to a Ray cluster ({_reason(exc)})"
+        ) from exc
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _reason(exc: BaseException) -> str:
+    """Ray's "Failed to connect" with the reason its chain of causes hides (e.g. the cluster's token
+    authentication), the last line of the deepest cause up to its first sentence's end."""
+    deepest = exc
+    while deepest.__cause__ is not None:
+        deepest = deepest.__cause__
+    if deepest is exc:
+        return str(exc)
+    lines = str(deepest).strip().splitlines() or [type(deepest).__name__]
+    return f"{exc}: {lines[-1].split('. ')[0]}"
 
 
 def _check_reachable(address: str) -> None:
