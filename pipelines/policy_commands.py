@@ -219,13 +219,14 @@ def evaluation_options_from_args(args):
 def evaluate_policy_on(cases, set_name: str, policy_dir: str | None, options, out: Path, names: dict):
     """The policy (default: the shipped one) and the online baselines on evaluate-scheduling's ``cases``
     (allocate.scheduling.evaluate.Case); writes the runs, the summary and the trade-off plot in ``out``
-    under ``names`` (keys results, summary, plot) and returns the summary. Shared by evaluate-policy and
+    under ``names`` (keys results, summary, plot, and curve: the policy's learning curve from its model
+    card) and returns the summary. Shared by evaluate-policy and
     evaluate-scheduling --online."""
     require_policy_extra()
     from tqdm import tqdm
 
     from allocate.policy.evaluate import EvaluationCase, evaluate, summary
-    from allocate.policy.plots import tradeoffs_png
+    from allocate.policy.plots import learning_curve_png, tradeoffs_png
     from allocate.policy.store import DEFAULT_POLICY, load_policy
     from allocate.scheduling.evaluate import family_of
     from allocate.scheduling.problem import build_problem
@@ -236,7 +237,8 @@ def evaluate_policy_on(cases, set_name: str, policy_dir: str | None, options, ou
         )
         for c in cases
     ]
-    network = load_policy(Path(policy_dir) if policy_dir else DEFAULT_POLICY, problems[0].problem.platform)
+    folder = Path(policy_dir) if policy_dir else DEFAULT_POLICY
+    network = load_policy(folder, problems[0].problem.platform)
     bars = []  # drawn from the first finished part: an error before it (e.g. a Ray address) stays one line
 
     def progress(done: int, total: int) -> None:
@@ -255,9 +257,13 @@ def evaluate_policy_on(cases, set_name: str, policy_dir: str | None, options, ou
     out.mkdir(parents=True, exist_ok=True)
     results.to_parquet(out / names["results"], index=False)
     (out / names["summary"]).write_text(json.dumps(table.to_dict(orient="records"), indent=1))
-    tradeoffs_png(table, out / names["plot"])
+    written = [out / names["results"], out / names["summary"], tradeoffs_png(table, out / names["plot"])]
+    card = folder / "model_card.json"
+    if "curve" in names and card.is_file():  # the policy's own learning curve, beside its evaluation
+        curve = json.loads(card.read_text()).get("curve", [])
+        written.append(learning_curve_png(curve, out / names["curve"]))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"wrote {', '.join(str(out / name) for name in names.values())}")
+    print(f"wrote {', '.join(str(path) for path in written)}")
     return table
 
 

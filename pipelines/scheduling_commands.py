@@ -134,6 +134,7 @@ ONLINE_OUTPUTS = {
     "results": "online_results.parquet",
     "summary": "online_summary.json",
     "plot": "online_pareto.png",
+    "curve": "policy_learning_curve.png",
 }
 
 

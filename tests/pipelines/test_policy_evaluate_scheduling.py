@@ -23,7 +23,9 @@ def policy(tmp_path_factory) -> str:
     torch.manual_seed(0)
     platform = reference_platform()
     network = GraphPolicyNetwork(len(platform.machines), hidden=16, layers=2)
-    return str(save_policy(network, platform, {"seed": 0}, tmp_path_factory.mktemp("policy")))
+    curve = [{"timesteps": 64 * k, "minutes": k, "reward": -1.0 - k / 10, "weight": 1.0} for k in range(4)]
+    card = {"seed": 0, "curve": curve}
+    return str(save_policy(network, platform, card, tmp_path_factory.mktemp("policy")))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_online_results_sit_beside_the_offline_ones(evaluated):
         least = by["min-energy"]
         assert least["energy_vs_dynamic_heft"] < 1.0 < least["makespan_vs_dynamic_heft"]
         assert least["makespan_spread_over_seeds"] > 0.0  # two noise draws differ
-    for name in ("pareto_fronts.png", "online_pareto.png"):
+    for name in ("pareto_fronts.png", "online_pareto.png", "policy_learning_curve.png"):
         assert (evaluated / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
