@@ -113,6 +113,11 @@ def cmd_evaluate_scheduling(args) -> int:
         seed=args.seed,
     )
     online = None
+    stray = [
+        f"--{n.replace('_', '-')}" for n in ("policy", "traced_noise", "ray_address") if getattr(args, n)
+    ]
+    if stray and not args.online:
+        raise ValueError(f"{', '.join(stray)}: for the online runs only; add --online")
     if args.online:  # checked before the offline sweep: no torch, or bad online options, stop at once
         from pipelines.policy_commands import evaluation_options_from_args, require_policy_extra
 

@@ -86,3 +86,10 @@ def test_a_ray_address_nothing_answers_at_is_refused_in_one_line(policy, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--ray-address 127.0.0.1:1: nothing answers at 127.0.0.1:1" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_online_options_without_online_are_refused(policy, tmp_path, capsys):
+    assert main(["evaluate-scheduling", *SMALL, "--policy", policy, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--policy: for the online runs only; add --online" in err[0]
+    assert not (tmp_path / "x").exists()
