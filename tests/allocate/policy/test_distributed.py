@@ -33,7 +33,8 @@ def local_training(problems):
 @pytest.fixture(scope="module")
 def ray(local_training):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a new instance of its own even where a cluster of "ray start" runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
