@@ -401,10 +401,11 @@ def print_commands(runs: dict[str, list[tuple]], n: int) -> None:
             f"{max(rss):5.2f} GiB  {n / min(walls) / 1e6:5.2f} M samples/s"
         )
     for ours in ("jouletrace attribute", "jouletrace attribute --fast"):
-        mine = [wall for wall, _, _ in runs[ours]]
         for name in [name for name in runs if not name.startswith("jouletrace")]:
-            ratios = [theirs / wall for (theirs, _, _), wall in zip(runs[name], mine, strict=True)]
-            print(f"  {name} / {ours}, run by run: " + ", ".join(f"{r:.2f}x" for r in ratios))
+            pairs = list(zip(runs[name], runs[ours], strict=True))
+            walls = ", ".join(f"{theirs[0] / mine[0]:.2f}x" for theirs, mine in pairs)
+            cpus = ", ".join(f"{theirs[1] / mine[1]:.2f}x" for theirs, mine in pairs)
+            print(f"  {name} / {ours}, run by run: {walls} wall; {cpus} CPU")
 
 
 def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[str, float]:

@@ -168,9 +168,10 @@ def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
             np.clip((us - int(zone.series.times_us[0])) / US_PER_SECOND, 0.0, times_s[-1])
             for us in (windows.wide_start, windows.wide_end)
         ]
-        lo = np.clip(np.searchsorted(times_s, wide[0], side="right") - 1, 0, dt.size - 1)
+        # segments._quiet on the readings: a window starting at the last reading holds no interval.
+        lo = np.clip(np.searchsorted(times_s, wide[0], side="right") - 1, 0, times_s.size - 1)
         hi = np.maximum(np.searchsorted(times_s, wide[1], side="left"), lo + 1)
-        quiet = _holding(lo, hi, dt.size + 1)[: dt.size] == 0
+        quiet = _holding(lo, hi, times_s.size + 1)[: dt.size] == 0
         stats.idle_watts.append(watts[quiet])
         stats.idle_seconds.append(dt[quiet])
         stats.all_watts.append(watts)
@@ -274,7 +275,9 @@ def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dic
     if pieces.weight is not None:  # holders of unmapped devices draw by their share of them
         presence = presence * pieces.weight[pieces.equal_task]
     steps, holding = _steps(zone.edges_s.size, where, (rates, presence, idle_weight))
-    modelled = model is not None and model.common_watts > 0
+    # split._model_watts: the model spreads an interval's energy where the fit has a value and a piece draws.
+    drawn = (rates > 0) & (zone.edges_s[where[3]] > zone.edges_s[where[2]])
+    modelled = model is not None and model.common_watts > 0 and bool(drawn.any())
     model_sum = (
         modelled_sums(times_s, zone.edges_s, steps, holding, float(idle_watts)) if modelled else np.zeros(0)
     )

@@ -9,10 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from collectors.cluster.recorded import RecordedSources
 from datasets.attribution import attribute
 from datasets.sample_world import generate
+from tests.datasets.test_attribution_properties import worlds
 from tests.datasets.test_attribution_stages import START_US, node
 
 KEYS = ["workflow_uid", "task_id", "device_kind", "device_id"]
@@ -127,3 +129,29 @@ def test_where_the_fast_mode_does_not_apply_the_exact_engine_runs_and_says_why(w
     fast = attribute(tasks, cpu, world["machines"], skew_tolerance_seconds=2.0, fast=True)
     assert mode_of(fast) == "exact: the fast mode does not estimate clock skew"
     assert fast.task_energy.equals(exact.task_energy)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_on_random_readings_the_fast_mode_keeps_the_balance_and_the_exact_energies(world):
+    """Where both modes apply the same rules (CPU zones and counters, whose segments within a reading interval
+    have their interval's power), the energies and windows are the exact mode's; everywhere each device's
+    measured total is, the balance closes, nothing is negative and every row of the exact mode is there."""
+    exact, fast = modes(world["tasks"], world["samples"], containers=world["containers"], **world["options"])
+    both = joined(exact, fast)
+    assert len(both) == exact.task_energy.num_rows == fast.task_energy.num_rows
+    balance, exact_balance = (r.node_energy_balance.to_pandas() for r in (fast, exact))
+    measured, attributed = balance["measured_joules"], balance["attributed_joules"]
+    scale = np.maximum(measured.abs(), 1.0)
+    device = ["host_node", "device_kind", "device_id"]
+    totals = (b.groupby(device)["measured_joules"].sum() for b in (balance, exact_balance))
+    assert np.allclose(*totals, rtol=1e-9, atol=1e-9)
+    assert ((attributed >= -1e-9 * scale) & (attributed <= measured + 1e-9 * scale)).all()
+    for column in ("energy_joules", "dynamic_joules", "idle_joules", "uncertainty_joules"):
+        assert (both[column + "_fast"] >= 0).all(), column
+    kinds = set(pc.unique(world["samples"]["device_kind"]).to_pylist())
+    counters = pc.all(pc.equal(world["samples"]["value_kind"], "energy_counter_joules")).as_py()
+    if counters and "gpu" not in kinds:
+        assert np.allclose(measured, exact_balance["measured_joules"], rtol=1e-9, atol=1e-9)
+        for column in ENERGY:
+            assert np.allclose(both[column + "_fast"], both[column], rtol=1e-7, atol=1e-6), column
