@@ -47,7 +47,7 @@ from datasets.attribution.fit import (
 )
 from datasets.attribution.options import AttributionOptions
 from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _usage_edges
-from datasets.attribution.rows import _attribute_cut, _SeriesInputs
+from datasets.attribution.rows import _attribute_cut, _SeriesInputs, _table, _task_energy_table
 from datasets.attribution.segments import _Cut, _cut
 from datasets.attribution.series import _device_series, _Series
 from datasets.attribution.skew import (
@@ -67,8 +67,6 @@ from datasets.attribution.tasks import (
     _Tasks,
     _windows,
 )
-from schemas.tables import UTC_TIMESTAMP
-from schemas.validation import conform, empty
 
 
 @dataclass(frozen=True)
@@ -459,47 +457,6 @@ class _Engine:
             ),
             diagnostics=pa.Table.from_pylist(self.notes, schema=DIAGNOSTICS),
         )
-
-
-def _task_energy_table(parts: list[dict], tasks: _Tasks) -> pa.Table:
-    """task_energy from the parts (task row indices, per-part device and provenance, per-row values), sorted
-    by workflow, task and device: ids are taken from Arrow and sorted as integer ranks, not as strings."""
-    parts = [part for part in parts if part["_task"].size]
-    if not parts:
-        return empty("task_energy")
-    task = np.concatenate([part["_task"] for part in parts])
-    counts = [part["_task"].size for part in parts]
-    columns: dict = {
-        "workflow_uid": tasks.ids["workflow_uid"].take(pa.array(task)),
-        "task_id": tasks.ids["task_id"].take(pa.array(task)),
-    }
-    codes = {}
-    for name in ("device_kind", "device_id", "provenance"):
-        names = sorted({part[name] for part in parts})
-        codes[name] = np.repeat([names.index(part[name]) for part in parts], counts)
-        columns[name] = pa.array(names, pa.string()).take(pa.array(codes[name]))
-    for column in parts[0]:
-        if column.startswith("_") or column in codes:
-            continue
-        values = np.concatenate([part[column] for part in parts])
-        columns[column] = pa.array(values, mask=np.isnan(values)) if values.dtype.kind == "f" else values
-    order = np.lexsort((codes["device_id"], codes["device_kind"], tasks.rank[task]))
-    return conform("task_energy", columns).take(pa.array(order))
-
-
-def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:
-    parts = [part for part in parts if len(next(iter(part.values())))]
-    if not parts:
-        return empty(name)
-    columns = {}
-    for column in parts[0]:
-        values = np.concatenate([part[column] for part in parts])
-        if column in ("window_start", "window_end"):
-            values = pa.array(values.astype(np.int64)).cast(UTC_TIMESTAMP)
-        elif values.dtype.kind == "f":
-            values = pa.array(values, mask=np.isnan(values))
-        columns[column] = values
-    return conform(name, columns).sort_by([(key, "ascending") for key in sort_keys])
 
 
 def _settings(options: AttributionOptions) -> _Settings:

@@ -1,11 +1,13 @@
 """Stage 7a, one series' rows: its split (split.py) and uncertainty (uncertainty.py) as task_energy rows with
-their method labels, and its node_energy_balance windows (measured = attributed + unattributed)."""
+their method labels, and its node_energy_balance windows (measured = attributed + unattributed); and the
+output tables made from every series' rows (sorted by integer ranks, ids taken from Arrow)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from datasets import kernels
 from datasets.attribution.common import _cumulative, _Settings
@@ -27,6 +29,8 @@ from datasets.attribution.skew import _Skew
 from datasets.attribution.split import _GridShares, _SeriesSplit, peak_watts, split_series
 from datasets.attribution.tasks import _Tasks
 from datasets.attribution.uncertainty import uncertainty_joules
+from schemas.tables import UTC_TIMESTAMP
+from schemas.validation import conform, empty
 
 READING_RULES = {
     "counter": "counter-interpolated",
@@ -203,3 +207,44 @@ def _split_labels(
         BASIS_NONE: "kepler(no-series)",
     }
     return [names[b] for b in range(len(names))], basis
+
+
+def _task_energy_table(parts: list[dict], tasks: _Tasks) -> pa.Table:
+    """task_energy from the parts (task row indices, per-part device and provenance, per-row values), sorted
+    by workflow, task and device: ids are taken from Arrow and sorted as integer ranks, not as strings."""
+    parts = [part for part in parts if part["_task"].size]
+    if not parts:
+        return empty("task_energy")
+    task = np.concatenate([part["_task"] for part in parts])
+    counts = [part["_task"].size for part in parts]
+    columns: dict = {
+        "workflow_uid": tasks.ids["workflow_uid"].take(pa.array(task)),
+        "task_id": tasks.ids["task_id"].take(pa.array(task)),
+    }
+    codes = {}
+    for name in ("device_kind", "device_id", "provenance"):
+        names = sorted({part[name] for part in parts})
+        codes[name] = np.repeat([names.index(part[name]) for part in parts], counts)
+        columns[name] = pa.array(names, pa.string()).take(pa.array(codes[name]))
+    for column in parts[0]:
+        if column.startswith("_") or column in codes:
+            continue
+        values = np.concatenate([part[column] for part in parts])
+        columns[column] = pa.array(values, mask=np.isnan(values)) if values.dtype.kind == "f" else values
+    order = np.lexsort((codes["device_id"], codes["device_kind"], tasks.rank[task]))
+    return conform("task_energy", columns).take(pa.array(order))
+
+
+def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:
+    parts = [part for part in parts if len(next(iter(part.values())))]
+    if not parts:
+        return empty(name)
+    columns = {}
+    for column in parts[0]:
+        values = np.concatenate([part[column] for part in parts])
+        if column in ("window_start", "window_end"):
+            values = pa.array(values.astype(np.int64)).cast(UTC_TIMESTAMP)
+        elif values.dtype.kind == "f":
+            values = pa.array(values, mask=np.isnan(values))
+        columns[column] = values
+    return conform(name, columns).sort_by([(key, "ascending") for key in sort_keys])
