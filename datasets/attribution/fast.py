@@ -15,7 +15,7 @@ the prefix sums of the prices at the pieces' edges and each window's sums. What 
   segments are weighted by their interval's mean power), and a GPU/FPGA split by holders without busy time
   spread uniformly within a reading interval (the exact mode models it with the mean power per holder);
 - Kepler's share and clock skew: there the exact engine runs, and `diagnostics` says why (item `mode`).
-How far the two modes' energies are apart (rounding, on the sample world): docs/attribution.md "Speed".
+How far the two modes' energies are apart, measured: docs/attribution.md "Fast mode".
 """
 
 from __future__ import annotations

@@ -129,14 +129,14 @@ class AttributionOptions:
             action="store_true",
         ),
     )
-    # The exact mode (default) states every row's uncertainty; the fast one skips the fit and the uncertainty
-    # terms (datasets/attribution/fast.py: what it keeps, where it differs, where it does not apply).
+    # The exact mode (default) states every row's uncertainty; the fast one gives the same energies without the
+    # uncertainty terms and peaks (datasets/attribution/fast.py: what differs, where it does not apply).
     fast: bool = field(
         default=False,
         metadata=_option(
             "--fast",
-            "fast mode: energies split by requested cores without the fit and the uncertainty terms "
-            "(uncertainty only Argo's truncation bound; CPU zones, no container samples; docs/attribution.md)",
+            "fast mode: the exact mode's energies without its uncertainty terms and peaks (uncertainty is "
+            "only Argo's truncation bound; Kepler's share and clock skew run the exact mode)",
             action="store_true",
         ),
     )
