@@ -176,13 +176,6 @@ def unwrap_intervals(
     return energy, flags
 
 
-def warm_up() -> None:
-    """Set numba's compilation target up and load one kernel from its cache. A process's first kernel call
-    costs ~0.5-0.7 s, mostly imports (numba's registries, scipy's BLAS) holding the GIL; a command makes it
-    on a thread while its inputs are read (Parquet decoding releases the GIL)."""
-    cumulative(np.zeros(1))
-
-
 @njit(cache=True, nogil=True)
 def cumulative(values: np.ndarray) -> np.ndarray:
     """Prefix sums with a leading 0."""

@@ -60,10 +60,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_attribute(args) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
     import pyarrow.compute as pc
 
+    from datasets.attribution import attribute
     from datasets.store import write_parquet_atomic
 
     options = _attribution_options(args)  # a bad option fails before any file is read
@@ -72,16 +71,12 @@ def cmd_attribute(args) -> int:
     else:
         if args.tasks is None:
             raise ValueError("give --tasks TASKS, or --samples a trace dataset folder (with tasks/)")
-        # The engine's compiled kernels load (imports that hold the GIL) while the files are decoded.
-        with ThreadPoolExecutor(1, thread_name_prefix="jouletrace-load") as pool:
-            engine = pool.submit(_attribution_engine)
-            tasks, samples, machines, containers = _read(
-                ("tasks", args.tasks, "--tasks"),
-                ("power_samples", args.samples, "--samples"),
-                ("machines", args.machines, "--machines"),
-                ("container_samples", args.containers, "--containers"),
-            )
-            attribute = engine.result()
+        tasks, samples, machines, containers = _read(
+            ("tasks", args.tasks, "--tasks"),
+            ("power_samples", args.samples, "--samples"),
+            ("machines", args.machines, "--machines"),
+            ("container_samples", args.containers, "--containers"),
+        )
         result = attribute(tasks, samples, machines, options, containers=containers)
     write_parquet_atomic(result.task_energy, Path(args.out))
     if args.balance_out:
@@ -91,15 +86,6 @@ def cmd_attribute(args) -> int:
     total = pc.sum(result.task_energy["energy_joules"]).as_py() or 0.0
     print(f"wrote {args.out}: {result.task_energy.num_rows} rows, {total:,.1f} J attributed")
     return 0
-
-
-def _attribution_engine():
-    """`attribute`, with numba's first-call set-up done (kernels.warm_up)."""
-    from datasets import kernels
-    from datasets.attribution import attribute
-
-    kernels.warm_up()
-    return attribute
 
 
 def _is_trace_dataset(path: str) -> bool:
