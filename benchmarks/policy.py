@@ -36,9 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from allocate import generators  # noqa: E402
-from allocate.policy.baselines import baseline_chooser, run_online  # noqa: E402
+from allocate.policy.baselines import baseline_chooser, noise_factors, run_online  # noqa: E402
 from allocate.policy.env import SchedulingEnv  # noqa: E402
-from allocate.policy.evaluate import EvaluationCase, PolicyEvaluationOptions, evaluate, summary  # noqa: E402
+from allocate.policy.evaluate import (  # noqa: E402
+    EvaluationCase,
+    PolicyEvaluationOptions,
+    evaluate,
+    makespan_lower_bound,
+    summary,
+)
 from allocate.policy.network import GraphPolicyNetwork  # noqa: E402
 from allocate.policy.plots import tradeoffs_png  # noqa: E402
 from allocate.policy.scheduler import schedule_with_policy  # noqa: E402
@@ -74,6 +80,27 @@ def cases(quick: bool) -> list[EvaluationCase]:
         for path in sorted(WFINSTANCES.glob("*.json")):
             chosen.append(("wfinstances", path.stem.split("-")[0], workflow_from_wfformat(path)))
     return [EvaluationCase(s, f, build_problem(w, platform)) for s, f, w in chosen]
+
+
+def headroom(
+    chosen: list[EvaluationCase], results: pd.DataFrame, options: PolicyEvaluationOptions
+) -> pd.DataFrame:
+    """Per set: the clairvoyant makespan bound of each run (evaluate.makespan_lower_bound, on the run's own
+    runtime draw) over dynamic HEFT's makespan on it; geometric mean, least, and the share of runs where
+    even the bound is above 0.95 (where no scheduler can reach the issue's 0.95x)."""
+    dynamic = results[results["scheduler"] == "heft-dynamic"].set_index(["workflow", "seed"])
+    rows = []
+    for case in chosen:
+        for seed in range(options.seeds):
+            bound = makespan_lower_bound(case.problem, noise_factors(case.problem, options.noise, seed))
+            made = dynamic.loc[(case.problem.name, seed), "makespan_seconds"]
+            rows.append({"set": case.set_name, "ratio": bound / made})
+    frame = pd.DataFrame(rows)
+    return frame.groupby("set")["ratio"].agg(
+        bound_vs_dynamic_heft=lambda r: float(np.exp(np.log(r).mean())),
+        least="min",
+        runs_above_095=lambda r: float((r > 0.95).mean()),
+    )
 
 
 def env_steps_per_second(seconds: float = 5.0) -> float:
@@ -139,6 +166,10 @@ def main() -> int:
         results.append(frame)
         tables.append(summary(frame, WEIGHTS))
         print(f"noise {noise}: {time.perf_counter() - started:.0f} s", flush=True)
+        bounds = headroom(chosen, frame, options)
+        print(
+            f"clairvoyant makespan bound over dynamic HEFT's, noise {noise}:\n{bounds.round(3)}", flush=True
+        )
     table = pd.concat(tables, ignore_index=True)
     timings = speed(network)
     out = Path(args.out)

@@ -189,6 +189,22 @@ def summary(results: pd.DataFrame, weights: Sequence[float]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def makespan_lower_bound(problem: Problem, factors: np.ndarray) -> float:
+    """No scheduler, not even one that knows the actual runtimes in advance, finishes the run with these
+    runtime ``factors`` sooner: the larger of the critical path with every task on its fastest machine and
+    no transfer time, and the total work (runtime x speed, at its least) spread over every core in
+    proportion to speed. How much room there is below dynamic HEFT's makespan (benchmarks/policy.py)."""
+    runtime = np.where(problem.feasible, problem.runtime_seconds * np.asarray(factors)[:, None], np.inf)
+    fastest = runtime.min(axis=1)
+    finish = np.zeros(len(problem))
+    for task in range(len(problem)):  # tasks are indexed in a topological order
+        finish[task] = fastest[task] + max((finish[p] for p in problem.parents[task]), default=0.0)
+    speeds = np.array([m.speed for m in problem.platform.machines])
+    cores = np.array([m.cores for m in problem.platform.machines])
+    work = np.where(np.isfinite(runtime), runtime * speeds, np.inf).min(axis=1)
+    return max(float(finish.max(initial=0.0)), float(work.sum() / (speeds * cores).sum()))
+
+
 def held_out_ratio(network: GraphPolicyNetwork, problems: Sequence[Problem], noise: NoiseOptions) -> float:
     """Geometric-mean makespan of the policy at w = 1 over dynamic HEFT's, one noise draw per workflow:
     the number train-policy shows while it trains."""
