@@ -292,6 +292,24 @@ def _add_ray_address(parser, what: str) -> None:
     )
 
 
+def _add_noise_arguments(parser) -> None:
+    parser.add_argument(
+        "--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)"
+    )
+    parser.add_argument(
+        "--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead of --noise"
+    )
+
+
+def add_online_arguments(parser) -> None:
+    """The options evaluation_options_from_args reads, for evaluate-policy and evaluate-scheduling --online."""
+    parser.add_argument("--policy", help="policy directory (default: the shipped policy)")
+    parser.add_argument("--seeds", type=int, default=3, help="noise draws per workflow")
+    _add_noise_arguments(parser)
+    parser.add_argument("--weights", default="0,0.5,1", help="weights w of the policy and the weighted rule")
+    _add_ray_address(parser, "the online sweep as Ray tasks")
+
+
 def add_policy_commands(sub) -> None:
     t = sub.add_parser(
         "train-policy", help="train the learned scheduling policy (MaskablePPO, graph network)"
@@ -315,10 +333,7 @@ def add_policy_commands(sub) -> None:
     t.add_argument(
         "--envs-per-worker", type=int, default=1, help="with --ray-address: environments per actor"
     )
-    t.add_argument("--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)")
-    t.add_argument(
-        "--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead of --noise"
-    )
+    _add_noise_arguments(t)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="policy directory to write")
     t.set_defaults(run=cmd_train_policy)
@@ -329,17 +344,10 @@ def add_policy_commands(sub) -> None:
     source.add_argument("--wfformat", nargs="+", help="WfFormat files")
     source.add_argument("--workloads", help="comma list of generated workloads")
     e.add_argument("--platform", help="P.json (default: the dataset's machines, else the reference platform)")
-    e.add_argument("--policy", help="policy directory (default: the shipped policy)")
     e.add_argument("--repetitions", type=int, default=2)
     e.add_argument("--tasks", type=int, default=100)
     e.add_argument("--seed", type=int, default=1000, help="workflow seed (training uses 0..)")
-    e.add_argument("--seeds", type=int, default=3, help="noise draws per workflow")
-    e.add_argument("--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)")
-    e.add_argument(
-        "--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead of --noise"
-    )
-    e.add_argument("--weights", default="0,0.5,1")
+    add_online_arguments(e)
     e.add_argument("--set-name", default="evaluation")
-    _add_ray_address(e, "the sweep as Ray tasks")
     e.add_argument("--out", required=True, help="folder for policy_results.parquet and policy_summary.json")
     e.set_defaults(run=cmd_evaluate_policy)

@@ -160,6 +160,7 @@ def _evaluate_online(args, cases, options) -> None:
 
 def add_scheduling_commands(sub) -> None:
     from allocate.scheduling.schedulers import ALGORITHMS
+    from pipelines.policy_commands import add_online_arguments
 
     s = sub.add_parser("schedule", help="schedule a workflow (WF.json) on a platform (P.json)")
     s.add_argument("--workflow", required=True, help="WF.json")
@@ -216,14 +217,5 @@ def add_scheduling_commands(sub) -> None:
         action="store_true",
         help="also run the policy and the online baselines (needs jouletrace[policy]); writes online_*",
     )
-    online.add_argument("--policy", help="policy directory (default: the shipped policy)")
-    online.add_argument("--seeds", type=int, default=3, help="noise draws per workflow")
-    online.add_argument(
-        "--noise", type=float, default=0.3, help="runtime noise: actual = expected x U(1-n, 1+n)"
-    )
-    online.add_argument("--traced-noise", metavar="DATASET", help="draw runtime factors from a trace instead")
-    online.add_argument("--weights", default="0,0.5,1", help="weights w of the policy and the weighted rule")
-    online.add_argument(
-        "--ray-address", metavar="ADDRESS", help="the online sweep as Ray tasks on this cluster"
-    )
+    add_online_arguments(online)
     e.set_defaults(run=cmd_evaluate_scheduling)
