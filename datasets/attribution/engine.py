@@ -46,7 +46,7 @@ from datasets.attribution.fit import (
     _solve,
 )
 from datasets.attribution.options import AttributionOptions
-from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _usage_edges
+from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _Pieces, _usage_edges
 from datasets.attribution.rows import _attribute_cut, _SeriesInputs, _table, _task_energy_table
 from datasets.attribution.segments import _Cut, _cut
 from datasets.attribution.series import _device_series, _Series
@@ -169,7 +169,8 @@ class _Engine:
             )
 
     # pass 1: cut, gather idle/noise/fit statistics
-    def cuts(self, chunk: _Chunk) -> list[_Cut]:
+    def series_pieces(self, chunk: _Chunk) -> list[tuple[_Series, _Pieces]]:
+        """Each series of the node with the pieces it is split among (the fast mode reads them too)."""
         node = chunk.node
         rows = self.rows_of(node, chunk)
         skew = self.skews.get(node)
@@ -183,7 +184,7 @@ class _Engine:
         if share == "usage" and chunk.usage is not None:
             windows = _usage_edges(chunk.usage, rows, windows)
         cpu = _cpu_pieces(self.tasks, rows, windows, chunk.usage if share == "usage" else None, None)
-        result: list[_Cut] = []
+        result: list[tuple[_Series, _Pieces]] = []
         devices = {kind: sum(s.device_kind == kind for s in chunk.series) for kind in ACCELERATOR_IDS}
         for series in chunk.series:
             kind = series.device_kind
@@ -206,6 +207,12 @@ class _Engine:
                 pieces = _cpu_pieces(self.tasks, rows, windows, chunk.kepler, kind)
             else:
                 pieces = cpu
+            result.append((series, pieces))
+        return result
+
+    def cuts(self, chunk: _Chunk) -> list[_Cut]:
+        result: list[_Cut] = []
+        for series, pieces in self.series_pieces(chunk):
             like = next(
                 (
                     cut

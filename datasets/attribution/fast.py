@@ -29,16 +29,14 @@ from datasets.attribution.constants import (
     ACCELERATOR_IDS,
     GAP_FACTOR,
     MIN_RATE,
-    UNMAPPED_DEVICE,
     US_PER_SECOND,
 )
 from datasets.attribution.fit import _SeriesStats, design
-from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _Pieces, _usage_edges
+from datasets.attribution.pieces import _Pieces
 from datasets.attribution.rows import _split_labels, balance_rows, method_texts
 from datasets.attribution.segments import _interval_energy
 from datasets.attribution.series import _Series
 from datasets.attribution.sweep import modelled_sums, sweep
-from datasets.attribution.tasks import _windows
 
 FAST = "mode=fast"
 
@@ -93,34 +91,14 @@ def attribute_fast(engine, chunks: list, workers: int):
 
 
 def _zones(engine, chunk) -> list[_Zone]:
-    """The node's series with the pieces the exact engine cuts them by (engine.cuts)."""
-    tasks, node, settings = engine.tasks, chunk.node, engine.settings
-    rows = engine.rows_of(node, chunk)
-    windows = _windows(tasks, rows, 0)
-    if chunk.gpu_busy is not None:
-        windows = _usage_edges(chunk.gpu_busy, rows, windows)
-    usage = chunk.usage if settings.share == "usage" else None
-    if usage is not None:
-        windows = _usage_edges(usage, rows, windows)
-    cpu = _cpu_pieces(tasks, rows, windows, usage, None)
-    devices = {kind: sum(s.device_kind == kind for s in chunk.series) for kind in ACCELERATOR_IDS}
+    """The node's series with the pieces the exact engine cuts them by (engine.series_pieces)."""
     zones, readings = [], {}
-    for series in chunk.series:
-        kind = series.device_kind
-        pieces = cpu
-        if kind in ACCELERATOR_IDS:
-            none = np.zeros(0, dtype=np.int64)
-            pooled = tasks.holders.get((node, kind, UNMAPPED_DEVICE), none)
-            unmapped = (tasks.unmapped[kind], devices[kind]) if pooled.size else None
-            holders = tasks.holders.get(series.key, none)
-            pieces = _holder_pieces(
-                tasks, rows, windows, holders, chunk.gpu_busy, series.device_id, pooled, unmapped
-            )
+    for series, pieces in engine.series_pieces(chunk):
         # The zones an agent reads in one step share their reading times and what follows from them alone.
         key = series.times_us.tobytes()
         if key not in readings:
             readings[key] = _readings(series.times_us)
-        zones.append(_zone(series, pieces, readings[key], settings.window_us))
+        zones.append(_zone(series, pieces, readings[key], engine.settings.window_us))
     return zones
 
 
