@@ -36,6 +36,7 @@ from datasets.attribution.pieces import _Pieces
 from datasets.attribution.rows import _split_labels, balance_rows, method_texts
 from datasets.attribution.segments import _interval_energy
 from datasets.attribution.series import _Series
+from datasets.attribution.split import idle_rule
 from datasets.attribution.sweep import modelled_sums, sweep
 
 FAST = "mode=fast"
@@ -212,18 +213,9 @@ def _split_node(engine, chunk, zones: list[_Zone]):
 
 def _idle_rule(engine, node: str, pieces, accelerator: bool) -> tuple[np.ndarray, float, str]:
     """Each task's idle weight, the floor under the weight running and the label: split.py's rule."""
-    policy, count = engine.settings.idle_policy, pieces.rows.size
-    if policy == "none":
-        return np.zeros(count), -np.inf, "idle=none"
-    if accelerator and pieces.weight is not None:
-        if policy == "requests":
-            return np.asarray(pieces.weight, dtype=float), 1.0, "idle=holders-by-request"
-        return np.asarray(pieces.weight, dtype=float), -np.inf, "idle=holders"
-    if accelerator or policy == "time":
-        return np.ones(count), -np.inf, "idle=holders" if accelerator else "idle=time"
     capacity = engine.capacities.get(node, (0.0, "peak-requests"))
-    weight = np.asarray(engine.tasks.request_microcores[pieces.rows], dtype=float)
-    return weight, float(capacity[0]), f"idle=requests/capacity={capacity[1]}"
+    weight, label, floor = idle_rule(pieces, accelerator, engine.tasks, engine.settings, capacity, False)
+    return np.asarray(weight, dtype=float), float(floor), label
 
 
 def _labels(pieces, settings, accelerator: bool) -> tuple[list[str], np.ndarray]:

@@ -32,6 +32,7 @@ from datasets.attribution.constants import (
     US_PER_SECOND,
 )
 from datasets.attribution.fit import _Idle, _Model
+from datasets.attribution.pieces import _Pieces
 from datasets.attribution.segments import _Cut, _spread
 from datasets.attribution.tasks import _Tasks
 
@@ -83,14 +84,19 @@ class _IdleShares:
     floor: float
 
 
-def _idle_shares(
-    cut: _Cut, tasks: _Tasks, settings: _Settings, capacity: tuple[float, str], kepler: bool
-) -> _IdleShares:
-    pieces, count = cut.pieces, cut.pieces.rows.size
-    accelerator = cut.series.device_kind in ACCELERATOR_IDS
+def idle_rule(
+    pieces: _Pieces,
+    accelerator: bool,
+    tasks: _Tasks,
+    settings: _Settings,
+    capacity: tuple[float, str],
+    kepler: bool,
+) -> tuple[np.ndarray, str, float]:
+    """Each piece's weight in the idle share, the rule's label, and the floor under the weight running
+    (the exact and the fast mode both split idle power by it)."""
     floor = -np.inf
     if settings.idle_policy == "none" or kepler:
-        weight, label = np.zeros(count), "idle=none"
+        weight, label = np.zeros(pieces.rows.size), "idle=none"
     elif accelerator and pieces.weight is not None:
         # Holders of unmapped devices pay the device's idle by their share of the node's devices; under
         # "requests" the idle of devices nobody holds stays unattributed (one device's worth at most).
@@ -98,11 +104,19 @@ def _idle_shares(
         if settings.idle_policy == "requests":
             label, floor = "idle=holders-by-request", 1.0
     elif accelerator or settings.idle_policy == "time":
-        weight, label = np.ones(count), "idle=holders" if accelerator else "idle=time"
+        weight, label = np.ones(pieces.rows.size), "idle=holders" if accelerator else "idle=time"
     else:
         weight, label = tasks.request_microcores[pieces.rows], f"idle=requests/capacity={capacity[1]}"
         # Under "requests" the idle power of cores nobody reserved stays unattributed.
         floor = capacity[0]
+    return weight, label, floor
+
+
+def _idle_shares(
+    cut: _Cut, tasks: _Tasks, settings: _Settings, capacity: tuple[float, str], kepler: bool
+) -> _IdleShares:
+    accelerator = cut.series.device_kind in ACCELERATOR_IDS
+    weight, label, floor = idle_rule(cut.pieces, accelerator, tasks, settings, capacity, kepler)
     return _IdleShares(weight, label, _running(cut.idle_lo, cut.idle_hi, weight, cut.grid_s.size), floor)
 
 
