@@ -3,6 +3,7 @@ workflows as the offline sweep, written beside its outputs; the numbers are eval
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,8 @@ from allocate.policy.network import GraphPolicyNetwork
 from allocate.policy.store import save_policy
 from allocate.scheduling.workloads import reference_platform
 from pipelines.cli import main
+
+WFINSTANCES = Path(__file__).resolve().parents[3] / "shared" / "data" / "wfinstances"
 
 SMALL = ["--workloads", "fft,strassen", "--repetitions", "1", "--tasks", "16", "--seed", "1000"]
 ONLINE = ["--seeds", "2", "--weights", "0.5,1"]
@@ -93,3 +96,38 @@ def test_online_options_without_online_are_refused(policy, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--policy: for the online runs only; add --online" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_the_shipped_policy_runs_online_on_real_wfinstances_runs_as_they_are(tmp_path):
+    """Upstream WfInstances files, unchanged (Pegasus Montage with its data sizes, a Nextflow sarek run,
+    a fork-join): the shipped policy and every baseline finish each noisy run no sooner than the
+    clairvoyant bound of that run's own runtime draw, and no later than random does on average."""
+    from allocate.policy.baselines import noise_factors
+    from allocate.policy.evaluate import makespan_lower_bound
+    from allocate.policy.online import NoiseOptions
+    from allocate.scheduling.build_workflow import workflow_from_wfformat
+    from allocate.scheduling.problem import build_problem
+
+    files = [
+        WFINSTANCES / name
+        for name in (
+            "montage-chameleon-dss-05d-001.json",
+            "sarek-dirt02-001.json",
+            "helloworld-forkjoin-10-chameleon.json",
+        )
+    ]
+    args = ["evaluate-scheduling", "--wfformat", *map(str, files), "--online", "--seeds", "2"]
+    assert main([*args, "--weights", "0.5,1", "--out", str(tmp_path)]) == 0
+    online = pd.read_parquet(tmp_path / "online_results.parquet")
+    problems = {}
+    for path in files:
+        problem = build_problem(workflow_from_wfformat(path), reference_platform())
+        problems[problem.name] = problem
+    assert set(online["workflow"]) == set(problems)
+    assert {"policy", "heft-dynamic", "random"} <= set(online["scheduler"])
+    for (workflow, seed), runs in online.groupby(["workflow", "seed"]):
+        problem = problems[workflow]
+        bound = makespan_lower_bound(problem, noise_factors(problem, NoiseOptions(0.3), seed))
+        assert (runs["makespan_seconds"] >= bound * (1 - 1e-12)).all(), (workflow, seed)
+    mean = online.groupby("scheduler")["makespan_seconds"].mean()
+    assert mean["policy"] <= mean["random"]
