@@ -239,24 +239,18 @@ def _all_allowed(column: pa.ChunkedArray, allowed) -> bool:
 def _duplicated_keys(keys: pa.Table) -> tuple[int, dict]:
     """How many key values occur more than once (nulls equal to nulls), and the first duplicated row's key.
 
-    In time linear in the rows, without sorting strings: every key column becomes integer codes (values of
-    integer and time columns, dictionary indices of the others: a Parquet reader's dictionaries, else made by
-    hashing), the leading ones combined into one group code. When each group's rows are one run whose last
-    key column increases strictly (readings grouped by series in time order, as agents and the collectors
-    write them; the attribution engine finds its series as the same runs) there is no duplicate, found in a
-    few passes; otherwise the integer codes are sorted."""
+    In time linear in the rows, without sorting strings. When each group of the leading key columns is one
+    run of rows whose last key column increases strictly (readings grouped by series in time order, as
+    agents and the collectors write them; the attribution engine finds its series as the same runs) there
+    is no duplicate: `_in_runs` finds it chunk by chunk on the codes as Arrow holds them. Otherwise every key
+    column becomes integer codes (values of integer and time columns, dictionary indices of the others: a
+    Parquet reader's dictionaries, else made by hashing), and the integer codes are sorted."""
     names = keys.column_names
+    if _in_runs(keys):
+        return 0, {}
     leading = [_integer_codes(keys[name], dense=True) for name in names[:-1]]
     last, _ = _integer_codes(keys[names[-1]], dense=False)
     counts = [count for _, count in leading]
-    changed = np.zeros(keys.num_rows - 1, dtype=bool)
-    for codes, _ in leading:
-        changed |= codes[1:] != codes[:-1]
-    starts = np.concatenate([[0], np.flatnonzero(changed) + 1])
-    if (changed | (last[1:] > last[:-1])).all():
-        run_groups = _combined([codes[starts] for codes, _ in leading], counts, starts.size)
-        if np.unique(run_groups).size == starts.size:
-            return 0, {}
     group = _combined([codes for codes, _ in leading], counts, keys.num_rows)
     order = np.lexsort((last, group))
     same = (group[order][1:] == group[order][:-1]) & (last[order][1:] == last[order][:-1])
@@ -265,6 +259,73 @@ def _duplicated_keys(keys: pa.Table) -> tuple[int, dict]:
         return 0, {}
     first = int(min(order[1:][same].min(), order[:-1][same].min()))
     return duplicated, {name: keys[name][first].as_py() for name in names}
+
+
+def _in_runs(keys: pa.Table) -> bool:
+    """True when the rows are runs, one per distinct value of the leading key columns, within which the last
+    key column increases strictly: then no key repeats. Looked at one chunk at a time on dictionary indices
+    and integers as stored, so a 10M-row table costs a few small temporaries, not a copy of every column."""
+    names = keys.column_names
+    leading = [_comparable(keys[name]) for name in names[:-1]]
+    last = keys[names[-1]]
+    if any(column is None for column in leading) or not _plain_integers(last):
+        return False
+    starts = np.unique(np.concatenate([[0], *(_changes(column) for column in leading)]))
+    falls = _changes(last, strictly_increasing=True)
+    if not np.isin(falls, starts).all():
+        return False
+    at = pa.array(starts)
+    groups = [column.take(at).combine_chunks() for column in leading]
+    codes = [_numpy_codes(group) for group in groups]
+    sizes = [len(group.dictionary) if pa.types.is_dictionary(group.type) else 0 for group in groups]
+    combined = _combined(
+        [code if size else _dense(code) for code, size in zip(codes, sizes, strict=True)],
+        [size or starts.size for size in sizes],
+        starts.size,
+    )
+    return np.unique(combined).size == starts.size
+
+
+def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """The column as integers or dictionary indices of one dictionary, which compare as its values do (text
+    not encoded yet is encoded by hashing); None when it has nulls."""
+    if column.null_count:
+        return None
+    if pa.types.is_dictionary(column.type):
+        return pa.Table.from_arrays([column], ["c"]).unify_dictionaries()["c"]
+    if _plain_integers(column):
+        return column
+    return pa.chunked_array([column.combine_chunks().dictionary_encode()])
+
+
+def _plain_integers(column: pa.ChunkedArray) -> bool:
+    data_type = column.type
+    integer_like = pa.types.is_integer(data_type) or pa.types.is_timestamp(data_type)
+    return integer_like and not column.null_count
+
+
+def _numpy_codes(chunk: pa.Array) -> np.ndarray:
+    """A chunk's dictionary indices or integer values as numpy, without a copy where Arrow allows."""
+    if pa.types.is_dictionary(chunk.type):
+        chunk = chunk.indices
+    elif pa.types.is_timestamp(chunk.type):
+        chunk = chunk.view(pa.int64())
+    return chunk.to_numpy(zero_copy_only=False)
+
+
+def _changes(column: pa.ChunkedArray, strictly_increasing: bool = False) -> np.ndarray:
+    """Rows whose value differs from the row before (strictly_increasing: is not above it)."""
+    found, previous, offset = [], None, 0
+    for chunk in column.chunks:
+        values = _numpy_codes(chunk)
+        if values.size == 0:
+            continue
+        here = values[1:] <= values[:-1] if strictly_increasing else values[1:] != values[:-1]
+        if previous is not None and (values[0] <= previous if strictly_increasing else values[0] != previous):
+            found.append(np.array([offset]))
+        found.append(np.flatnonzero(here) + offset + 1)
+        previous, offset = values[-1], offset + values.size
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def _combined(codes: list[np.ndarray], counts: list[int], rows: int) -> np.ndarray:
@@ -290,7 +351,11 @@ def _integer_codes(column: pa.ChunkedArray, dense: bool) -> tuple[np.ndarray, in
             unified.chunks[0].dictionary if unified.num_chunks else pa.array([], data_type.value_type)
         )
         indices = pa.chunked_array([chunk.indices for chunk in unified.chunks], data_type.index_type)
-        codes = pc.fill_null(indices.cast(pa.int64()), len(dictionary)).to_numpy()
+        if indices.null_count:
+            indices = pc.fill_null(indices, len(dictionary))
+        # Each chunk's indices as they are (no cast, no fill of a column without nulls), joined once.
+        parts = [chunk.to_numpy(zero_copy_only=False) for chunk in indices.chunks]
+        codes = np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, np.int64)
         return codes, len(dictionary) + 1
     encoded = column.combine_chunks().dictionary_encode(null_encoding="encode")
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), len(encoded.dictionary)

@@ -52,6 +52,36 @@ def test_grouped_unsorted_and_encoded_keys_give_the_counts_of_a_plain_count():
     assert first["device_id"] == "package-0" and first["timestamp"].timestamp() == 10e-6
 
 
+def test_chunks_with_their_own_dictionaries_as_a_parquet_reader_gives_them():
+    """The run check walks chunk by chunk: a duplicate or a new series at a chunk's first row is seen
+    against the previous chunk's last row, whose dictionary may order the values differently."""
+    base = [
+        ("n1", "cpu_package", f"package-{d}", "energy_counter_joules", t) for d in (0, 1) for t in range(50)
+    ]
+    cases = {
+        "cut inside a series": (base[:30], base[30:]),
+        "cut between series": (base[:50], base[50:]),
+        "a duplicate at the cut": (base[:30], base[29:]),
+        "time going back at the cut": (base[:30], base[28:29] + base[30:]),
+        "a series coming back after another": (base[:20] + base[50:60], base[20:50] + base[60:]),
+    }
+    for name, parts in cases.items():
+        batches = []
+        for part in parts:
+            table = readings(part)
+            columns = {n: table[n].combine_chunks() for n in KEYS}
+            # Each chunk its own dictionary, in the order of first appearance (the second chunk's differs).
+            batches.append(
+                pa.record_batch(
+                    [columns[n].dictionary_encode() if n != "timestamp" else columns[n] for n in KEYS], KEYS
+                )
+            )
+        chunked = pa.Table.from_batches(batches)
+        rows = [row for part in parts for row in part]
+        assert chunked["device_id"].num_chunks == 2
+        assert _duplicated_keys(chunked)[0] == counted(rows), name
+
+
 def test_attribute_reads_only_what_it_uses_with_text_encoded(tmp_path):
     """The reader keeps Parquet's dictionaries and leaves out unread columns, and still refuses duplicates
     and unknown columns."""
