@@ -9,11 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import schemas
-from collectors.agent.cli import add_agent_arguments, options_from_args
-from collectors.agent.server import run_agent
+from collectors.agent.cli import add_agent_arguments, run_from_args
 from pipelines.argo_commands import add_argo_workflow_command
 from pipelines.build_commands import add_build_commands
-from pipelines.cli_support import Parser, run_command, version_text
+from pipelines.cli_support import Parser, VersionAction, run_command
 from pipelines.model_commands import add_model_commands
 from pipelines.policy_commands import add_policy_commands
 from pipelines.scheduling_commands import add_scheduling_commands
@@ -580,7 +579,7 @@ def parser() -> argparse.ArgumentParser:
         "Errors are one line each, naming the file, option, table, column or row.",
     )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    p.add_argument("--version", action="version", version=version_text())
+    p.add_argument("--version", action=VersionAction, help="show the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     add_table_commands(sub)
@@ -600,7 +599,7 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("agent", help="the node agent: sample RAPL/NVML/FPGA, serve Prometheus metrics, spool")
     add_agent_arguments(g)
-    g.set_defaults(run=lambda args: run_agent(options_from_args(args)))
+    g.set_defaults(run=run_from_args)
 
     c = sub.add_parser("collect", help="collect runs and readings from a cluster into a trace dataset")
     c.add_argument("--argo", help="Argo Server URL (token from ARGO_TOKEN)")

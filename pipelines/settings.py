@@ -7,8 +7,10 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from datasets.storage import Location, StoragePath, local_path, storage_path
+if TYPE_CHECKING:  # datasets.storage imports fsspec and upath: only where a location is made (start-up time)
+    from datasets.storage import Location, StoragePath
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_SEED = 7
@@ -61,6 +63,8 @@ class Settings:
     collection_cron: str = DEFAULT_COLLECTION_CRON
 
     def __post_init__(self) -> None:
+        from datasets.storage import storage_path
+
         try:
             date.fromisoformat(self.collection_start)
         except ValueError:
@@ -90,6 +94,8 @@ class Settings:
         unless a recorded folder is given, the sample world in sample-world/ (generated there on first
         use). With object storage (`data_dir` an fsspec URL) the sample world goes to a local folder
         instead (`sample_world_cache`): it is regenerated identically from its seed in each pod."""
+        from datasets.storage import local_path, storage_path
+
         data_dir = storage_path(data_dir)
         if recorded_dir is not None:
             recorded = local_path(recorded_dir)

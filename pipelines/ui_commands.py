@@ -25,7 +25,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.instance import prepare_dagster_home
 from pipelines.settings import DEFAULT_DATA_DIR
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +52,8 @@ def _port_free(host: str, port: int) -> bool:
 
 def ui_environment(data_dir: str | Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment `dagster dev` runs in: the instance and the data folder under `data_dir`."""
+    from pipelines.instance import prepare_dagster_home  # imports yaml: only when the UI starts
+
     data_dir = Path(data_dir).resolve()
     env = dict(os.environ if base is None else base)
     env["DAGSTER_HOME"] = str(prepare_dagster_home(data_dir / "dagster_home"))

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
 from collectors.agent.options import (
     DEFAULT_INTERVAL_SECONDS,
     DEFAULT_LISTEN,
@@ -17,7 +14,6 @@ from collectors.agent.options import (
     DEFAULT_SPOOL_ROTATE_SECONDS,
     AgentOptions,
 )
-from collectors.agent.server import run_agent
 
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,4 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m collectors.agent``: the same as ``jouletrace agent``."""
     parser = argparse.ArgumentParser(prog="jouletrace agent", description=__doc__.splitlines()[0])
     add_agent_arguments(parser)
-    return run_agent(options_from_args(parser.parse_args(argv)))
+    return run_from_args(parser.parse_args(argv))
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the agent with the options of parsed arguments (its server is imported only to run it)."""
+    from collectors.agent.server import run_agent
+
+    return run_agent(options_from_args(args))
