@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+KERNELS := datasets/kernels/_compiled.sha256
+KERNEL_SOURCES := datasets/kernels/loops.py datasets/attribution/sweep.py datasets/kernels/signatures.py \
+	datasets/kernels/build.py
 
 .PHONY: demo test lint prometheus postgresql browser clean
 
@@ -17,7 +20,12 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev,policy]'
 	touch $@
 
-demo: $(INSTALLED)
+# The attribution kernels compiled ahead of time (datasets/kernels/build.py, ~20 s): no numba start-up in
+# each process. Without a C compiler they run under numba's JIT, with the same results.
+$(KERNELS): $(INSTALLED) $(KERNEL_SOURCES)
+	$(BIN)/python -m datasets.kernels.build || echo "kernels not compiled ahead of time: numba's JIT runs them"
+
+demo: $(INSTALLED) $(KERNELS)
 	$(BIN)/jouletrace demo --out data
 
 # Later tests start a real Prometheus; install Debian's package when we can (root) and it is missing.
@@ -50,8 +58,8 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-test: $(INSTALLED) prometheus postgresql browser lint
+test: $(INSTALLED) $(KERNELS) prometheus postgresql browser lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) data test-artifacts
+	rm -rf $(VENV) data test-artifacts datasets/kernels/_compiled.*

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets import kernels
 from datasets.attribution.common import _diagnostic, _holding, _in_order, _range_max
 from datasets.attribution.constants import (
     ACCELERATOR_IDS,
@@ -37,7 +38,6 @@ from datasets.attribution.rows import _split_labels, balance_rows, method_texts
 from datasets.attribution.segments import _interval_energy
 from datasets.attribution.series import _Series
 from datasets.attribution.split import idle_rule
-from datasets.attribution.sweep import modelled_sums, sweep
 
 FAST = "mode=fast"
 
@@ -249,9 +249,11 @@ def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dic
     drawn = (rates > 0) & (zone.edges_s[where[3]] > zone.edges_s[where[2]])
     modelled = model is not None and model.common_watts > 0 and bool(drawn.any())
     model_sum = (
-        modelled_sums(times_s, zone.edges_s, steps, holding, float(idle_watts)) if modelled else np.zeros(0)
+        kernels.modelled_sums(times_s, zone.edges_s, steps, holding, float(idle_watts))
+        if modelled
+        else np.zeros(0)
     )
-    prefix, covered_at, measured, attributed = sweep(
+    prefix, covered_at, measured, attributed = kernels.sweep(
         times_s,
         np.ascontiguousarray(zone.interval_j, dtype=float),
         np.ascontiguousarray(series.values, dtype=float),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from datasets.kernels import _add
+from datasets.kernels.loops import _add
 
 
 @njit(cache=True, nogil=True)

@@ -1,7 +1,9 @@
-"""Compiled loops of the attribution engine (numba): the steps numpy can only do in many full-array passes.
+"""The attribution engine's loops, written for numba: the steps numpy can only do in many full-array passes.
 
-Each kernel is a plain loop over sorted arrays, compiled once and cached next to this file
-(``cache=True``), so later processes load machine code instead of compiling again.
+Each kernel is a plain loop over sorted arrays. They run as machine code compiled ahead of time
+(`datasets/kernels/build.py`, with the types in `signatures.py`) when that has been built, else compiled by
+numba's JIT at first use and cached next to this file (``cache=True``); callers reach them through
+`datasets.kernels`, which chooses.
 """
 
 from __future__ import annotations
