@@ -411,7 +411,7 @@ def print_commands(runs: dict[str, list[tuple]], n: int) -> None:
 def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[str, float]:
     """Where the whole command's time goes: its steps in this process, each the fastest of `repeats`."""
     from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
-    from datasets.store import write_parquet_atomic
+    from datasets.store import write_task_energy
     from schemas.loading import coerce, read_file
 
     stages = {"read Parquet": 0.0, "validate": 0.0}
@@ -433,7 +433,7 @@ def command_stages(files: dict[str, Path], folder: Path, repeats: int) -> dict[s
         repeats, attribute, tables["tasks"], tables["samples"], tables["machines"], fast=True
     )
     _, stages["write task_energy"], _ = best_of(
-        repeats, write_parquet_atomic, result.task_energy, folder / "stages.parquet"
+        repeats, write_task_energy, result.task_energy, folder / "stages.parquet"
     )
     return stages
 

@@ -78,9 +78,17 @@ def _write_atomic(path: Location, write: Callable[[IO[bytes]], None]) -> Storage
     return path
 
 
-def write_parquet_atomic(table: pa.Table, path: Location) -> StoragePath:
-    """Write one Parquet file through a temporary sibling and a rename (one put on object stores)."""
-    return _write_atomic(path, lambda sink: pq.write_table(table, sink))
+def write_parquet_atomic(table: pa.Table, path: Location, **options) -> StoragePath:
+    """Write one Parquet file through a temporary sibling and a rename (one put on object stores); `options`
+    go to pyarrow's write_table."""
+    return _write_atomic(path, lambda sink: pq.write_table(table, sink, **options))
+
+
+def write_task_energy(table: pa.Table, path: Location) -> StoragePath:
+    """task_energy as one Parquet file, atomically: every column dictionary-encoded but the task ids, which
+    are unique (a dictionary of them is built only to be dropped: a third of the write's time)."""
+    repeating = [name for name in table.column_names if name != "task_id"]
+    return write_parquet_atomic(table, path, use_dictionary=repeating)
 
 
 def write_bytes_atomic(data: bytes, path: Location) -> StoragePath:

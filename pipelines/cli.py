@@ -62,7 +62,7 @@ def cmd_attribute(args) -> int:
     import pyarrow.compute as pc
 
     from datasets.attribution import attribute
-    from datasets.store import write_parquet_atomic
+    from datasets.store import write_parquet_atomic, write_task_energy
 
     options = _attribution_options(args)  # a bad option fails before any file is read
     if _is_trace_dataset(args.samples):
@@ -77,7 +77,7 @@ def cmd_attribute(args) -> int:
             ("container_samples", args.containers, "--containers"),
         )
         result = attribute(tasks, samples, machines, options, containers=containers)
-    write_parquet_atomic(result.task_energy, Path(args.out))
+    write_task_energy(result.task_energy, Path(args.out))
     if args.balance_out:
         write_parquet_atomic(result.node_energy_balance, Path(args.balance_out))
     if args.diagnostics_out:

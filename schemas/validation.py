@@ -274,16 +274,30 @@ def _in_runs(keys: pa.Table) -> bool:
     falls = _changes(last, strictly_increasing=True)
     if not np.isin(falls, starts).all():
         return False
-    at = pa.array(starts)
-    groups = [column.take(at).combine_chunks() for column in leading]
-    codes = [_numpy_codes(group) for group in groups]
-    sizes = [len(group.dictionary) if pa.types.is_dictionary(group.type) else 0 for group in groups]
+    codes = [_codes_at(column, starts) for column in leading]
+    sizes = [
+        len(column.chunk(0).dictionary) if pa.types.is_dictionary(column.type) and column.num_chunks else 0
+        for column in leading
+    ]
     combined = _combined(
         [code if size else _dense(code) for code, size in zip(codes, sizes, strict=True)],
         [size or starts.size for size in sizes],
         starts.size,
     )
     return np.unique(combined).size == starts.size
+
+
+def _codes_at(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
+    """The codes (`_numpy_codes`) of a few sorted `rows`, read from the chunks that hold them (Arrow's take
+    on a chunked column would join its chunks first)."""
+    codes = np.zeros(rows.size, dtype=np.int64)
+    offset = 0
+    for chunk in column.chunks:
+        lo, hi = np.searchsorted(rows, [offset, offset + len(chunk)])
+        if hi > lo:
+            codes[lo:hi] = _numpy_codes(chunk)[rows[lo:hi] - offset]
+        offset += len(chunk)
+    return codes
 
 
 def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray | None:

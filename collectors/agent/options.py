@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import socket
 from dataclasses import dataclass
@@ -47,6 +46,8 @@ def host_node_name() -> str:
 
 
 def agent_version() -> str:
+    import importlib.metadata  # reads every installed distribution's metadata: only when asked
+
     try:
         return importlib.metadata.version("jouletrace")
     except importlib.metadata.PackageNotFoundError:

@@ -211,28 +211,31 @@ def _split_labels(
 
 def _task_energy_table(parts: list[dict], tasks: _Tasks) -> pa.Table:
     """task_energy from the parts (task row indices, per-part device and provenance, per-row values), sorted
-    by workflow, task and device: ids are taken from Arrow and sorted as integer ranks, not as strings."""
+    by workflow, task and device: ids are taken from Arrow and sorted as integer ranks, not as strings, and
+    each column is put in that order as it is made (no second copy of the whole table)."""
     parts = [part for part in parts if part["_task"].size]
     if not parts:
         return empty("task_energy")
     task = np.concatenate([part["_task"] for part in parts])
     counts = [part["_task"].size for part in parts]
-    columns: dict = {
-        "workflow_uid": tasks.ids["workflow_uid"].take(pa.array(task)),
-        "task_id": tasks.ids["task_id"].take(pa.array(task)),
-    }
-    codes = {}
+    codes, names = {}, {}
     for name in ("device_kind", "device_id", "provenance"):
-        names = sorted({part[name] for part in parts})
-        codes[name] = np.repeat([names.index(part[name]) for part in parts], counts)
-        columns[name] = pa.array(names, pa.string()).take(pa.array(codes[name]))
+        names[name] = sorted({part[name] for part in parts})
+        codes[name] = np.repeat([names[name].index(part[name]) for part in parts], counts)
+    order = np.lexsort((codes["device_id"], codes["device_kind"], tasks.rank[task]))
+    rows = pa.array(task[order])
+    columns: dict = {
+        "workflow_uid": tasks.ids["workflow_uid"].take(rows),
+        "task_id": tasks.ids["task_id"].take(rows),
+    }
+    for name, code in codes.items():
+        columns[name] = pa.array(names[name], pa.string()).take(pa.array(code[order]))
     for column in parts[0]:
         if column.startswith("_") or column in codes:
             continue
-        values = np.concatenate([part[column] for part in parts])
+        values = np.concatenate([part[column] for part in parts])[order]
         columns[column] = pa.array(values, mask=np.isnan(values)) if values.dtype.kind == "f" else values
-    order = np.lexsort((codes["device_id"], codes["device_kind"], tasks.rank[task]))
-    return conform("task_energy", columns).take(pa.array(order))
+    return conform("task_energy", columns)
 
 
 def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:

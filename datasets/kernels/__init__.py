@@ -125,10 +125,10 @@ class _Kernel:
         for variant, checks in self.variants:
             if len(checks) == len(args) and all(check(a) for check, a in zip(checks, args, strict=True)):
                 return variant(*args)
+        if self.variants:
+            fallbacks.add(self.name)
         if self.jit is None:
             self.jit = _jit(self.name)
-            if self.variants:
-                fallbacks.add(self.name)
         return self.jit(*args)
 
 
