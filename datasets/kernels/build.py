@@ -58,6 +58,9 @@ def build(folder: Path = FOLDER) -> Path:
         compiler = CC(COMPILED_MODULE)
         compiler.output_dir = scratch
         compiler.verbose = False
+        # For this machine's processor, as numba's JIT compiles (AOT's default, a generic x86-64, made the
+        # engine ~25% slower in CPU time); the module is built where it runs.
+        compiler.target_cpu = _host_cpu()
         for name, signatures in SIGNATURES.items():
             function = _python_function(name)
             for variant, signature in enumerate(signatures):
@@ -69,6 +72,12 @@ def build(folder: Path = FOLDER) -> Path:
         os.replace(target.with_suffix(".tmp"), target)
     DIGEST_FILE.write_text(digest + "\n")
     return target
+
+
+def _host_cpu() -> str:
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_name()
 
 
 def _python_function(name: str):
