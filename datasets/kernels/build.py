@@ -2,7 +2,8 @@
 
 Each kernel of `signatures.SOURCES` is exported once per variant in `signatures.SIGNATURES` into the
 extension module `datasets/kernels/_compiled.<platform>.so` with numba's ahead-of-time compiler
-(`numba.pycc`, which needs a C compiler), and the SHA-256 of the sources is written beside it last, so the
+(`numba.pycc`, which needs a C compiler), for this machine's processor (the module is built where it runs,
+by `make`), and the SHA-256 of the sources is written beside it last, so the
 loader never takes a half-written or stale module. The exported functions release the GIL, as the JIT
 versions do (`nogil=True`), so the engine's threads run them side by side: numba's AOT compiler has no
 option for that (numba#6382), so its compilation flags are given `release_gil` here.
