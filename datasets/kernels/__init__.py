@@ -5,9 +5,11 @@ The loops themselves are written once, for numba, in `loops.py` and `datasets/at
 (`SOURCES`). `python -m datasets.kernels.build` (run by `make`) compiles them ahead of time with the types
 in `signatures.py` into an extension module here (`_compiled`), which imports in a millisecond and needs
 no numba at run time; numba's own start (its import, ~0.5 s, and its set-up at the first compiled call,
-~0.8 s) would otherwise be about a quarter of a whole `jouletrace attribute` on 10M readings. The compiled module
-is used only when it was built from the sources as they are now (their SHA-256 is stored beside it), so
-an edited loop is never run from stale machine code.
+~0.8 s) would otherwise be about a quarter of a whole `jouletrace attribute` on 10M readings. The
+compiled module is used only when it was built from the sources as they are now and on a processor with the same
+instruction sets (both fingerprints are stored beside it): an edited loop never runs from stale machine
+code, and a module built for this machine's processor never runs on another (where it could stop on an
+illegal instruction).
 
 A kernel is called as `kernels.<name>(...)`. Each takes the first of its compiled variants (one per
 argument types in `signatures.py`) whose types the arguments have, checked here: compiled code does not
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,22 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
+def machine_signature() -> str:
+    """A fingerprint of what the compiled code needs of the processor besides its sources: the architecture
+    and the instruction sets it reports (/proc/cpuinfo's flags), since the module is built for them."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    flags = next((line for line in lines if line.startswith(("flags", "Features"))), "")
+    return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:16]
+
+
+def build_fingerprint() -> str:
+    """What the digest file beside the compiled module says it was built from: sources, then processor."""
+    return f"{source_digest()} {machine_signature()}"
+
+
 def _source_path(module: str) -> Path:
     return FOLDER.parents[1].joinpath(*module.split(".")).with_suffix(".py")
 
@@ -57,7 +76,7 @@ def compiled_module():
     if "compiled" not in _state:
         module = None
         wanted = os.environ.get(FORCE_JIT, "").lower() != "jit"
-        if wanted and DIGEST_FILE.exists() and DIGEST_FILE.read_text().strip() == source_digest():
+        if wanted and DIGEST_FILE.exists() and DIGEST_FILE.read_text().strip() == build_fingerprint():
             try:
                 module = importlib.import_module(f"{__name__}.{COMPILED_MODULE}")
             except ImportError:

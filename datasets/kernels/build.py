@@ -3,8 +3,8 @@
 Each kernel of `signatures.SOURCES` is exported once per variant in `signatures.SIGNATURES` into the
 extension module `datasets/kernels/_compiled.<platform>.so` with numba's ahead-of-time compiler
 (`numba.pycc`, which needs a C compiler), for this machine's processor (the module is built where it runs,
-by `make`), and the SHA-256 of the sources is written beside it last, so the
-loader never takes a half-written or stale module. The exported functions release the GIL, as the JIT
+by `make`), and the fingerprints of the sources and the processor are written beside it last, so the
+loader never takes a half-written or stale module, nor one built for another processor. The exported functions release the GIL, as the JIT
 versions do (`nogil=True`), so the engine's threads run them side by side: numba's AOT compiler has no
 option for that (numba#6382), so its compilation flags are given `release_gil` here.
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from datasets.kernels import COMPILED_MODULE, DIGEST_FILE, FOLDER, exported_name, source_digest
+from datasets.kernels import COMPILED_MODULE, DIGEST_FILE, FOLDER, build_fingerprint, exported_name
 from datasets.kernels.signatures import SIGNATURES, SOURCES
 
 
@@ -53,7 +53,7 @@ def build(folder: Path = FOLDER) -> Path:
         warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
         from numba.pycc import CC
     _releasing_gil()
-    digest = source_digest()
+    fingerprint = build_fingerprint()
     DIGEST_FILE.unlink(missing_ok=True)  # no module counts as built until the new one is in place
     with tempfile.TemporaryDirectory(prefix="jouletrace-kernels-") as scratch:
         compiler = CC(COMPILED_MODULE)
@@ -71,7 +71,7 @@ def build(folder: Path = FOLDER) -> Path:
         target = folder / built.name
         shutil.copyfile(built, target.with_suffix(".tmp"))
         os.replace(target.with_suffix(".tmp"), target)
-    DIGEST_FILE.write_text(digest + "\n")
+    DIGEST_FILE.write_text(fingerprint + "\n")
     return target
 
 

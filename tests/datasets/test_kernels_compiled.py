@@ -1,7 +1,7 @@
 """The kernels compiled ahead of time (datasets/kernels: `python -m datasets.kernels.build`, run by `make`)
 against numba's JIT versions of the same loops: the same tables bit for bit on the sample world in every
 mode, without numba imported and with no kernel falling back; arguments of other types fall back to the JIT
-version and give its result; a module built from other sources is not used."""
+version and give its result; a module built from other sources or for another processor is not used."""
 
 from __future__ import annotations
 
@@ -110,12 +110,16 @@ def test_arguments_of_other_types_run_the_jit_version():
     kernels.fallbacks.discard("holding")
 
 
-def test_a_module_built_from_other_sources_is_not_used(tmp_path, monkeypatch):
-    stale = tmp_path / "stale.sha256"
-    stale.write_text("0" * 64 + "\n")
-    monkeypatch.setattr(kernels, "DIGEST_FILE", stale)
-    monkeypatch.setattr(kernels, "_state", {})
-    assert kernels.compiled_module() is None
-    monkeypatch.setattr(kernels, "_state", {})
-    stale.write_text(kernels.source_digest() + "\n")
-    assert (kernels.compiled_module() is not None) == (kernels.FOLDER / "_compiled.sha256").exists()
+def test_a_module_built_from_other_sources_or_for_another_processor_is_not_used(tmp_path, monkeypatch):
+    recorded = tmp_path / "fingerprint"
+    monkeypatch.setattr(kernels, "DIGEST_FILE", recorded)
+    built = (kernels.FOLDER / "_compiled.sha256").exists()
+    for text, usable in (
+        (f"{'0' * 64} {kernels.machine_signature()}", False),  # other sources
+        (f"{kernels.source_digest()} {'0' * 16}", False),  # another processor
+        (kernels.source_digest(), False),  # no processor recorded
+        (kernels.build_fingerprint(), built),
+    ):
+        recorded.write_text(text + "\n")
+        monkeypatch.setattr(kernels, "_state", {})
+        assert (kernels.compiled_module() is not None) == usable, text
