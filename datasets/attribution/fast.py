@@ -28,14 +28,13 @@ from datasets import kernels
 from datasets.attribution.common import _diagnostic, _holding, _in_order, _range_max
 from datasets.attribution.constants import (
     ACCELERATOR_IDS,
-    GAP_FACTOR,
     MIN_RATE,
     US_PER_SECOND,
 )
 from datasets.attribution.fit import _SeriesStats, design
 from datasets.attribution.pieces import _Pieces
 from datasets.attribution.rows import _split_labels, balance_rows, method_texts
-from datasets.attribution.segments import _interval_energy
+from datasets.attribution.segments import _interval_energy, covered_intervals, window_bounds_us
 from datasets.attribution.series import _Series
 from datasets.attribution.split import idle_rule
 
@@ -63,7 +62,6 @@ class _Zone:
     flags: np.ndarray
     covered: np.ndarray
     edges_s: np.ndarray  # the pieces' distinct edges, clipped to the readings
-    main_rate: np.ndarray  # per main piece, its amount per second of its length
     bounds_us: np.ndarray
 
     @property
@@ -105,20 +103,17 @@ def _zones(engine, chunk) -> list[_Zone]:
 
 def _readings(times_us: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """Reading times in seconds after the first, the median reading interval and which intervals are not
-    gaps (segments.py's rule)."""
+    gaps."""
     times_s = (times_us - times_us[0]) / US_PER_SECOND
-    dt = np.diff(times_s)
-    median_s = float(np.median(dt))
-    return times_s, median_s, dt <= GAP_FACTOR * median_s
+    covered, median_s = covered_intervals(times_s)
+    return times_s, median_s, covered
 
 
 def _zone(series: _Series, pieces: _Pieces, readings: tuple, window_us: int) -> _Zone:
     first_us, last_us = int(series.times_us[0]), int(series.times_us[-1])
     times_s, median_s, covered = readings
     interval_j, flags = _interval_energy(series, times_s)
-    bounds_us = np.arange(-(-first_us // window_us) * window_us, last_us, window_us, dtype=np.int64)
     distinct_us, _ = pieces.edges
-    length_s = (pieces.end_us - pieces.start_us) / US_PER_SECOND
     return _Zone(
         series=series,
         pieces=pieces,
@@ -128,8 +123,7 @@ def _zone(series: _Series, pieces: _Pieces, readings: tuple, window_us: int) -> 
         flags=flags,
         covered=covered,
         edges_s=np.clip((distinct_us - first_us) / US_PER_SECOND, 0.0, times_s[-1]),
-        main_rate=np.divide(pieces.amount, length_s, out=np.zeros(length_s.size), where=length_s > 0),
-        bounds_us=bounds_us[bounds_us > first_us],
+        bounds_us=window_bounds_us(first_us, last_us, window_us),
     )
 
 
@@ -173,7 +167,7 @@ def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
             [(one.series, one.times_s, one.interval_j) for one in group],
             np.ones(first.interval_j.size, bool),
             (first.edges_s[where[2]], first.edges_s[where[3]], where[2]),
-            first.main_rate,
+            first.pieces.main_rate,
             first.pieces.column,
             columns,
             group_stats,
@@ -239,7 +233,7 @@ def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dic
     _, where = pieces.edges
     idle_weight, idle_floor = idle_share
     weight = np.ones(pieces.column.size) if model is None else model.weights[pieces.column]
-    rates = weight * zone.main_rate
+    rates = weight * zone.pieces.main_rate
     rates = np.where(rates > MIN_RATE, rates, 0.0)  # rounding crumbs of counters draw nothing
     presence = pieces.equal_presence
     if pieces.weight is not None:  # holders of unmapped devices draw by their share of them

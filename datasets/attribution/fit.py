@@ -105,7 +105,7 @@ def _design(
         [(one.series, one.times_s, one.interval_j) for one in cuts],
         _emitted(cut, cut.times_s[:-1], emit),
         (cut.grid_s[cut.main_lo], cut.grid_s[cut.main_hi], cut.main_lo),
-        cut.main_rate,
+        cut.pieces.main_rate,
         cut.pieces.column,
         columns,
         stats,

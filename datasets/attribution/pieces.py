@@ -63,6 +63,12 @@ class _Pieces:
     pooled: np.ndarray | None = None
 
     @cached_property
+    def main_rate(self) -> np.ndarray:
+        """Per main piece, its amount per second of its own length (0 for a piece of no length)."""
+        length_s = (self.end_us - self.start_us) / US_PER_SECOND
+        return np.divide(self.amount, length_s, out=np.zeros(length_s.size), where=length_s > 0)
+
+    @cached_property
     def edges(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """The distinct edge instants (us, sorted) of the idle windows, main and equal pieces, and where each
         of those six arrays' values is among them; the zones of a node share their pieces, so once a node."""

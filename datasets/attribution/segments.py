@@ -45,7 +45,6 @@ class _Cut:
     idle_hi: np.ndarray
     main_lo: np.ndarray
     main_hi: np.ndarray
-    main_rate: np.ndarray  # amount per second of the piece's own length
     equal_lo: np.ndarray
     equal_hi: np.ndarray
     quiet: np.ndarray  # the segment's reading interval meets no task's wide window
@@ -55,6 +54,19 @@ class _Cut:
     @property
     def origin_us(self) -> int:
         return int(self.series.times_us[0])
+
+
+def window_bounds_us(first_us: int, last_us: int, window_us: int) -> np.ndarray:
+    """The balance windows' boundaries strictly inside a series' readings (multiples of the window, UTC)."""
+    bounds_us = np.arange(-(-first_us // window_us) * window_us, last_us, window_us, dtype=np.int64)
+    return bounds_us[bounds_us > first_us]
+
+
+def covered_intervals(times_s: np.ndarray) -> tuple[np.ndarray, float]:
+    """Which reading intervals are no gap (at most GAP_FACTOR times the median interval), and the median."""
+    reading_s = np.diff(times_s)
+    median_s = float(np.median(reading_s))
+    return reading_s <= GAP_FACTOR * median_s, median_s
 
 
 def _quiet(
@@ -114,8 +126,7 @@ def _cut(series: _Series, pieces: _Pieces, window_us: int, like: _Cut | None = N
     def seconds(us: np.ndarray) -> np.ndarray:
         return np.clip((us - first_us) / US_PER_SECOND, 0.0, end_s)
 
-    bounds_us = np.arange(-(-first_us // window_us) * window_us, last_us, window_us, dtype=np.int64)
-    bounds_us = bounds_us[bounds_us > first_us]
+    bounds_us = window_bounds_us(first_us, last_us, window_us)
     bounds_s = (bounds_us - first_us) / US_PER_SECOND
     windows = pieces.windows
     idle_start_s = (windows.idle_start - first_us) / US_PER_SECOND
@@ -125,9 +136,7 @@ def _cut(series: _Series, pieces: _Pieces, window_us: int, like: _Cut | None = N
     segment_s = np.diff(grid_s)
     interval_j, flags, segment_j = _series_energy(series, times_s, grid_s, reading)
     interval = reading[:-1]
-    reading_s = np.diff(times_s)
     idle_lo, idle_hi, main_lo, main_hi, equal_lo, equal_hi = (position[part] for part in where)
-    length_s = (pieces.end_us - pieces.start_us) / US_PER_SECOND
     return _Cut(
         series=series,
         pieces=pieces,
@@ -138,14 +147,13 @@ def _cut(series: _Series, pieces: _Pieces, window_us: int, like: _Cut | None = N
         interval_j=interval_j,
         segment_j=segment_j,
         flags=flags,
-        covered=reading_s <= GAP_FACTOR * np.median(reading_s),
+        covered=covered_intervals(times_s)[0],
         idle_start_s=idle_start_s,
         idle_end_s=idle_end_s,
         idle_lo=idle_lo,
         idle_hi=idle_hi,
         main_lo=main_lo,
         main_hi=main_hi,
-        main_rate=np.divide(pieces.amount, length_s, out=np.zeros(length_s.size), where=length_s > 0),
         equal_lo=equal_lo,
         equal_hi=equal_hi,
         quiet=_quiet(

@@ -55,7 +55,7 @@ class _Draws:
 def _draws(cut: _Cut, model: _Model | None, kepler: bool) -> _Draws:
     pieces, points = cut.pieces, cut.grid_s.size
     weight = np.ones(pieces.column.size) if model is None or kepler else model.weights[pieces.column]
-    weighted_rate = weight * cut.main_rate
+    weighted_rate = weight * cut.pieces.main_rate
     # Rates below a nano-unit per second (rounding crumbs of counters) draw nothing: dividing by them
     # overflows.
     weighted_rate = np.where(weighted_rate > MIN_RATE, weighted_rate, 0.0)
