@@ -313,9 +313,9 @@ def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
 
 
 def _plain_integers(column: pa.ChunkedArray) -> bool:
+    """Integers or times without nulls: their values are their own codes."""
     data_type = column.type
-    integer_like = pa.types.is_integer(data_type) or pa.types.is_timestamp(data_type)
-    return integer_like and not column.null_count
+    return (pa.types.is_integer(data_type) or pa.types.is_timestamp(data_type)) and not column.null_count
 
 
 def _numpy_codes(chunk: pa.Array) -> np.ndarray:
@@ -356,8 +356,7 @@ def _integer_codes(column: pa.ChunkedArray, dense: bool) -> tuple[np.ndarray, in
     """Per row an int64 equal for equal values (nulls equal to nulls) and, when `dense` or the column is not
     integer-like, how many codes there are (0: the values themselves)."""
     data_type = column.type
-    integer_like = pa.types.is_integer(data_type) or pa.types.is_timestamp(data_type)
-    if integer_like and not dense and not column.null_count:
+    if _plain_integers(column) and not dense:
         return column.cast(pa.int64()).to_numpy(), 0
     if pa.types.is_dictionary(data_type):
         unified = pa.Table.from_arrays([column], ["c"]).unify_dictionaries()["c"]

@@ -90,7 +90,7 @@ def exported_name(kernel: str, variant: int) -> str:
     return f"{kernel}__{variant}"
 
 
-def _jit(name: str):
+def jit_kernel(name: str):
     """numba's JIT version of kernel `name` (importing numba on first use)."""
     for module in SOURCES:
         source = importlib.import_module(module)
@@ -147,7 +147,7 @@ class _Kernel:
         if self.variants:
             fallbacks.add(self.name)
         if self.jit is None:
-            self.jit = _jit(self.name)
+            self.jit = jit_kernel(self.name)
         return self.jit(*args)
 
 
@@ -156,7 +156,7 @@ def __getattr__(name: str):
         raise AttributeError(name)
     compiled = compiled_module()
     if compiled is None:
-        kernel = _jit(name)
+        kernel = jit_kernel(name)
     else:
         signatures = SIGNATURES.get(name, ())
         variants = [getattr(compiled, exported_name(name, i)) for i in range(len(signatures))]

@@ -4,16 +4,16 @@ Each kernel of `signatures.SOURCES` is exported once per variant in `signatures.
 extension module `datasets/kernels/_compiled.<platform>.so` with numba's ahead-of-time compiler
 (`numba.pycc`, which needs a C compiler), for this machine's processor (the module is built where it runs,
 by `make`), and the fingerprints of the sources and the processor are written beside it last, so the
-loader never takes a half-written or stale module, nor one built for another processor. The exported functions release the GIL, as the JIT
-versions do (`nogil=True`), so the engine's threads run them side by side: numba's AOT compiler has no
-option for that (numba#6382), so its compilation flags are given `release_gil` here.
+loader never takes a half-written or stale module, nor one built for another processor. The exported
+functions release the GIL, as the JIT versions do (`nogil=True`), so the engine's threads run them side
+by side: numba's AOT compiler has no option for that (numba#6382), so its compilation flags are given
+`release_gil` here.
 
 Without a C compiler the build says so and exits 1; the kernels then run under numba's JIT.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import sys
@@ -21,8 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from datasets.kernels import COMPILED_MODULE, DIGEST_FILE, FOLDER, build_fingerprint, exported_name
-from datasets.kernels.signatures import SIGNATURES, SOURCES
+from datasets.kernels import (
+    COMPILED_MODULE,
+    DIGEST_FILE,
+    FOLDER,
+    build_fingerprint,
+    exported_name,
+    jit_kernel,
+)
+from datasets.kernels.signatures import SIGNATURES
 
 
 def _releasing_gil() -> None:
@@ -63,7 +70,7 @@ def build(folder: Path = FOLDER) -> Path:
         # engine ~25% slower in CPU time); the module is built where it runs.
         compiler.target_cpu = _host_cpu()
         for name, signatures in SIGNATURES.items():
-            function = _python_function(name)
+            function = jit_kernel(name).py_func  # the Python function behind the numba dispatcher
             for variant, signature in enumerate(signatures):
                 compiler.export(exported_name(name, variant), signature)(function)
         compiler.compile()
@@ -79,15 +86,6 @@ def _host_cpu() -> str:
     import llvmlite.binding as llvm
 
     return llvm.get_host_cpu_name()
-
-
-def _python_function(name: str):
-    """The Python function behind kernel `name`'s numba dispatcher, for the AOT compiler."""
-    for module in SOURCES:
-        source = importlib.import_module(module)
-        if hasattr(source, name):
-            return getattr(source, name).py_func
-    raise KeyError(f"signatures.py names {name!r}, which no module of SOURCES defines")
 
 
 def main() -> int:

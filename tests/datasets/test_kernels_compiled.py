@@ -97,7 +97,7 @@ def test_arguments_of_other_types_run_the_jit_version():
     assert kernels.compiled_module() is not None, "run `make` (python -m datasets.kernels.build)"
     values = np.array([3.0, 1e-9, 2.5, 7.0, 1.0])
     # A float vector as compiled; every other element (not contiguous) and integers are not that type.
-    assert kernels.cumulative(values).tolist() == kernels._jit("cumulative")(values).tolist()
+    assert kernels.cumulative(values).tolist() == kernels.jit_kernel("cumulative")(values).tolist()
     assert "cumulative" not in kernels.fallbacks
     strided = np.arange(10.0)[::2]
     assert kernels.cumulative(strided).tolist() == [0.0, 0.0, 2.0, 6.0, 12.0, 20.0]
