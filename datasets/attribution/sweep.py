@@ -13,16 +13,14 @@ from datasets.kernels.loops import _add
 
 
 @njit(cache=True, nogil=True)
-def _step(
-    running: np.ndarray, carry: np.ndarray, count: np.ndarray, steps: np.ndarray, holding: np.ndarray, k: int
-):
-    """Apply edge k's changes: sums with compensation, exactly 0 where no piece holds (no crumbs of ended
-    pieces priced as if they drew)."""
-    for r in range(running.size):
-        count[r] += holding[k, r]
-        running[r], carry[r] = _add(running[r], carry[r], steps[k, r])
-        if count[r] <= 0:
-            running[r] = carry[r] = 0.0
+def _step(running: float, carry: float, count: int, step: float, holding: int) -> tuple[float, float, int]:
+    """One running sum past an edge: the change added with compensation, exactly 0 where no piece holds (no
+    crumbs of ended pieces priced as if they drew). Scalars, so the sweeps keep their sums in registers."""
+    count += holding
+    running, carry = _add(running, carry, step)
+    if count <= 0:
+        return 0.0, 0.0, count
+    return running, carry, count
 
 
 @njit(cache=True, nogil=True)
@@ -33,7 +31,7 @@ def modelled_sums(
     split.py's model, to which a segment's share of its interval's energy is proportional."""
     n_times, n_edges = times_s.size, edges_s.size
     model_sum = np.zeros(n_times - 1)
-    running, carry, count = np.zeros(1), np.zeros(1), np.zeros(1, np.int64)
+    running, carry, count = 0.0, 0.0, 0
     previous = times_s[0]
     last = i = k = 0
     while i < n_times or k < n_edges:
@@ -41,13 +39,13 @@ def modelled_sums(
         if k < n_edges and edges_s[k] < x:
             x = edges_s[k]
         if x > previous:
-            model_sum[min(last, n_times - 2)] += (idle_watts + running[0] + carry[0]) * (x - previous)
+            model_sum[min(last, n_times - 2)] += (idle_watts + running + carry) * (x - previous)
             previous = x
         while i < n_times and times_s[i] == x:
             last = i
             i += 1
         while k < n_edges and edges_s[k] == x:
-            _step(running, carry, count, steps[:, :1], holding[:, :1], k)
+            running, carry, count = _step(running, carry, count, steps[k, 0], holding[k, 0])
             k += 1
     return model_sum
 
@@ -82,9 +80,11 @@ def sweep(
     covered_at = np.zeros(n_edges)
     measured = np.zeros(n_bounds + 1)
     attributed = np.zeros(n_bounds + 1)
-    sums = np.zeros(6)
-    price = np.zeros(3)
-    running, carry, count = np.zeros(3), np.zeros(3), np.zeros(3, np.int64)
+    # The three prices' compensated sums (high, low) and the running sums of (weighted rate, presence, idle
+    # weight), as scalars.
+    sum_rate = low_rate = sum_share = low_share = sum_idle = low_idle = 0.0
+    rate = rate_low = presence = presence_low = weight = weight_low = 0.0
+    rate_count = presence_count = weight_count = 0
     floor_watts = max(idle_watts, 0.0)
     modelled = model_sum.size > 0
     covered_s = 0.0
@@ -100,7 +100,7 @@ def sweep(
         if dt > 0:
             reading = min(last, n_times - 2)
             span = times_s[reading + 1] - times_s[reading]
-            drawing = running[0] + carry[0]
+            drawing = rate + rate_low
             if modelled and model_sum[reading] > 0:
                 energy = interval_j[reading] * ((idle_watts + drawing) * dt) / model_sum[reading]
             elif trapezoid:
@@ -112,15 +112,16 @@ def sweep(
                 energy = interval_j[reading] * dt / span
             idle = min(energy, floor_watts * dt)
             dynamic = energy - idle
-            sharing = running[1] + carry[1]
-            weight = running[2] + carry[2]
-            price[0] = dynamic / drawing if drawing > 0 else 0.0
-            price[1] = dynamic / sharing if drawing <= 0 and sharing > 0 else 0.0
-            price[2] = idle / max(idle_floor, weight) if weight > 0 else 0.0
+            sharing = presence + presence_low
+            weighing = weight + weight_low
+            price_rate = dynamic / drawing if drawing > 0 else 0.0
+            price_share = dynamic / sharing if drawing <= 0 and sharing > 0 else 0.0
+            price_idle = idle / max(idle_floor, weighing) if weighing > 0 else 0.0
             measured[window] += energy
-            attributed[window] += price[0] * drawing + price[1] * sharing + price[2] * weight
-            for r in range(3):
-                sums[2 * r], sums[2 * r + 1] = _add(sums[2 * r], sums[2 * r + 1], price[r])
+            attributed[window] += price_rate * drawing + price_share * sharing + price_idle * weighing
+            sum_rate, low_rate = _add(sum_rate, low_rate, price_rate)
+            sum_share, low_share = _add(sum_share, low_share, price_share)
+            sum_idle, low_idle = _add(sum_idle, low_idle, price_idle)
             if covered[reading]:
                 covered_s += dt
             previous = x
@@ -131,9 +132,15 @@ def sweep(
             window += 1
             j += 1
         while k < n_edges and edges_s[k] == x:
-            for r in range(6):
-                prefix[k, r] = sums[r]
+            prefix[k, 0], prefix[k, 1], prefix[k, 2] = sum_rate, low_rate, sum_share
+            prefix[k, 3], prefix[k, 4], prefix[k, 5] = low_share, sum_idle, low_idle
             covered_at[k] = covered_s
-            _step(running, carry, count, steps, holding, k)
+            rate, rate_low, rate_count = _step(rate, rate_low, rate_count, steps[k, 0], holding[k, 0])
+            presence, presence_low, presence_count = _step(
+                presence, presence_low, presence_count, steps[k, 1], holding[k, 1]
+            )
+            weight, weight_low, weight_count = _step(
+                weight, weight_low, weight_count, steps[k, 2], holding[k, 2]
+            )
             k += 1
     return prefix, covered_at, measured, attributed
