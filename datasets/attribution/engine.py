@@ -47,7 +47,7 @@ from datasets.attribution.fit import (
 )
 from datasets.attribution.options import AttributionOptions
 from datasets.attribution.pieces import _cpu_pieces, _holder_pieces, _Pieces, _usage_edges
-from datasets.attribution.rows import _attribute_cut, _SeriesInputs, _table, _task_energy_table
+from datasets.attribution.rows import _attribute_cut, _SeriesInputs, _table, _task_energy_table, _Texts
 from datasets.attribution.segments import _Cut, _cut
 from datasets.attribution.series import _device_series, _Series
 from datasets.attribution.skew import (
@@ -443,7 +443,7 @@ class _Engine:
                     "peak_power_watts": np.full(count, np.nan),
                     "coverage": np.zeros(count),
                     "samples": np.zeros(count, dtype=np.int64),
-                    "method": np.full(count, part["method"], dtype=object),
+                    "method": _Texts.repeated(part["method"], count),
                     "uncertainty_joules": np.zeros(count),
                     "provenance": "estimated",
                     "_unread_s": np.maximum(duration_s, 0.0),

@@ -32,6 +32,24 @@ from datasets.attribution.uncertainty import uncertainty_joules
 from schemas.tables import UTC_TIMESTAMP
 from schemas.validation import conform, empty
 
+
+@dataclass(frozen=True)
+class _Texts:
+    """A text column as its distinct texts and each row's position among them. A few method labels over many
+    rows are spelt once, and they reach Arrow as a dictionary: making 400k Python strings into an Arrow
+    column took longer than attributing them."""
+
+    names: list[str]
+    index: np.ndarray
+
+    def __getitem__(self, rows) -> _Texts:
+        return _Texts(self.names, self.index[rows])
+
+    @staticmethod
+    def repeated(text: str, count: int) -> _Texts:
+        return _Texts([text], np.zeros(count, np.int64))
+
+
 READING_RULES = {
     "counter": "counter-interpolated",
     "trailing": "gauge-trailing-average-1s",
@@ -126,7 +144,7 @@ def balance_rows(
     return {name: values[kept] for name, values in balance_rows.items()}
 
 
-def _methods(split: _SeriesSplit, given: _SeriesInputs) -> np.ndarray:
+def _methods(split: _SeriesSplit, given: _SeriesInputs) -> _Texts:
     """Each row's method: reading rule, flags, split, idle rule, idle power, skew, MIG."""
     cut, frame, count, pieces = split.cut, split.grid.frame, split.count, split.cut.pieces
     series = cut.series
@@ -148,7 +166,7 @@ def method_texts(
     frame: tuple[np.ndarray, np.ndarray],
     labels: tuple[list[str], np.ndarray],
     tail: str,
-) -> np.ndarray:
+) -> _Texts:
     """Each row's method from the series' reading rule and counter flags, the rows' first and past reading
     intervals, coverage and whether they lie outside the readings, their split labels and the `tail` all
     rows share. Each distinct combination of the flags and the split label is spelt once, not once per row."""
@@ -172,7 +190,7 @@ def method_texts(
         + tail
         for combination in spelt.tolist()
     ]
-    return np.asarray(texts, dtype=object)[which]
+    return _Texts(texts, which)
 
 
 def _split_labels(
@@ -233,9 +251,20 @@ def _task_energy_table(parts: list[dict], tasks: _Tasks) -> pa.Table:
     for column in parts[0]:
         if column.startswith("_") or column in codes:
             continue
+        if column == "method":
+            columns[column] = _text_column([part[column] for part in parts], order)
+            continue
         values = np.concatenate([part[column] for part in parts])[order]
         columns[column] = pa.array(values, mask=np.isnan(values)) if values.dtype.kind == "f" else values
     return conform("task_energy", columns)
+
+
+def _text_column(parts: list[_Texts], order: np.ndarray) -> pa.Array:
+    """The parts' texts, one after another and taken in `order`, as an Arrow string column."""
+    offsets = np.cumsum([0] + [len(part.names) for part in parts[:-1]])
+    index = np.concatenate([part.index + offset for part, offset in zip(parts, offsets, strict=True)])
+    names = pa.array([name for part in parts for name in part.names], pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(index[order].astype(np.int32)), names).cast(pa.string())
 
 
 def _table(name: str, parts: list[dict], sort_keys: list[str]) -> pa.Table:

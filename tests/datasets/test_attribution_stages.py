@@ -187,7 +187,8 @@ def test_split_uncertainty_and_rows_add_up_and_hold_the_truth(staged):
     task_rows, balance = _attribute_cut(cut, ran, grid, given)
     assert np.array_equal(task_rows["energy_joules"], split.energy_joules)
     assert np.array_equal(task_rows["uncertainty_joules"], u)
-    assert set(task_rows["method"]) == {
+    methods = task_rows["method"]
+    assert {methods.names[i] for i in methods.index} == {
         "counter-interpolated;split=requests-fitted;idle=requests/capacity=machines;idle_power=median-idle-segments"
     }
     measured = balance["measured_joules"].sum()
