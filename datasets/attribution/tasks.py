@@ -68,23 +68,24 @@ class _Tasks:
 def _fit_classes(tasks: pa.Table, machines: pa.Table | None) -> pa.DictionaryArray:
     """Each task's fit class: its template on its node's CPU model (``template@cpu model``), since a task
     type's watts per CPU-second differ between CPU models; the template alone where the model is unknown."""
-    templates = pc.fill_null(tasks["template_name"], NO_TEMPLATE)
+    classes = pc.fill_null(tasks["template_name"], NO_TEMPLATE)
+    cpu = _cpu_models(tasks, machines)
+    if cpu is not None:
+        classes = pc.if_else(pc.is_valid(cpu), pc.binary_join_element_wise(classes, cpu, "@"), classes)
+    if isinstance(classes, pa.ChunkedArray):
+        classes = classes.combine_chunks()
+    return classes.dictionary_encode()
+
+
+def _cpu_models(tasks: pa.Table, machines: pa.Table | None) -> pa.Array | None:
+    """Each task's node's CPU model from `machines` (None: no model is known), looked up once per node."""
     if machines is None or "cpu_model" not in machines.column_names or not machines.num_rows:
-        return templates.combine_chunks().dictionary_encode()
-    models = dict(
-        zip(
-            machines["host_node"].to_pylist(),
-            machines["cpu_model"].to_pylist(),
-            strict=True,
-        )
-    )
-    cpu = pa.array([models.get(node) for node in tasks["host_node"].to_pylist()], pa.string())
-    classes = pc.if_else(pc.is_valid(cpu), pc.binary_join_element_wise(templates, cpu, "@"), templates)
-    return (
-        classes.combine_chunks().dictionary_encode()
-        if isinstance(classes, pa.ChunkedArray)
-        else classes.dictionary_encode()
-    )
+        return None
+    models = dict(zip(machines["host_node"].to_pylist(), machines["cpu_model"].to_pylist(), strict=True))
+    nodes = pc.dictionary_encode(tasks["host_node"].combine_chunks())
+    cpu = pa.array([models.get(node) for node in nodes.dictionary.to_pylist()], pa.string())
+    cpu = cpu.take(nodes.indices)
+    return None if cpu.null_count == len(cpu) else cpu
 
 
 def _ran_tasks(tasks: pa.Table, machines: pa.Table | None = None) -> _Tasks:

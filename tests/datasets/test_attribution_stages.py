@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from datasets.attribution.constants import EVERYTHING, US_PER_SECOND
+from datasets.attribution.constants import EVERYTHING, NO_TEMPLATE, US_PER_SECOND
 from datasets.attribution.engine import _settings
 from datasets.attribution.fit import _design, _gather, _idle_power, _SeriesStats, _solve
 from datasets.attribution.options import AttributionOptions
@@ -21,7 +21,7 @@ from datasets.attribution.rows import _attribute_cut, _SeriesInputs
 from datasets.attribution.segments import _cut
 from datasets.attribution.series import _device_series
 from datasets.attribution.split import grid_shares, split_series
-from datasets.attribution.tasks import _ran_tasks, _windows
+from datasets.attribution.tasks import _fit_classes, _ran_tasks, _windows
 from datasets.attribution.uncertainty import uncertainty_joules
 from schemas.validation import conform
 
@@ -196,3 +196,18 @@ def test_split_uncertainty_and_rows_add_up_and_hold_the_truth(staged):
     assert balance["attributed_joules"] + balance["unattributed_joules"] == pytest.approx(
         balance["measured_joules"]
     )
+
+
+def test_fit_classes_join_each_template_to_its_nodes_cpu_model():
+    """A task's fit class is template@model where `machines` names its node's CPU model, else the template
+    (no row for the node, a null model, no machines); tasks in several chunks keep their order."""
+    first = pa.table({"template_name": ["a", None], "host_node": ["n1", "n2"]})
+    second = pa.table({"template_name": ["b", "a"], "host_node": ["n3", "n2"]})
+    tasks = pa.concat_tables([first, second])
+    machines = pa.table({"host_node": ["n1", "n3"], "cpu_model": ["Gold 6346", None]})
+    classes = _fit_classes(tasks, machines)
+    assert pa.types.is_dictionary(classes.type)
+    assert classes.to_pylist() == ["a@Gold 6346", NO_TEMPLATE, "b", "a"]
+    unknown = pa.table({"host_node": ["n1"], "cpu_model": pa.array([None], pa.string())})
+    assert _fit_classes(tasks, unknown).to_pylist() == ["a", NO_TEMPLATE, "b", "a"]
+    assert _fit_classes(tasks, None).to_pylist() == ["a", NO_TEMPLATE, "b", "a"]

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import fsspec
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 from upath import UPath
@@ -19,6 +20,7 @@ from datasets.store import (
     write_bytes_atomic,
     write_dataset,
     write_parquet_atomic,
+    write_task_energy,
 )
 
 DAY1 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -205,3 +207,37 @@ def test_storage_paths_stay_local_paths_unless_given_as_urls(tmp_path):
     assert renames_atomically(tmp_path) and renames_atomically(f"file://{tmp_path}")
     assert not renames_atomically("memory://x") and not renames_atomically("s3://bucket/prefix")
     assert local_path(f"file://{tmp_path}/a") == tmp_path / "a" and local_path("memory://x/a") is None
+
+
+def test_task_energy_file_keeps_dictionaries_for_repeating_text_only(tmp_path):
+    """write_task_energy: the repeating text columns are dictionary-encoded; the unique task ids and the
+    numbers are not (a dictionary of unique values is built only to be dropped); the table reads back as
+    written."""
+    rows = 1000
+    table = schemas.conform(
+        "task_energy",
+        {
+            "workflow_uid": [f"wf-{i // 50}" for i in range(rows)],
+            "task_id": [f"task-{i}" for i in range(rows)],
+            "device_kind": ["cpu_package"] * rows,
+            "device_id": [f"package-{i % 2}" for i in range(rows)],
+            "energy_joules": [1.5 * i for i in range(rows)],
+            "dynamic_joules": [1.0 * i for i in range(rows)],
+            "idle_joules": [0.5 * i for i in range(rows)],
+            "coverage": [1.0] * rows,
+            "samples": [i % 7 for i in range(rows)],
+            "method": ["counter-interpolated;split=requests"] * rows,
+            "uncertainty_joules": [0.01 * i for i in range(rows)],
+            "provenance": ["measured"] * rows,
+        },
+    )
+    path = tmp_path / "task_energy.parquet"
+    write_task_energy(table, path)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    encoded = {
+        group.column(i).path_in_schema
+        for i in range(group.num_columns)
+        if group.column(i).dictionary_page_offset is not None
+    }
+    assert encoded == {"workflow_uid", "device_kind", "device_id", "method", "provenance"}
+    assert pq.read_table(path).equals(table)
