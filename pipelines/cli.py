@@ -23,33 +23,42 @@ from pipelines.ui_commands import add_ui_commands
 def _read(*inputs: tuple[str, str | None, str]) -> list:
     """Tables given on the command line as (table, path or None, option), read as every command reads one
     (schemas.load_table): the notes of safe coercions and defaults, and the problems of every input at once,
-    name the file and the option."""
-    from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
+    name the file and the option. The files are read side by side: Parquet decodes without Python's lock,
+    so the large samples file is read while the tasks are checked (and pyarrow imports pandas, which it
+    does at its first conversion: a quarter of a second)."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    with ThreadPoolExecutor(len(inputs), thread_name_prefix="jouletrace-read") as pool:
+        results = list(pool.map(lambda given: _read_one(*given), inputs))
     tables, problems = [], []
-    for table, path, option in inputs:
-        if path is None:
-            tables.append(None)
-            continue
-        try:
-            loaded = schemas.load_table(
-                table,
-                path,
-                argument=option,
-                command="attribute",
-                columns=COLUMNS_READ[table],
-                dictionaries=table in DICTIONARY_TABLES,
-            )
-        except schemas.SchemaError as exc:
-            problems.extend(exc.problems)
-            tables.append(None)
-            continue
-        for note in loaded.notes:
+    for table, notes, problems_of_input in results:
+        for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        tables.append(loaded.table)
+        tables.append(table)
+        problems.extend(problems_of_input)
     if problems:
         raise schemas.SchemaError(problems)
     return tables
+
+
+def _read_one(table: str, path: str | None, option: str) -> tuple[object, list, list]:
+    """One input of _read: (its table or None, its notes, its problems)."""
+    from datasets.attribution.options import COLUMNS_READ, DICTIONARY_TABLES
+
+    if path is None:
+        return None, [], []
+    try:
+        loaded = schemas.load_table(
+            table,
+            path,
+            argument=option,
+            command="attribute",
+            columns=COLUMNS_READ[table],
+            dictionaries=table in DICTIONARY_TABLES,
+        )
+    except schemas.SchemaError as exc:
+        return None, [], exc.problems
+    return loaded.table, loaded.notes, []
 
 
 def cmd_validate(args) -> int:
