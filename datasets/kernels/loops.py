@@ -128,7 +128,6 @@ def unwrap_intervals(
     fewest = np.zeros(n)
     most = np.zeros(n)
     unique = np.zeros(n, np.bool_)
-    rate = np.empty(n)
     for i in range(n):
         d = values[i + 1] - values[i]
         delta[i] = d
@@ -137,34 +136,35 @@ def unwrap_intervals(
             most[i] = np.floor((max_power_watts * seconds[i] - d) / wrap_joules)
         allowed = most[i] >= fewest[i] and (d >= 0 or fewest[i] > 0)
         unique[i] = allowed and most[i] == fewest[i]
-        rate[i] = (d + fewest[i] * wrap_joules) / seconds[i]
-    # Nearest reliable rate at or before and at or after each interval.
-    before = np.full(n, np.nan)
-    last = np.nan
+    # The nearest reliable interval at or before each interval (-1: none); its rate is worked out only where
+    # an interval needs its neighbours, which a counter rising as it should never does.
+    before = np.empty(n, np.int64)
+    last = -1
     for i in range(n):
         if unique[i]:
-            last = rate[i]
+            last = i
         before[i] = last
     energy = np.empty(n)
     flags = np.zeros(n, np.int8)
-    following = np.nan
+    following = -1
     for i in range(n - 1, -1, -1):
         if unique[i]:
-            following = rate[i]
-        found = 0
-        total = 0.0
-        if not np.isnan(before[i]):
-            total += before[i]
-            found += 1
-        if not np.isnan(following):
-            total += following
-            found += 1
-        neighbour = total / found * seconds[i] if found > 0 else np.nan
+            following = i
         d = delta[i]
         allowed = most[i] >= fewest[i] and (d >= 0 or fewest[i] > 0)
+        several = allowed and most[i] > fewest[i]
+        neighbour = np.nan
+        if d < 0 or several:
+            found = 0
+            total = 0.0
+            for j in (before[i], following):
+                if j >= 0:
+                    total += (delta[j] + fewest[j] * wrap_joules) / seconds[j]
+                    found += 1
+            neighbour = total / found * seconds[i] if found > 0 else np.nan
         reset = d < 0 and not allowed
         wraps = fewest[i]
-        if allowed and most[i] > fewest[i] and not np.isnan(neighbour):
+        if several and not np.isnan(neighbour):
             wraps = min(max(np.rint((neighbour - d) / wrap_joules), fewest[i]), most[i])
         wrapped = d + wraps * wrap_joules
         if d < 0 and not np.isnan(neighbour) and wrapped > reset_power_factor * max(neighbour, 1.0):
