@@ -42,6 +42,19 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
+def _values_at(column: pa.ChunkedArray, rows: np.ndarray) -> list:
+    """The column's values at sorted `rows`, read from the chunks that hold them: Arrow's take on a chunked
+    column joins its chunks first (60 chunks of dictionary-encoded text for 10M readings: 8 ms a take)."""
+    values: list = []
+    offset = 0
+    for chunk in column.chunks:
+        lo, hi = np.searchsorted(rows, [offset, offset + len(chunk)])
+        if hi > lo:
+            values += chunk.take(pa.array(rows[lo:hi] - offset)).to_pylist()
+        offset += len(chunk)
+    return values
+
+
 def _microseconds(column: pa.ChunkedArray) -> np.ndarray:
     return _numpy(column.cast(UTC_TIMESTAMP).cast(pa.int64()))
 

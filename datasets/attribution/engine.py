@@ -466,6 +466,23 @@ class _Engine:
         )
 
 
+def _tasks_and_series(tasks: pa.Table, machines: pa.Table | None, samples: pa.Table, workers: int):
+    """_ran_tasks and _device_series side by side on `workers` > 1 (both are mostly Arrow and numpy work,
+    outside Python's lock). When both fail, the tasks' error is raised, as when they ran one after the
+    other."""
+    if workers <= 1:
+        return _ran_tasks(tasks, machines), *_device_series(samples, threads=workers)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="jouletrace-tasks") as pool:
+        pending = pool.submit(_ran_tasks, tasks, machines)
+        try:
+            series, notes = _device_series(samples, threads=workers)
+        finally:
+            ran = pending.result()
+    return ran, series, notes
+
+
 def _settings(options: AttributionOptions) -> _Settings:
     """The engine's settings from the user's options (checked when the options were made)."""
     share = "requests" if options.split == "requests" else options.share
@@ -517,8 +534,7 @@ def attribute(
     options = replace(options or AttributionOptions(), **changes)
     settings = _settings(options)
     workers = options.worker_threads
-    ran = _ran_tasks(tasks, machines)
-    series, notes = _device_series(samples, threads=workers)
+    ran, series, notes = _tasks_and_series(tasks, machines, samples, workers)
     usage, usage_notes = _container_readings(containers, ran, CPU_SECONDS, USAGE_SOURCES)
     settings = _resolve_share(settings, usage)
     kepler, kepler_notes = (None, [])

@@ -32,6 +32,7 @@ from datasets.attribution.common import (
     _microseconds,
     _moment,
     _numpy,
+    _values_at,
 )
 from datasets.attribution.constants import (
     COUNTER,
@@ -182,8 +183,7 @@ def _key_rows(
     bounds = np.unique(np.concatenate([runs[name] for name in names]))
     starts, ends = bounds[:-1], bounds[1:]
     if starts.size <= max(1024, table.num_rows // 64):
-        at = pa.array(starts)
-        keys = list(zip(*(table[name].take(at).to_pylist() for name in names), strict=True))
+        keys = list(zip(*(_values_at(table[name], starts) for name in names), strict=True))
         if len(set(keys)) == len(keys):
             return [(key, slice(int(lo), int(hi))) for key, lo, hi in zip(keys, starts, ends, strict=True)]
         # A key in a few runs (files of several days one after another): its runs' rows in order.
@@ -249,7 +249,7 @@ class _Distinct:
     def __init__(self, table: pa.Table, name: str, starts: np.ndarray):
         self.column = table[name]
         self.starts = starts
-        self.values = self.column.take(pa.array(self.starts[:-1])).to_pylist() if table.num_rows else []
+        self.values = _values_at(self.column, self.starts[:-1])
 
     def at(self, rows: slice | np.ndarray) -> set:
         if isinstance(rows, slice):

@@ -1147,6 +1147,19 @@ def test_tasks_finishing_before_they_start_are_an_error_naming_them():
         attribute(_tasks(backwards), _samples(_counter(times, 10.0 * times)))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bad_tasks_and_bad_readings_together_name_the_tasks_first(threads):
+    """The tasks and the readings are read side by side on threads; the error is the same as one after the
+    other: the tasks'."""
+    times = np.arange(0.0, 11.0)
+    backwards = _task("late", 8.0, 8.0, cores=1.0) | {"finished_at": T0 + timedelta(seconds=3)}
+    series = _counter(times, 10.0 * times)
+    series = {name: values + values[3:4] for name, values in series.items()}
+    series["value"][-1] += 1.0
+    with pytest.raises(ValueError, match="1 tasks finish before they start: wf-1/late"):
+        attribute(_tasks(backwards), _samples(series), threads=threads)
+
+
 # streaming a dataset by node and day
 
 
