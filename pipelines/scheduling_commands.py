@@ -159,7 +159,7 @@ def _evaluate_online(args, cases, options) -> None:
 
 
 def add_scheduling_commands(sub) -> None:
-    from allocate.scheduling.schedulers import ALGORITHMS
+    from allocate.scheduling import ALGORITHMS
     from pipelines.policy_commands import add_online_arguments
 
     s = sub.add_parser("schedule", help="schedule a workflow (WF.json) on a platform (P.json)")

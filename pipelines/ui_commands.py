@@ -20,8 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +100,8 @@ def stop_ui(process: subprocess.Popen, timeout: float = 30.0) -> None:
 
 def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 60.0) -> dict:
     """POST one query to `url`/graphql and return its data; GraphQL errors raise RuntimeError."""
+    import urllib.request  # here, not at the top: the command line loads this module for every command
+
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(
         url.rstrip("/") + "/graphql", data=body, headers={"Content-Type": "application/json"}
@@ -156,6 +156,8 @@ def wait_until_loaded(
     url: str, timeout: float = 240.0, process: subprocess.Popen | None = None
 ) -> CodeLocation:
     """Poll until the webserver answers and its code location has loaded; its assets and checks."""
+    import urllib.error
+
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from allocate.scheduling import ALGORITHMS
 from allocate.scheduling.engine import (
     Candidates,
     PlacedTasks,
@@ -57,7 +58,6 @@ from allocate.scheduling.reclaim import reclaim
 from allocate.scheduling.schedule import Schedule
 from allocate.scheduling.simulator import Simulation, simulate
 
-ALGORITHMS = ("heft", "min-energy", "energy-budget", "ecs", "budget-heft", "merge", "deadline", "weighted")
 _TINY = 1e-12
 
 

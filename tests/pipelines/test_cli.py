@@ -103,7 +103,15 @@ def test_attribute_starts_without_the_modules_it_does_not_use(world, tmp_path):
     the clients. (pandas comes with pyarrow: pa.array of a Python list checks for pandas types.)"""
     _, files = world
     args = attribute_args(files, tmp_path / "energy.parquet")
-    heavy = ("dagster", "matplotlib", "hera", "kubernetes", "duckdb")
+    heavy = (
+        "dagster",
+        "matplotlib",
+        "hera",
+        "kubernetes",
+        "duckdb",
+        "urllib.request",
+        "allocate.scheduling.engine",
+    )
     code = (
         "import sys; from pipelines.cli import main; "
         f"code = main({args!r}); "
