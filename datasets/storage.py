@@ -12,39 +12,50 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from upath import UPath
+if TYPE_CHECKING:  # upath and fsspec take ~0.1 s to import, which work on local files never needs
+    from upath import UPath
 
-StoragePath: TypeAlias = Path | UPath
-Location: TypeAlias = str | os.PathLike | UPath
+StoragePath: TypeAlias = "Path | UPath"
+Location: TypeAlias = "str | os.PathLike | UPath"
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _is_upath(location) -> bool:
+    """Whether `location` is a UPath: it cannot be one while upath has not been imported, so a command on
+    local files never loads it."""
+    upath = sys.modules.get("upath")
+    return upath is not None and isinstance(location, upath.UPath)
 
 
 def storage_path(location: Location) -> StoragePath:
     """`location` as a path: an fsspec URL (``scheme://...``) or a non-local UPath becomes a UPath on
     its filesystem, anything else a local ``pathlib.Path`` (so local callers keep getting Paths)."""
-    if isinstance(location, UPath):
+    if _is_upath(location):
         return location if not isinstance(location, Path) else Path(location)
     if isinstance(location, str) and _URL.match(location):
+        from upath import UPath
+
         return UPath(location)
     return Path(location)
 
 
 def is_remote(path: Location) -> bool:
     """Whether `path` is reached through fsspec (even ``file://``) rather than as a local Path."""
-    return isinstance(storage_path(path), UPath)
+    return _is_upath(storage_path(path))
 
 
 def local_path(path: Location) -> Path | None:
     """The local-disk path of `path` (a plain path or a ``file://`` URL), None on any other filesystem."""
     path = storage_path(path)
-    if not isinstance(path, UPath):
+    if not _is_upath(path):
         return path
     if path.protocol in LOCAL_PROTOCOLS:  # decided without loading the filesystem (s3fs may be absent)
         return Path(path.path)

@@ -38,7 +38,6 @@ from typing import IO, TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from upath import UPath
 
 import schemas
 from datasets.storage import (  # noqa: F401 (re-exported: the dataset's callers import them from here)
@@ -50,8 +49,9 @@ from datasets.storage import (  # noqa: F401 (re-exported: the dataset's callers
     storage_path,
 )
 
-if TYPE_CHECKING:  # pyarrow.dataset loads pandas: imported where a dataset is read (start-up time)
+if TYPE_CHECKING:  # pyarrow.dataset loads pandas, upath loads fsspec: imported where they are used
     import pyarrow.dataset as ds
+    from upath import UPath
 
 PARTITION_COLUMN = "date"
 UNKNOWN_DATE = "unknown"

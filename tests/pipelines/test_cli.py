@@ -99,8 +99,9 @@ def test_attribute_names_a_missing_file(tmp_path, capsys):
 
 
 def test_attribute_starts_without_the_modules_it_does_not_use(world, tmp_path):
-    """`jouletrace attribute` is a command people run by hand: it loads the engine, not Dagster, plotting or
-    the clients. (pandas comes with pyarrow: pa.array of a Python list checks for pandas types.)"""
+    """`jouletrace attribute` is a command people run by hand: it loads the engine, not Dagster, plotting,
+    the clients, the schedulers or fsspec (local files). (pandas comes with pyarrow: pa.array checks for
+    pandas types.)"""
     _, files = world
     args = attribute_args(files, tmp_path / "energy.parquet")
     heavy = (
@@ -111,6 +112,7 @@ def test_attribute_starts_without_the_modules_it_does_not_use(world, tmp_path):
         "duckdb",
         "urllib.request",
         "allocate.scheduling.engine",
+        "fsspec",
     )
     code = (
         "import sys; from pipelines.cli import main; "
