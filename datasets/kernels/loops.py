@@ -378,38 +378,47 @@ def prices(
     gaps = np.zeros((n + 1, 3))  # main, equal and idle prices where the reading interval is a gap
     interval_dynamic = np.zeros(intervals)
     floor_watts = max(idle_watts, 0.0)
-    sums = np.zeros(6)
-    plain = np.zeros(4)
-    uncovered = np.zeros(3)
+    # Running sums as scalars (numba keeps them in registers; small arrays would stay in memory): the
+    # compensated price sums (high, low), the spread terms and the prices in gaps.
+    main_high = main_low = equal_high = equal_low = idle_high = idle_low = 0.0
+    squares = equal_squares = seconds = equal_seconds = 0.0
+    gap_main = gap_equal = gap_idle = 0.0
     for k in range(n):
         idle = min(segment_j[k], floor_watts * segment_s[k])
         dynamic = segment_j[k] - idle
         idle_j[k] = idle
         dynamic_j[k] = dynamic
         interval_dynamic[interval[k]] += dynamic
+        main_price = equal_price = idle_price = 0.0
         if main[k]:
             if kepler:
-                price[k, 0] = min(kind_fraction[k] * segment_s[k] * drawing[k], segment_j[k]) / drawing[k]
+                main_price = min(kind_fraction[k] * segment_s[k] * drawing[k], segment_j[k]) / drawing[k]
             else:
-                price[k, 0] = dynamic / drawing[k]
-                plain[0] += dynamic / (drawing[k] * drawing[k])
-                plain[2] += segment_s[k] / drawing[k]
+                main_price = dynamic / drawing[k]
+                squares += dynamic / (drawing[k] * drawing[k])
+                seconds += segment_s[k] / drawing[k]
         elif shared[k]:
-            price[k, 1] = dynamic / sharing[k]
-            plain[1] += dynamic / (sharing[k] * sharing[k])
-            plain[3] += segment_s[k] / sharing[k]
+            equal_price = dynamic / sharing[k]
+            equal_squares += dynamic / (sharing[k] * sharing[k])
+            equal_seconds += segment_s[k] / sharing[k]
         if idle_running[k] > 0:
-            price[k, 2] = idle / max(idle_floor, idle_running[k])
-        for r in range(3):
-            sums[2 * r], sums[2 * r + 1] = _add(sums[2 * r], sums[2 * r + 1], price[k, r])
-            prefix[k + 1, 2 * r] = sums[2 * r]
-            prefix[k + 1, 2 * r + 1] = sums[2 * r + 1]
-            per_second[r, k] = price[k, r] / segment_s[k]
-            if not covered[k]:
-                uncovered[r] += price[k, r]
-            gaps[k + 1, r] = uncovered[r]
-        for r in range(4):
-            spread[k + 1, r] = plain[r]
+            idle_price = idle / max(idle_floor, idle_running[k])
+        main_high, main_low = _add(main_high, main_low, main_price)
+        equal_high, equal_low = _add(equal_high, equal_low, equal_price)
+        idle_high, idle_low = _add(idle_high, idle_low, idle_price)
+        if not covered[k]:
+            gap_main += main_price
+            gap_equal += equal_price
+            gap_idle += idle_price
+        price[k, 0], price[k, 1], price[k, 2] = main_price, equal_price, idle_price
+        prefix[k + 1, 0], prefix[k + 1, 1], prefix[k + 1, 2] = main_high, main_low, equal_high
+        prefix[k + 1, 3], prefix[k + 1, 4], prefix[k + 1, 5] = equal_low, idle_high, idle_low
+        per_second[0, k] = main_price / segment_s[k]
+        per_second[1, k] = equal_price / segment_s[k]
+        per_second[2, k] = idle_price / segment_s[k]
+        gaps[k + 1, 0], gaps[k + 1, 1], gaps[k + 1, 2] = gap_main, gap_equal, gap_idle
+        spread[k + 1, 0], spread[k + 1, 1] = squares, equal_squares
+        spread[k + 1, 2], spread[k + 1, 3] = seconds, equal_seconds
     return idle_j, dynamic_j, price, per_second, prefix, spread, gaps, interval_dynamic
 
 
