@@ -216,17 +216,22 @@ def read_file(
 
     columns: read only these of the model's columns (and any the model does not know, so that they are still
     reported); dictionaries: the model's text columns of a Parquet file stay dictionary-encoded as Parquet
-    stores them (decoding every row costs more than a reader that works on the codes does with them)."""
+    stores them (decoding every row costs more than a reader that works on the codes does with them).
+
+    A local file is read without pyarrow's pre-buffering, which gathers a file's column chunks into memory
+    ahead of decoding for object stores' latency: on a local 143 MB file of 10M readings it only added 110 MB
+    to the peak and made the read slower (0.26-0.76 s without it, 0.40-2.77 s with it, 5 runs each)."""
     if is_csv(path):
         return _read_csv(path, label, schema_of(table) if table else None)
     try:
         if columns is None and not dictionaries:
-            return pq.ParquetFile(path).read()
+            return pq.ParquetFile(path, pre_buffer=False).read()
         names = pq.read_schema(path).names
         model = schema_of(table) if table else pa.schema([])
         wanted = [n for n in names if columns is None or n in columns or n not in model.names]
         text = [f.name for f in model if pa.types.is_string(f.type) and f.name in wanted]
-        return pq.ParquetFile(path, read_dictionary=text if dictionaries else None).read(columns=wanted)
+        read_dictionary = text if dictionaries else None
+        return pq.ParquetFile(path, read_dictionary=read_dictionary, pre_buffer=False).read(columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{label}: {_not_parquet(path, exc)}") from None
 
