@@ -5,7 +5,7 @@ Errors name the file, the column and the first bad rows, so a user can find them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,16 +288,23 @@ def _in_runs(keys: pa.Table) -> bool:
 
 
 def _codes_at(column: pa.ChunkedArray, rows: np.ndarray) -> np.ndarray:
-    """The codes (`_numpy_codes`) of a few sorted `rows`, read from the chunks that hold them (Arrow's take
-    on a chunked column would join its chunks first)."""
+    """The codes (`_numpy_codes`) of a few sorted `rows`."""
     codes = np.zeros(rows.size, dtype=np.int64)
+    for chunk, held, positions in rows_by_chunk(column, rows):
+        codes[held] = _numpy_codes(chunk)[positions]
+    return codes
+
+
+def rows_by_chunk(column: pa.ChunkedArray, rows: np.ndarray) -> Iterator[tuple[pa.Array, slice, np.ndarray]]:
+    """For sorted `rows` of a chunked column: each chunk that holds some of them, the slice of `rows` it holds
+    and their positions in the chunk. Reading a few rows so avoids Arrow's take on a chunked column, which
+    joins its chunks first (60 chunks of dictionary-encoded text for 10M readings: 8 ms a take)."""
     offset = 0
     for chunk in column.chunks:
         lo, hi = np.searchsorted(rows, [offset, offset + len(chunk)])
         if hi > lo:
-            codes[lo:hi] = _numpy_codes(chunk)[rows[lo:hi] - offset]
+            yield chunk, slice(lo, hi), rows[lo:hi] - offset
         offset += len(chunk)
-    return codes
 
 
 def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray | None:

@@ -468,18 +468,10 @@ class _Engine:
 
 def _tasks_and_series(tasks: pa.Table, machines: pa.Table | None, samples: pa.Table, workers: int):
     """_ran_tasks and _device_series side by side on `workers` > 1 (both are mostly Arrow and numpy work,
-    outside Python's lock). When both fail, the tasks' error is raised, as when they ran one after the
-    other."""
-    if workers <= 1:
-        return _ran_tasks(tasks, machines), *_device_series(samples, threads=workers)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="jouletrace-tasks") as pool:
-        pending = pool.submit(_ran_tasks, tasks, machines)
-        try:
-            series, notes = _device_series(samples, threads=workers)
-        finally:
-            ran = pending.result()
+    outside Python's lock). Their results come in that order, so when both fail the tasks' error is raised,
+    as when they ran one after the other."""
+    steps = [lambda: _ran_tasks(tasks, machines), lambda: _device_series(samples, threads=workers)]
+    ran, (series, notes) = _in_order(lambda step: step(), steps, workers)
     return ran, series, notes
 
 
