@@ -132,19 +132,15 @@ def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
     task's wide window reaches into), gauge noise and its part of its kind's normal equations."""
     columns, grams = engine.tasks.columns, {}
     together: dict[tuple, tuple[list[_Zone], list[_SeriesStats]]] = {}
+    quiet_of: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # zones of one grid and windows share these
     for zone in zones:
         stats = engine.stats.setdefault(node, {}).setdefault(zone.series.key, _SeriesStats())
-        times_s, windows = zone.times_s, zone.pieces.windows
-        dt = np.diff(times_s)
+        times_s = zone.times_s
+        key = (id(times_s), id(zone.pieces.windows))
+        if key not in quiet_of:
+            quiet_of[key] = _quiet(zone)
+        dt, quiet = quiet_of[key]
         watts = np.divide(zone.interval_j, dt, out=np.zeros(dt.size), where=dt > 0)
-        wide = [
-            np.clip((us - int(zone.series.times_us[0])) / US_PER_SECOND, 0.0, times_s[-1])
-            for us in (windows.wide_start, windows.wide_end)
-        ]
-        # segments._quiet on the readings: a window starting at the last reading holds no interval.
-        lo = np.clip(np.searchsorted(times_s, wide[0], side="right") - 1, 0, times_s.size - 1)
-        hi = np.maximum(np.searchsorted(times_s, wide[1], side="left"), lo + 1)
-        quiet = _holding(lo, hi, times_s.size + 1)[: dt.size] == 0
         stats.idle_watts.append(watts[quiet])
         stats.idle_seconds.append(dt[quiet])
         stats.all_watts.append(watts)
@@ -176,33 +172,95 @@ def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
     return grams
 
 
+def _quiet(zone: _Zone) -> tuple[np.ndarray, np.ndarray]:
+    """The reading intervals' lengths and which of them no task's wide window reaches into (segments._quiet on
+    the readings: a window starting at the last reading holds no interval)."""
+    times_s, windows = zone.times_s, zone.pieces.windows
+    dt = np.diff(times_s)
+    wide = [
+        np.clip((us - int(zone.series.times_us[0])) / US_PER_SECOND, 0.0, times_s[-1])
+        for us in (windows.wide_start, windows.wide_end)
+    ]
+    lo = np.clip(np.searchsorted(times_s, wide[0], side="right") - 1, 0, times_s.size - 1)
+    hi = np.maximum(np.searchsorted(times_s, wide[1], side="left"), lo + 1)
+    return dt, _holding(lo, hi, times_s.size + 1)[: dt.size] == 0
+
+
 def _split_node(engine, chunk, zones: list[_Zone]):
     from datasets.attribution.engine import _Split
 
     split = _Split()
+    # Zones read in one agent step with the same pieces and kind share everything but their energies: the
+    # model, idle rule, labels, steps and each task's frame are made once (_Shared).
+    shared: dict[tuple, _Shared] = {}
     for zone in zones:
-        kind = zone.series.device_kind
-        model = engine.models.get(kind, (None, 0.0))[0]
-        if zone.accelerator and zone.pieces.task.size == 0:
-            model = None
-        idle_weight, floor, idle_label = _idle_rule(engine, chunk.node, zone.pieces, zone.accelerator)
+        key = (id(zone.pieces), zone.series.device_kind, id(zone.times_s))
+        if key not in shared:
+            shared[key] = _shared(engine, chunk.node, zone)
+        common = shared[key]
         idle = engine.idle[zone.series.key]
-        task_rows, balance = _series_rows(zone, model, idle.watts, (idle_weight, floor))
-        tail = f";{idle_label};idle_power={idle.method};{FAST}"
-        labels = _labels(zone.pieces, engine.settings, zone.accelerator)
-        frame = task_rows.pop("_frame")
+        task_rows, balance = _series_rows(zone, common, idle.watts)
+        tail = f";{common.idle_label};idle_power={idle.method};{FAST}"
+        frame = common.frame
         task_rows["method"] = method_texts(
             zone.series.rule,
             zone.flags,
             (frame["first_interval"], frame["past_interval"]),
             (frame["coverage"], frame["outside"]),
-            labels,
+            common.labels,
             tail,
         )
         task_rows["_task"] = zone.pieces.rows
-        split.add(task_rows, balance, kind)
+        split.add(task_rows, balance, zone.series.device_kind)
     split.missing = engine._missing_rows(chunk)
     return split
+
+
+@dataclass
+class _Shared:
+    """What the zones of one reading grid, pieces and kind share in the split: the pieces' weighted rates,
+    the equal pieces' presence, the idle weights and floor, the edges' steps, the labels, whether the model
+    spreads energy, and each task's frame (made by the first zone's sweep, the same for the others)."""
+
+    rates: np.ndarray
+    presence: np.ndarray
+    idle_weight: np.ndarray
+    idle_floor: float
+    idle_label: str
+    labels: tuple[list[str], np.ndarray]
+    steps: np.ndarray
+    holding: np.ndarray
+    modelled: bool
+    frame: dict | None = None
+
+
+def _shared(engine, node: str, zone: _Zone) -> _Shared:
+    pieces, kind = zone.pieces, zone.series.device_kind
+    model = engine.models.get(kind, (None, 0.0))[0]
+    if zone.accelerator and pieces.task.size == 0:
+        model = None
+    idle_weight, floor, idle_label = _idle_rule(engine, node, pieces, zone.accelerator)
+    weight = np.ones(pieces.column.size) if model is None else model.weights[pieces.column]
+    rates = weight * pieces.main_rate
+    rates = np.where(rates > MIN_RATE, rates, 0.0)  # rounding crumbs of counters draw nothing
+    presence = pieces.equal_presence
+    if pieces.weight is not None:  # holders of unmapped devices draw by their share of them
+        presence = presence * pieces.weight[pieces.equal_task]
+    _, where = pieces.edges
+    steps, holding = _steps(zone.edges_s.size, where, (rates, presence, idle_weight))
+    # split._model_watts: the model spreads an interval's energy where the fit has a value and a piece draws.
+    drawn = (rates > 0) & (zone.edges_s[where[3]] > zone.edges_s[where[2]])
+    return _Shared(
+        rates=rates,
+        presence=presence,
+        idle_weight=idle_weight,
+        idle_floor=floor,
+        idle_label=idle_label,
+        labels=_labels(pieces, engine.settings, zone.accelerator),
+        steps=steps,
+        holding=holding,
+        modelled=model is not None and model.common_watts > 0 and bool(drawn.any()),
+    )
 
 
 def _idle_rule(engine, node: str, pieces, accelerator: bool) -> tuple[np.ndarray, float, str]:
@@ -226,25 +284,15 @@ def _labels(pieces, settings, accelerator: bool) -> tuple[list[str], np.ndarray]
     )
 
 
-def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dict, dict]:
-    """One series' task rows (without _task and the method) and balance rows."""
+def _series_rows(zone: _Zone, common: _Shared, idle_watts: float) -> tuple[dict, dict]:
+    """One series' task rows (without _task and the method) and balance rows; the first zone of its
+    _Shared makes the tasks' frame."""
     pieces, series, times_s = zone.pieces, zone.series, zone.times_s
     windows, count, first_us = pieces.windows, pieces.rows.size, int(series.times_us[0])
     _, where = pieces.edges
-    idle_weight, idle_floor = idle_share
-    weight = np.ones(pieces.column.size) if model is None else model.weights[pieces.column]
-    rates = weight * zone.pieces.main_rate
-    rates = np.where(rates > MIN_RATE, rates, 0.0)  # rounding crumbs of counters draw nothing
-    presence = pieces.equal_presence
-    if pieces.weight is not None:  # holders of unmapped devices draw by their share of them
-        presence = presence * pieces.weight[pieces.equal_task]
-    steps, holding = _steps(zone.edges_s.size, where, (rates, presence, idle_weight))
-    # split._model_watts: the model spreads an interval's energy where the fit has a value and a piece draws.
-    drawn = (rates > 0) & (zone.edges_s[where[3]] > zone.edges_s[where[2]])
-    modelled = model is not None and model.common_watts > 0 and bool(drawn.any())
     model_sum = (
-        kernels.modelled_sums(times_s, zone.edges_s, steps, holding, float(idle_watts))
-        if modelled
+        kernels.modelled_sums(times_s, zone.edges_s, common.steps, common.holding, float(idle_watts))
+        if common.modelled
         else np.zeros(0)
     )
     prefix, covered_at, measured, attributed = kernels.sweep(
@@ -256,24 +304,28 @@ def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dic
         zone.covered,
         (zone.bounds_us - first_us) / US_PER_SECOND,
         zone.edges_s,
-        steps,
-        holding,
+        common.steps,
+        common.holding,
         float(idle_watts),
-        float(idle_floor),
+        common.idle_floor,
     )
 
     def between(r: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return (prefix[hi, 2 * r] - prefix[lo, 2 * r]) + (prefix[hi, 2 * r + 1] - prefix[lo, 2 * r + 1])
 
-    dynamic_joules = np.bincount(pieces.task, rates * between(0, where[2], where[3]), count) + np.bincount(
-        pieces.equal_task, presence * between(1, where[4], where[5]), count
-    )
-    idle_joules = idle_weight * between(2, where[0], where[1])
+    dynamic_joules = np.bincount(
+        pieces.task, common.rates * between(0, where[2], where[3]), count
+    ) + np.bincount(pieces.equal_task, common.presence * between(1, where[4], where[5]), count)
+    idle_joules = common.idle_weight * between(2, where[0], where[1])
     energy_joules = dynamic_joules + idle_joules
     start_s = (windows.idle_start - first_us) / US_PER_SECOND
     end_s = (windows.idle_end - first_us) / US_PER_SECOND
     duration_s = end_s - start_s
-    frame = _frame(times_s, zone.covered, covered_at, zone.edges_s, start_s, end_s, where[0], where[1])
+    if common.frame is None:
+        common.frame = _frame(
+            times_s, zone.covered, covered_at, zone.edges_s, start_s, end_s, where[0], where[1]
+        )
+    frame = common.frame
     average_w = np.divide(energy_joules, duration_s, out=np.zeros(count), where=duration_s > 0)
     task_rows = {
         "energy_joules": energy_joules,
@@ -287,7 +339,6 @@ def _series_rows(zone: _Zone, model, idle_watts: float, idle_share) -> tuple[dic
         # average power.
         "uncertainty_joules": windows.resolution / US_PER_SECOND * np.abs(average_w),
         "_unread_s": np.where(frame["outside"], np.maximum(duration_s, 0.0), 0.0),
-        "_frame": frame,
         "device_kind": series.device_kind,
         "device_id": series.device_id,
         "provenance": series.provenance,
