@@ -191,7 +191,7 @@ def _split_node(engine, chunk, zones: list[_Zone]):
 
     split = _Split()
     # Zones read in one agent step with the same pieces and kind share everything but their energies: the
-    # model, idle rule, labels, steps and each task's frame are made once (_Shared).
+    # weighted rates, idle rule, labels, steps and each task's frame are made once (_Shared).
     shared: dict[tuple, _Shared] = {}
     for zone in zones:
         key = (id(zone.pieces), zone.series.device_kind, id(zone.times_s))
@@ -235,6 +235,7 @@ class _Shared:
 
 
 def _shared(engine, node: str, zone: _Zone) -> _Shared:
+    """The split's parts that depend on the zone's pieces, kind and reading grid, not on its energies."""
     pieces, kind = zone.pieces, zone.series.device_kind
     model = engine.models.get(kind, (None, 0.0))[0]
     if zone.accelerator and pieces.task.size == 0:
