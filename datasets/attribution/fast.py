@@ -34,7 +34,7 @@ from datasets.attribution.constants import (
 from datasets.attribution.fit import _SeriesStats, design
 from datasets.attribution.pieces import _Pieces
 from datasets.attribution.rows import _split_labels, balance_rows, method_texts
-from datasets.attribution.segments import _interval_energy, covered_intervals, window_bounds_us
+from datasets.attribution.segments import _interval_energy, _quiet, covered_intervals, window_bounds_us
 from datasets.attribution.series import _Series
 from datasets.attribution.split import idle_rule
 
@@ -138,7 +138,7 @@ def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
         times_s = zone.times_s
         key = (id(times_s), id(zone.pieces.windows))
         if key not in quiet_of:
-            quiet_of[key] = _quiet(zone)
+            quiet_of[key] = _quiet_readings(zone)
         dt, quiet = quiet_of[key]
         watts = np.divide(zone.interval_j, dt, out=np.zeros(dt.size), where=dt > 0)
         stats.idle_watts.append(watts[quiet])
@@ -172,18 +172,16 @@ def _gather(engine, node: str, zones: list[_Zone]) -> dict[str, np.ndarray]:
     return grams
 
 
-def _quiet(zone: _Zone) -> tuple[np.ndarray, np.ndarray]:
-    """The reading intervals' lengths and which of them no task's wide window reaches into (segments._quiet on
-    the readings: a window starting at the last reading holds no interval)."""
+def _quiet_readings(zone: _Zone) -> tuple[np.ndarray, np.ndarray]:
+    """The reading intervals' lengths and which of them no task's wide window reaches into: _quiet with the
+    reading intervals as the segments."""
     times_s, windows = zone.times_s, zone.pieces.windows
-    dt = np.diff(times_s)
+    intervals = times_s.size - 1
     wide = [
         np.clip((us - int(zone.series.times_us[0])) / US_PER_SECOND, 0.0, times_s[-1])
         for us in (windows.wide_start, windows.wide_end)
     ]
-    lo = np.clip(np.searchsorted(times_s, wide[0], side="right") - 1, 0, times_s.size - 1)
-    hi = np.maximum(np.searchsorted(times_s, wide[1], side="left"), lo + 1)
-    return dt, _holding(lo, hi, times_s.size + 1)[: dt.size] == 0
+    return np.diff(times_s), _quiet(times_s, np.arange(intervals), intervals, *wide)
 
 
 def _split_node(engine, chunk, zones: list[_Zone]):
